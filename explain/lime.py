@@ -1,0 +1,101 @@
+"""LIME on the fast runtime: which superpixels push the model towards a class.
+
+The image is explained at the network's input size, so each of LIME's perturbed copies
+is fed to the model without another resize; the superpixel map is then scaled back to the
+image with nearest-neighbour sampling, so every pixel carries its superpixel's weight.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from lime.lime_image import LimeImageExplainer
+from lime.wrappers.scikit_image import SegmentationAlgorithm
+
+from model.labels import class_index
+from model.preprocessing import check_image, resize, scale
+
+N_SEGMENTS = 40  # slic: ~0.06 s on a 150x200 image; quickshift took 0.4-0.6 s for similar quality
+BATCH_SIZE = 100
+
+
+class BatchedLimeImageExplainer(LimeImageExplainer):
+    """Stock LIME with the perturbation loop vectorised: same random draws, same answer.
+
+    lime 0.2.0.1 builds each perturbed image in a Python loop (with a tqdm bar on stderr);
+    here a whole batch is one ``np.where`` over a boolean superpixel mask.
+    """
+
+    def data_labels(self, image, fudged_image, segments, classifier_fn, num_samples, batch_size=10,
+                    progress_bar=False):
+        n_features = np.unique(segments).shape[0]
+        data = self.random_state.randint(0, 2, num_samples * n_features).reshape(
+            (num_samples, n_features)
+        )
+        data[0, :] = 1
+        labels = []
+        for start in range(0, num_samples, batch_size):
+            keep = data[start : start + batch_size][:, segments].astype(bool)  # (b, H, W)
+            labels.append(classifier_fn(np.where(keep[..., None], image, fudged_image)))
+        return data, np.concatenate(labels)
+
+
+@dataclass
+class LimeResult:
+    weights: np.ndarray  # float32 HxW: each pixel's superpixel weight (positive supports label)
+    segments: np.ndarray  # int HxW superpixel ids
+    label: int  # class index explained
+    score: float  # R^2 of LIME's local linear model
+
+
+def explain_lime(
+    clf,
+    image: np.ndarray,
+    label: str | int | None = None,
+    num_samples: int = 1000,
+    random_state: int = 0,
+    n_segments: int = N_SEGMENTS,
+) -> LimeResult:
+    """Run LIME for ``label`` (None: the top class) with a fixed seed: same image, same answer."""
+    check_image(image)
+    small = resize(image, clf.input_size)
+    index = class_index(label, clf.predict([image])[0])
+
+    def classifier_fn(batch: np.ndarray) -> np.ndarray:
+        return clf.run(scale(np.asarray(batch, dtype=np.float32)))[0]
+
+    segmenter = SegmentationAlgorithm(
+        "slic", n_segments=n_segments, compactness=10, sigma=1, start_label=0,
+        random_seed=random_state,
+    )
+    explanation = BatchedLimeImageExplainer(random_state=random_state).explain_instance(
+        small,
+        classifier_fn,
+        labels=(index,),
+        top_labels=None,
+        num_samples=num_samples,
+        batch_size=BATCH_SIZE,
+        segmentation_fn=segmenter,
+        random_seed=random_state,
+    )
+    per_segment = np.zeros(explanation.segments.max() + 1, dtype=np.float32)
+    for segment, weight in explanation.local_exp[index]:
+        per_segment[segment] = weight
+    height, width = image.shape[:2]
+    segments = cv2.resize(
+        explanation.segments.astype(np.int32), (width, height), interpolation=cv2.INTER_NEAREST
+    )
+    return LimeResult(per_segment[segments], segments, index, float(explanation.score))
+
+
+def lime_weights(
+    clf,
+    image: np.ndarray,
+    label: str | int | None = None,
+    num_samples: int = 1000,
+    random_state: int = 0,
+) -> np.ndarray:
+    """LIME weight of each pixel's superpixel for ``label``, float32 HxW at the image's size."""
+    return explain_lime(clf, image, label, num_samples, random_state).weights

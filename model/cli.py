@@ -1,0 +1,109 @@
+"""python -m model predict PATH... [--out preds.csv]: classify files and folders into a CSV.
+
+Images are decoded on worker threads while the previous batch runs through the model.
+An unreadable file is reported on stderr and skipped; the exit code is 1 only when no
+image at all could be read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from .labels import CLASSES
+from .preprocessing import ImageError, load_image, resize, scale
+from .runtime import MAX_BATCH, ModelFileError, load_classifier
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+HEADER = ["image", *CLASSES, "prediction"]
+
+
+def find_images(paths: list[str]) -> list[Path]:
+    """Files as given (any suffix), folders searched recursively for image suffixes."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES))
+        else:
+            found.append(path)
+    return found
+
+
+def _decode(path: Path, size: tuple[int, int]) -> np.ndarray | str:
+    """The resized uint8 image, or the reason it could not be read."""
+    try:
+        return resize(load_image(path), size)
+    except ImageError as exc:
+        return str(exc).removeprefix(f"{path.name}: ")
+    except OSError as exc:
+        return exc.strerror or str(exc)
+
+
+def _batches(paths: list[Path], size, workers: int) -> Iterator[tuple[list[Path], np.ndarray]]:
+    with ThreadPoolExecutor(workers) as pool:
+        good_paths, good = [], []
+        for path, result in zip(paths, pool.map(lambda p: _decode(p, size), paths), strict=False):
+            if isinstance(result, str):
+                print(f"skipped {path}: {result}", file=sys.stderr)
+                continue
+            good_paths.append(path)
+            good.append(result)
+            if len(good) == MAX_BATCH:
+                yield good_paths, np.stack(good)
+                good_paths, good = [], []
+        if good:
+            yield good_paths, np.stack(good)
+
+
+def predict_files(paths: list[Path], out, clf, workers: int = 4, progress: bool = True) -> int:
+    """Write one CSV row per readable image; returns how many were written."""
+    from tqdm import tqdm
+
+    writer = csv.writer(out)
+    writer.writerow(HEADER)
+    written = 0
+    with tqdm(total=len(paths), unit="img", disable=not progress or len(paths) < 100, file=sys.stderr) as bar:
+        for batch_paths, images in _batches(paths, clf.input_size, workers):
+            probs = clf.run(scale(images.astype(np.float32)))[0]
+            for path, row in zip(batch_paths, probs, strict=False):
+                writer.writerow([str(path), *(f"{p:.6f}" for p in row), CLASSES[int(row.argmax())]])
+            written += len(batch_paths)
+            bar.update(len(batch_paths))
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m model", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    predict = commands.add_parser("predict", help="classify image files and folders into a CSV")
+    predict.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (searched recursively)")
+    predict.add_argument("--out", default="-", help="CSV file to write (default: standard output)")
+    predict.add_argument("--model", default=None, help="LiteRT file or export folder (default: the shipped model)")
+    predict.add_argument("--threads", type=int, default=None, help="inference threads")
+    predict.add_argument("--workers", type=int, default=4, help="decoding threads")
+    args = parser.parse_args(argv)
+
+    paths = find_images(args.paths)
+    if not paths:
+        print("no image files found in " + " ".join(args.paths), file=sys.stderr)
+        return 1
+    try:
+        clf = load_classifier(args.model, num_threads=args.threads)
+    except ModelFileError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if args.out == "-":
+        written = predict_files(paths, sys.stdout, clf, args.workers)
+    else:
+        with open(args.out, "w", newline="") as fh:
+            written = predict_files(paths, fh, clf, args.workers)
+    print(f"{written} of {len(paths)} images classified", file=sys.stderr)
+    return 0 if written else 1

@@ -1,0 +1,70 @@
+"""The MobileNetV2 classifier as a Keras model (training, export, reference outputs).
+
+Importing this module imports Keras; the serving path (``model.runtime``) does not.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import keras
+
+from .labels import CLASSES
+from .preprocessing import INPUT_SIZE
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+IMAGENET_WEIGHTS = Path(
+    os.environ.get(
+        "SKIN_IMAGENET_WEIGHTS",
+        REPO_ROOT.parent / "shared/weights/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5",
+    )
+)
+FEATURE_LAYER = "out_relu"  # last convolutional activation: what Grad-CAM explains
+LOGITS_LAYER = "logits"
+
+
+def build_network(
+    input_size: tuple[int, int] = INPUT_SIZE,
+    weights: str | os.PathLike[str] | None = IMAGENET_WEIGHTS,
+    dropout: float = 0.2,
+) -> keras.Model:
+    """MobileNetV2 (ImageNet weights from a local file) with a pooling -> dense head.
+
+    The base's layers live in the same functional graph as the head (no nested model), so
+    ``out_relu`` is reachable for Grad-CAM, and the head is linear after pooling, which
+    makes the closed-form Grad-CAM in ``explain`` exact.
+    """
+    if weights is not None and not Path(weights).is_file():
+        raise FileNotFoundError(
+            f"ImageNet weights not found at {weights}; set SKIN_IMAGENET_WEIGHTS or pass weights="
+        )
+    base = keras.applications.MobileNetV2(
+        input_shape=(*input_size, 3),
+        include_top=False,
+        weights=None if weights is None else str(weights),
+    )
+    x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(base.output)
+    x = keras.layers.Dropout(dropout, name="head_dropout")(x)
+    logits = keras.layers.Dense(len(CLASSES), name=LOGITS_LAYER)(x)
+    probs = keras.layers.Softmax(name="probs", dtype="float32")(logits)
+    return keras.Model(base.input, probs, name="skin_mobilenetv2")
+
+
+def serving_model(network: keras.Model) -> keras.Model:
+    """The two-output form that is exported: (probabilities, out_relu features)."""
+    return keras.Model(
+        network.input,
+        [network.output, network.get_layer(FEATURE_LAYER).output],
+        name=network.name + "_serving",
+    )
+
+
+def head_weights(network: keras.Model):
+    """(kernel (C, 7), bias (7,)) of the dense layer that maps pooled features to logits."""
+    kernel, bias = network.get_layer(LOGITS_LAYER).get_weights()
+    return kernel, bias
+
+
+def load_network(path: str | os.PathLike[str]) -> keras.Model:
+    return keras.models.load_model(path, compile=False)

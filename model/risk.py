@@ -1,0 +1,73 @@
+"""The benign/malignant risk summary: P(malignant) = P(mel) + P(bcc) + P(akiec).
+
+The flagging threshold is an operating point chosen on the validation split (stored in the
+model card), not 0.5: the summary is meant to catch most malignant lesions, at the cost of
+false alarms.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .labels import CLASSES, MALIGNANT, NAMES
+
+DISCLAIMER = (
+    "Research and teaching demo, not a medical device: it gives no diagnosis and must not "
+    "guide any clinical decision. See a dermatologist about any skin lesion that worries you."
+)
+DEFAULT_THRESHOLD = 0.5
+
+MALIGNANT_INDEX = [CLASSES.index(c) for c in CLASSES if c in MALIGNANT]
+
+
+def malignant_probability(probs: np.ndarray) -> np.ndarray:
+    """Sum of the malignant classes' probabilities, per row (or for one row)."""
+    return np.asarray(probs)[..., MALIGNANT_INDEX].sum(-1)
+
+
+@dataclass
+class Risk:
+    p_malignant: float
+    threshold: float
+    suspicious: bool
+    top_class: str
+    top_probability: float
+    sensitivity: float | None = None  # on the test split, at this threshold
+    specificity: float | None = None
+
+    def summary(self) -> str:
+        """A few plain sentences for the page and the API."""
+        verdict = "**Suspicious: higher risk of malignancy.**" if self.suspicious else "**Lower risk.**"
+        lines = [
+            f"{verdict} Estimated probability of a malignant lesion type (melanoma, basal cell "
+            f"carcinoma, actinic keratosis/intraepithelial carcinoma): {self.p_malignant:.0%}.",
+            f"Most likely class: {NAMES[self.top_class]} ({self.top_class}), {self.top_probability:.0%}.",
+            f"Flagged as suspicious when that probability is at least {self.threshold:.0%}",
+        ]
+        if self.sensitivity is not None and self.specificity is not None:
+            lines[-1] += (
+                f"; on held-out test lesions this caught {self.sensitivity:.0%} of malignant lesions"
+                f" and cleared {self.specificity:.0%} of benign ones"
+            )
+        lines[-1] += "."
+        lines.append(f"_{DISCLAIMER}_")
+        return "\n\n".join(lines)
+
+
+def assess(probs: np.ndarray, card: dict | None = None) -> Risk:
+    """The risk summary of one probability row, at the model card's operating point."""
+    point = (card or {}).get("malignant_operating_point", {})
+    threshold = float(point.get("threshold", DEFAULT_THRESHOLD))
+    p = float(malignant_probability(probs))
+    top = int(np.argmax(probs))
+    return Risk(
+        p_malignant=p,
+        threshold=threshold,
+        suspicious=p >= threshold,
+        top_class=CLASSES[top],
+        top_probability=float(probs[top]),
+        sensitivity=point.get("test_sensitivity"),
+        specificity=point.get("test_specificity"),
+    )

@@ -1,0 +1,124 @@
+"""The serving runtime: the shipped LiteRT flatbuffer, without importing TensorFlow.
+
+One ``invoke`` returns both the class probabilities and the last convolutional features
+(``out_relu``), so Grad-CAM costs no second pass. The dense head's kernel is read back out
+of the same flatbuffer, so there is no second file that could drift from the model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .labels import CLASSES
+from .preprocessing import prepare_batch
+
+SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
+KERAS_FILE = "skin_mobilenetv2.keras"
+LITERT_FILE = "skin_mobilenetv2.tflite"
+CARD_FILE = "model_card.json"
+MAX_BATCH = 32  # larger requests are run in chunks of this many images
+
+
+class ModelFileError(RuntimeError):
+    """The model file is missing or damaged; the message says which file and how to restore it."""
+
+
+def sha256(path: str | os.PathLike[str]) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class Classifier:
+    """MobileNetV2 skin-lesion classifier on LiteRT. Thread-safe; one interpreter per instance."""
+
+    def __init__(self, litert_path: str | os.PathLike[str], num_threads: int | None = None):
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.path = Path(litert_path)
+        if not self.path.is_file():
+            raise ModelFileError(
+                f"model file {self.path} is missing; restore it with `git checkout -- {self.path}`"
+                " or train one with `python -m training`"
+            )
+        threads = num_threads or min(os.cpu_count() or 1, 4)
+        try:
+            self._interpreter = Interpreter(model_path=str(self.path), num_threads=threads)
+            self._interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise ModelFileError(
+                f"model file {self.path} cannot be loaded ({exc}); restore it with"
+                f" `git checkout -- {self.path}`"
+            ) from exc
+        self.num_threads = threads
+        self._input = self._interpreter.get_input_details()[0]
+        outputs = self._interpreter.get_output_details()
+        self._probs_index = next(d["index"] for d in outputs if len(d["shape"]) == 2)
+        features = next(d for d in outputs if len(d["shape"]) == 4)
+        self._features_index = features["index"]
+        self.input_size: tuple[int, int] = tuple(int(s) for s in self._input["shape"][1:3])
+        self.classes = CLASSES
+        self.head_kernel = self._find_head_kernel(int(features["shape"][-1]))  # (C, 7)
+        self._batch = int(self._input["shape"][0])
+        self._lock = threading.Lock()
+
+    def _find_head_kernel(self, channels: int) -> np.ndarray:
+        """The dense layer mapping pooled features to logits, stored (7, C) in the flatbuffer."""
+        for detail in self._interpreter.get_tensor_details():
+            if tuple(detail["shape"]) == (len(CLASSES), channels):
+                return np.array(self._interpreter.get_tensor(detail["index"]), dtype=np.float32).T
+        raise ModelFileError(f"{self.path}: no dense head of shape ({len(CLASSES)}, {channels}) found")
+
+    def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Scaled float32 (N, H, W, 3) input -> (probabilities (N, 7), features (N, h, w, C))."""
+        probs, features = [], []
+        for start in range(0, len(batch), MAX_BATCH):
+            p, f = self._invoke(np.ascontiguousarray(batch[start : start + MAX_BATCH], np.float32))
+            probs.append(p)
+            features.append(f)
+        if len(probs) == 1:
+            return probs[0], features[0]
+        return np.concatenate(probs), np.concatenate(features)
+
+    def _invoke(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        with self._lock:
+            if batch.shape[0] != self._batch:
+                self._interpreter.resize_tensor_input(self._input["index"], batch.shape)
+                self._interpreter.allocate_tensors()
+                self._batch = batch.shape[0]
+            self._interpreter.set_tensor(self._input["index"], batch)
+            self._interpreter.invoke()
+            return (
+                self._interpreter.get_tensor(self._probs_index).copy(),
+                self._interpreter.get_tensor(self._features_index).copy(),
+            )
+
+    def predict(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """HxWx3 uint8 RGB images of any size -> float32 (N, 7) probabilities in CLASSES order."""
+        return self.run(prepare_batch(images, self.input_size))[0]
+
+    def predict_with_features(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities and ``out_relu`` features in one pass (what Grad-CAM needs)."""
+        return self.run(prepare_batch(images, self.input_size))
+
+    def card(self) -> dict:
+        """The model card stored beside the model file, or {} when there is none."""
+        path = self.path.parent / CARD_FILE
+        return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def load_classifier(path: str | os.PathLike[str] | None = None, num_threads: int | None = None) -> Classifier:
+    """The shipped model (no arguments, no network access), or a LiteRT file / export folder."""
+    path = Path(path) if path is not None else SHIPPED_DIR
+    if path.is_dir():
+        path = path / LITERT_FILE
+    return Classifier(path, num_threads=num_threads)

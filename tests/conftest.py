@@ -1,0 +1,76 @@
+"""Shared fixtures: the shipped model, shipped example images, a tiny HAM10000-layout folder."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+
+@pytest.fixture(scope="session")
+def clf():
+    from model import load_classifier
+
+    return load_classifier()
+
+
+@pytest.fixture(scope="session")
+def examples() -> list[dict]:
+    with open(EXAMPLES / "examples.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    for row in rows:
+        row["path"] = EXAMPLES / row["file"]
+    return rows
+
+
+@pytest.fixture(scope="session")
+def example_image(examples) -> np.ndarray:
+    from model import load_image
+
+    return load_image(examples[0]["path"])
+
+
+def make_ham_folder(root: Path, per_class: int = 8, size=(150, 200), seed: int = 0) -> Path:
+    """A tiny dataset in HAM10000 layout: coloured blobs, some lesions with two images."""
+    from model.labels import CLASSES
+
+    rng = np.random.default_rng(seed)
+    (root / "images").mkdir(parents=True)
+    rows = []
+    n = 0
+    for k, dx in enumerate(CLASSES):
+        for j in range(per_class):
+            lesion = f"HAM_{k:02d}{j:04d}"
+            for _ in range(1 + (j % 3 == 0)):  # every third lesion has two images
+                image_id = f"ISIC_{n:07d}"
+                n += 1
+                h, w = size
+                yy, xx = np.mgrid[:h, :w]
+                radius = 20 + 5 * k + rng.integers(0, 10)
+                blob = (yy - h / 2 - rng.integers(-10, 10)) ** 2 + (xx - w / 2) ** 2 < radius**2
+                img = np.full((h, w, 3), (225, 180, 160), np.uint8)
+                img[blob] = np.array([40 + 30 * k, 120 - 10 * k, 60 + 20 * (k % 3)], np.uint8)
+                img = np.clip(img + rng.normal(0, 8, img.shape), 0, 255).astype(np.uint8)
+                Image.fromarray(img).save(root / "images" / f"{image_id}.jpg", quality=92)
+                rows.append({"lesion_id": lesion, "image_id": image_id, "dx": dx, "dx_type": "histo",
+                             "age": 50.0, "sex": "male", "localization": "back"})
+    with open(root / "HAM10000_metadata.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return root
+
+
+@pytest.fixture(scope="session")
+def ham_folder(tmp_path_factory) -> Path:
+    return make_ham_folder(tmp_path_factory.mktemp("ham"))

@@ -1,0 +1,104 @@
+"""The shipped model: public API, and LiteRT agreeing with the Keras model it was exported from."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from model import CLASSES, ImageError, ModelFileError, load_classifier
+from model.preprocessing import prepare_batch
+from model.runtime import KERAS_FILE, SHIPPED_DIR
+
+
+@pytest.fixture(scope="module")
+def keras_model():
+    from model.network import load_network
+
+    return load_network(SHIPPED_DIR / KERAS_FILE)
+
+
+def test_predict_contract(clf, examples):
+    from model import load_image
+
+    images = [load_image(e["path"]) for e in examples]
+    images.append(np.zeros((480, 640, 3), np.uint8))  # another size works too
+    probs = clf.predict(images)
+    assert probs.shape == (len(images), len(CLASSES)) and probs.dtype == np.float32
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
+    assert (probs >= 0).all()
+
+
+def test_predict_is_batch_independent(clf, examples):
+    from model import load_image
+
+    images = [load_image(e["path"]) for e in examples]
+    together = clf.predict(images * 6)  # 42 images: more than one internal chunk
+    alone = np.concatenate([clf.predict([img]) for img in images])
+    np.testing.assert_allclose(together[: len(images)], alone, atol=1e-5)
+    np.testing.assert_allclose(together[-len(images) :], alone, atol=1e-5)
+
+
+def test_litert_matches_keras(clf, keras_model, examples):
+    from model import load_image
+    from model.network import serving_model
+
+    batch = prepare_batch([load_image(e["path"]) for e in examples], clf.input_size)
+    ref_probs, ref_features = serving_model(keras_model).predict(batch, verbose=0)
+    probs, features = clf.run(batch)
+    np.testing.assert_allclose(probs, ref_probs, atol=1e-4)
+    np.testing.assert_allclose(features, ref_features, atol=1e-4 * max(1.0, np.abs(ref_features).max()))
+
+
+def test_head_kernel_read_from_flatbuffer_is_the_dense_layer(clf, keras_model):
+    from model.network import head_weights
+
+    kernel, _ = head_weights(keras_model)
+    np.testing.assert_array_equal(clf.head_kernel, kernel)
+
+
+def test_concurrent_callers_get_their_own_answers(clf, examples):
+    from model import load_image
+
+    images = [load_image(e["path"]) for e in examples]
+    expected = clf.predict(images)
+    results: dict[int, np.ndarray] = {}
+
+    def worker(i: int) -> None:
+        for _ in range(5):
+            results[i] = clf.predict([images[i % len(images)]] * (1 + i % 3))[0]
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i, row in results.items():
+        np.testing.assert_allclose(row, expected[i % len(images)], atol=1e-5)
+
+
+def test_bad_arrays_raise_image_error(clf):
+    with pytest.raises(ImageError):
+        clf.predict([np.zeros((10, 10, 3), np.uint8)])
+    with pytest.raises(ImageError):
+        clf.predict([])
+
+
+def test_missing_or_damaged_model_file_names_the_file(tmp_path):
+    with pytest.raises(ModelFileError, match="missing"):
+        load_classifier(tmp_path / "nope.tflite")
+    broken = tmp_path / "broken.tflite"
+    broken.write_bytes(b"\0" * 1000)
+    with pytest.raises(ModelFileError, match="broken.tflite"):
+        load_classifier(broken)
+
+
+def test_model_card_describes_the_shipped_files(clf):
+    from model.runtime import sha256
+
+    card = clf.card()
+    assert card["classes"] == list(CLASSES)
+    assert (card["input_size"]["height"], card["input_size"]["width"]) == clf.input_size
+    for name, info in card["files"].items():
+        assert sha256(SHIPPED_DIR / name) == info["sha256"], f"{name} differs from its model card"

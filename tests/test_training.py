@@ -1,0 +1,72 @@
+"""The training path on a tiny HAM10000-layout folder: split, train, resume, evaluate, export."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from training.data import read_metadata, split_by_lesion
+
+
+def test_split_is_by_lesion_and_covers_every_image(ham_folder):
+    meta = read_metadata(ham_folder)
+    split = split_by_lesion(meta, seed=0)
+    assert split.split.notna().all() and len(split) == len(meta)
+    per_lesion = split.groupby("lesion_id").split.nunique()
+    assert (per_lesion == 1).all(), "a lesion has images in two splits"
+    assert set(split.split) == {"train", "val", "test"}
+    again = split_by_lesion(meta, seed=0)
+    pd.testing.assert_series_equal(split.split, again.split)  # fixed seed, same split
+
+
+def test_split_on_real_metadata_keeps_lesions_together_and_stratifies(tmp_path):
+    """The real HAM10000 metadata (no images needed): no leaks, every class in every split."""
+    from tests.conftest import ROOT
+
+    csv = ROOT.parent / "shared/data/ham10000/HAM10000_metadata.csv"
+    meta = pd.read_csv(csv)
+    meta["path"] = ""
+    split = split_by_lesion(meta, seed=0)
+    assert (split.groupby("lesion_id").split.nunique() == 1).all()
+    shares = split.groupby("split").lesion_id.nunique() / meta.lesion_id.nunique()
+    assert shares["train"] == pytest.approx(0.70, abs=0.01) and shares["test"] == pytest.approx(0.15, abs=0.01)
+    for name in ("train", "val", "test"):
+        part = split[split.split == name].drop_duplicates("lesion_id")
+        assert set(part.dx) == set(meta.dx)
+        mel_share = (part.dx == "mel").mean()
+        assert mel_share == pytest.approx((meta.drop_duplicates("lesion_id").dx == "mel").mean(), abs=0.01)
+
+
+@pytest.mark.slow
+def test_train_resume_and_export_on_tiny_data(ham_folder, tmp_path):
+    from model import load_classifier
+    from training.train import Config, train
+
+    out = tmp_path / "run"
+    cfg = Config(data=str(ham_folder), out=str(out), size=(64, 80), batch_size=8, head_epochs=1,
+                 finetune_epochs=1, finetune_from="block_15_expand", workers=2)
+    card = train(cfg)
+
+    for name in ("split.csv", "state.json", "metrics.json", "confusion_test.png", "training_curves.png",
+                 "export/skin_mobilenetv2.keras", "export/skin_mobilenetv2.tflite", "export/model_card.json"):
+        assert (out / name).is_file(), name
+    split = pd.read_csv(out / "split.csv")
+    assert (split.groupby("lesion_id").split.nunique() == 1).all()
+    assert card["input_size"] == {"height": 64, "width": 80}
+    assert card["litert_vs_keras"]["max_abs_diff_probs"] < 1e-4
+    assert 0 <= card["metrics"]["test"]["balanced_accuracy"] <= 1
+    assert 0 <= card["malignant_operating_point"]["threshold"] <= 1
+    state = json.loads((out / "state.json").read_text())
+    assert [h["phase"] for h in state["history"]] == ["head", "finetune"]
+
+    clf = load_classifier(out / "export")
+    probs = clf.predict([np.zeros((150, 200, 3), np.uint8)])
+    assert probs.shape == (1, 7) and abs(probs.sum() - 1) < 1e-5
+
+    # a finished run resumes without training again, and gives the same test figures
+    again = train(cfg)
+    assert json.loads((out / "state.json").read_text())["history"] == state["history"]
+    assert again["metrics"]["test"] == card["metrics"]["test"]

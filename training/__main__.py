@@ -1,0 +1,49 @@
+"""Train:    python -m training --data DIR --out runs/NAME [options]
+Evaluate: python -m training evaluate runs/NAME   (re-score the best weights, figures, export)"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _size(text: str) -> tuple[int, int]:
+    height, width = (int(v) for v in text.lower().split("x"))
+    return height, width
+
+
+def main(argv: list[str] | None = None) -> None:
+    import sys
+
+    from .train import Config, finish_run, train
+
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["evaluate"]:
+        if len(argv) != 2:
+            raise SystemExit("usage: python -m training evaluate RUN_FOLDER")
+        finish_run(argv[1])
+        return
+
+    defaults = Config(data="", out="")
+    parser = argparse.ArgumentParser(
+        prog="python -m training", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data", required=True, help="folder with HAM10000_metadata.csv and images/")
+    parser.add_argument("--out", required=True, help="run folder (created; an existing one is resumed)")
+    parser.add_argument("--size", type=_size, default=defaults.size, help="input HxW, e.g. 150x200")
+    for name in ("batch_size", "head_epochs", "finetune_epochs", "patience", "seed", "workers"):
+        parser.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
+    for name in ("head_lr", "finetune_lr", "dropout", "label_smoothing"):
+        parser.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(defaults, name))
+    parser.add_argument("--finetune-from", default=defaults.finetune_from,
+                        help="first layer trained in phase 2 (Conv1: the whole network)")
+    parser.add_argument("--weights", default=defaults.weights, help="ImageNet MobileNetV2 .h5 (no top)")
+    parser.add_argument("--limit", type=int, default=None, help="use only N images (smoke tests)")
+    args = parser.parse_args(argv)
+    train(Config(**vars(args)))
+
+
+if __name__ == "__main__":
+    main()

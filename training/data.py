@@ -1,0 +1,80 @@
+"""HAM10000 in this repo's terms: metadata, a lesion-grouped split, and images as arrays.
+
+Several images show the same lesion, so every split is made over lesion_id: no lesion has
+images in two splits, otherwise validation and test figures would be inflated.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+from tqdm import tqdm
+
+from model.labels import CLASSES
+from model.preprocessing import load_image, resize
+
+SPLITS = ("train", "val", "test")
+
+
+def read_metadata(data_dir: str | Path) -> pd.DataFrame:
+    """HAM10000_metadata.csv with a ``path`` column, keeping rows whose image exists."""
+    data_dir = Path(data_dir)
+    meta = pd.read_csv(data_dir / "HAM10000_metadata.csv")
+    missing = {"lesion_id", "image_id", "dx"} - set(meta.columns)
+    if missing:
+        raise ValueError(f"{data_dir / 'HAM10000_metadata.csv'} lacks columns {sorted(missing)}")
+    unknown = set(meta.dx) - set(CLASSES)
+    if unknown:
+        raise ValueError(f"unknown diagnoses in metadata: {sorted(unknown)}")
+    meta["path"] = [str(data_dir / "images" / f"{i}.jpg") for i in meta.image_id]
+    exists = np.array([Path(p).is_file() for p in meta.path])
+    if not exists.any():
+        raise FileNotFoundError(f"no images of the metadata found under {data_dir / 'images'}")
+    meta = meta[exists].drop_duplicates("image_id").reset_index(drop=True)
+    meta["label"] = meta.dx.map(CLASSES.index).astype(int)
+    return meta
+
+
+def split_by_lesion(
+    meta: pd.DataFrame, val: float = 0.15, test: float = 0.15, seed: int = 0
+) -> pd.DataFrame:
+    """Add a ``split`` column: lesions (not images) are drawn, stratified by diagnosis."""
+    lesions = meta.groupby("lesion_id").dx.agg(lambda d: d.mode().iloc[0]).reset_index()
+    stratify = lesions.dx if lesions.dx.value_counts().min() >= 3 else None
+    rest, test_ids = train_test_split(
+        lesions, test_size=test, stratify=stratify, random_state=seed
+    )
+    rest_stratify = rest.dx if stratify is not None else None
+    train_ids, val_ids = train_test_split(
+        rest, test_size=val / (1 - test), stratify=rest_stratify, random_state=seed
+    )
+    split_of = {
+        **dict.fromkeys(train_ids.lesion_id, "train"),
+        **dict.fromkeys(val_ids.lesion_id, "val"),
+        **dict.fromkeys(test_ids.lesion_id, "test"),
+    }
+    out = meta.copy()
+    out["split"] = out.lesion_id.map(split_of)
+    return out
+
+
+def load_split_file(path: str | Path) -> pd.DataFrame:
+    return pd.read_csv(path)
+
+
+def load_arrays(
+    paths: list[str], size: tuple[int, int], workers: int = 4, desc: str = "images"
+) -> np.ndarray:
+    """Decode and resize images with the serving code into one uint8 (N, H, W, 3) array."""
+    out = np.empty((len(paths), *size, 3), dtype=np.uint8)
+
+    def one(i: int) -> None:
+        out[i] = resize(load_image(paths[i]), size)
+
+    with ThreadPoolExecutor(workers) as pool:
+        list(tqdm(pool.map(one, range(len(paths))), total=len(paths), desc=desc, mininterval=2))
+    return out

@@ -1,0 +1,42 @@
+"""Write a trained network in the form ``model/`` ships: .keras, LiteRT flatbuffer, card."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from model.network import serving_model
+from model.runtime import CARD_FILE, KERAS_FILE, LITERT_FILE, load_classifier, sha256
+
+
+def export(network: keras.Model, out_dir: str | Path, card: dict, check_images: np.ndarray) -> dict:
+    """Save both model files, check that LiteRT matches Keras on ``check_images``, write the card.
+
+    ``check_images`` are already scaled network inputs. Returns the card as written.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    clean = keras.Model(network.input, network.output, name=network.name)  # no optimizer state
+    clean.save(out_dir / KERAS_FILE)
+    serving_model(network).export(str(out_dir / LITERT_FILE), format="litert", verbose=False)
+
+    reference = serving_model(network).predict(check_images, verbose=0)
+    probs, features = load_classifier(out_dir, num_threads=2).run(check_images)
+    agreement = {
+        "images": int(len(check_images)),
+        "max_abs_diff_probs": float(np.abs(probs - reference[0]).max()),
+        "max_abs_diff_features": float(np.abs(features - reference[1]).max()),
+    }
+    card = {
+        **card,
+        "litert_vs_keras": agreement,
+        "files": {
+            name: {"sha256": sha256(out_dir / name), "bytes": (out_dir / name).stat().st_size}
+            for name in (KERAS_FILE, LITERT_FILE)
+        },
+    }
+    (out_dir / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
+    return card

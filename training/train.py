@@ -1,0 +1,328 @@
+"""Fine-tune ImageNet MobileNetV2 on HAM10000: the head on frozen features, then the network.
+
+Everything a run makes lives in its folder: the lesion-grouped split, a state file, Keras
+backups for resuming mid-phase, the best weights (chosen on validation balanced accuracy),
+test metrics and figures (computed once, at the end), and the exported model files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from model.labels import CLASSES
+from model.network import IMAGENET_WEIGHTS
+from model.preprocessing import INPUT_SIZE, scale
+
+from .data import SPLITS, load_arrays, read_metadata, split_by_lesion
+from .evaluate import (
+    at_threshold,
+    classification_metrics,
+    operating_point,
+    plot_confusion_matrix,
+    plot_history,
+)
+
+
+@dataclass
+class Config:
+    data: str
+    out: str
+    size: tuple[int, int] = INPUT_SIZE
+    batch_size: int = 32
+    head_epochs: int = 2
+    head_lr: float = 1e-3
+    finetune_epochs: int = 12
+    finetune_lr: float = 1e-4
+    finetune_from: str = "Conv1"  # first layer trained in phase 2 (Conv1 = the whole network)
+    patience: int = 4
+    dropout: float = 0.2
+    label_smoothing: float = 0.05
+    seed: int = 0
+    weights: str = str(IMAGENET_WEIGHTS)
+    limit: int | None = None  # use only this many images (smoke tests)
+    workers: int = 4
+    command: str = field(default_factory=lambda: "python -m training " + shlex.join(sys.argv[1:]))
+
+
+class RunState:
+    """Progress of a run, saved after every epoch so an interrupted run resumes."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        data = json.loads(path.read_text()) if path.is_file() else {}
+        self.history: list[dict] = data.get("history", [])
+        self.phases_done: list[str] = data.get("phases_done", [])
+        self.best: dict | None = data.get("best")
+        self.seconds: float = data.get("seconds", 0.0)
+
+    def save(self) -> None:
+        data = {
+            "history": self.history,
+            "phases_done": self.phases_done,
+            "best": self.best,
+            "seconds": self.seconds,
+        }
+        self.path.write_text(json.dumps(data, indent=2))
+
+
+def class_weights(labels: np.ndarray) -> np.ndarray:
+    """Inverse-frequency weights (mean 1 over samples), so each class counts equally."""
+    counts = np.bincount(labels, minlength=len(CLASSES)).astype(float)
+    weights = np.where(counts > 0, len(labels) / (len(CLASSES) * np.maximum(counts, 1)), 0.0)
+    return weights
+
+
+def _datasets(arrays, labels, cfg: Config):
+    import tensorflow as tf
+
+    height, width = cfg.size
+
+    def augment(image, target, weight):
+        x = tf.cast(image, tf.float32) / 255.0
+        x = tf.image.random_flip_left_right(x)
+        x = tf.image.random_flip_up_down(x)
+        zoom = tf.random.uniform([], 0.8, 1.0)
+        crop = [tf.cast(height * zoom, tf.int32), tf.cast(width * zoom, tf.int32), 3]
+        x = tf.image.resize(tf.image.random_crop(x, crop), (height, width))
+        x = tf.image.random_brightness(x, 0.08)
+        x = tf.image.random_contrast(x, 0.85, 1.15)
+        x = tf.image.random_saturation(x, 0.85, 1.15)
+        x = tf.image.random_hue(x, 0.02)
+        return scale(tf.clip_by_value(x, 0.0, 1.0) * 255.0), target, weight
+
+    def plain(image):
+        return scale(tf.cast(image, tf.float32))
+
+    onehot = np.eye(len(CLASSES), dtype=np.float32)
+    per_class = class_weights(labels["train"]).astype(np.float32)
+    train = (
+        tf.data.Dataset.from_tensor_slices(
+            (arrays["train"], onehot[labels["train"]], per_class[labels["train"]])
+        )
+        .shuffle(len(arrays["train"]), seed=cfg.seed, reshuffle_each_iteration=True)
+        .map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+        .batch(cfg.batch_size)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    plain_sets = {
+        name: tf.data.Dataset.from_tensor_slices(arrays[name])
+        .map(plain, num_parallel_calls=tf.data.AUTOTUNE)
+        .batch(64)
+        .prefetch(tf.data.AUTOTUNE)
+        for name in SPLITS
+    }
+    return train, plain_sets
+
+
+def _epoch_callback(state: RunState, phase: str, val_set, val_labels, out: Path, patience: int | None):
+    import keras
+
+    class EpochEval(keras.callbacks.Callback):
+        """Scores the validation split, keeps the best weights, stops early, saves state."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started = time.time()
+
+        def on_epoch_end(self, epoch, logs=None):
+            probs = self.model.predict(val_set, verbose=0)
+            metrics = classification_metrics(val_labels, probs)
+            val_loss = float(-np.log(np.clip(probs[np.arange(len(probs)), val_labels], 1e-7, 1)).mean())
+            record = {
+                "phase": phase,
+                "epoch": epoch + 1,
+                "loss": float(logs["loss"]),
+                "val_loss": val_loss,
+                "val_accuracy": metrics["accuracy"],
+                "val_balanced_accuracy": metrics["balanced_accuracy"],
+                "val_macro_auc": metrics["macro_auc"],
+                "lr": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
+            }
+            state.history = [
+                h for h in state.history if (h["phase"], h["epoch"]) != (phase, epoch + 1)
+            ] + [record]
+            state.seconds += time.time() - self.started
+            if state.best is None or record["val_balanced_accuracy"] > state.best["val_balanced_accuracy"]:
+                state.best = record
+                self.model.save_weights(out / "best.weights.h5")
+            print(
+                f"[{phase} {epoch + 1}] loss {record['loss']:.4f} val_loss {val_loss:.4f} "
+                f"val_bacc {record['val_balanced_accuracy']:.4f} val_auc {record['val_macro_auc']:.4f} "
+                f"(best {state.best['val_balanced_accuracy']:.4f} at {state.best['phase']} {state.best['epoch']})",
+                flush=True,
+            )
+            state.save()
+            phase_epochs = [h["epoch"] for h in state.history if h["phase"] == phase]
+            best_epoch = state.best["epoch"] if state.best["phase"] == phase else 0
+            if patience is not None and max(phase_epochs) - best_epoch >= patience:
+                print(f"early stop: no validation gain for {patience} epochs", flush=True)
+                self.model.stop_training = True
+
+    return EpochEval()
+
+
+def _set_trainable(network, first_trainable: str | None) -> None:
+    """Freeze everything before ``first_trainable`` (None: the whole base); BN stays frozen."""
+    import keras
+
+    names = [layer.name for layer in network.layers]
+    start = names.index(first_trainable) if first_trainable else names.index("avg_pool")
+    for i, layer in enumerate(network.layers):
+        frozen_bn = isinstance(layer, keras.layers.BatchNormalization)
+        layer.trainable = i >= start and not frozen_bn
+
+
+def train(cfg: Config) -> dict:
+    """Run (or resume) training; returns the model card of the exported model."""
+    import keras
+
+    from model.network import build_network
+
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(cfg.seed)
+    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    state = RunState(out / "state.json")
+
+    split_path = out / "split.csv"
+    if split_path.is_file():
+        import pandas as pd
+
+        meta = pd.read_csv(split_path)
+        print(f"resuming with the split saved in {split_path}")
+    else:
+        meta = read_metadata(cfg.data)
+        if cfg.limit:
+            meta = meta.sample(n=min(cfg.limit, len(meta)), random_state=cfg.seed).reset_index(drop=True)
+        meta = split_by_lesion(meta, seed=cfg.seed)
+        meta.to_csv(split_path, index=False)
+    for name in SPLITS:
+        part = meta[meta.split == name]
+        print(f"{name}: {len(part)} images of {part.lesion_id.nunique()} lesions; "
+              + ", ".join(f"{c} {n}" for c, n in part.dx.value_counts().items()))
+
+    arrays, labels = {}, {}
+    for name in SPLITS:
+        part = meta[meta.split == name]
+        arrays[name] = load_arrays(list(part.path), cfg.size, cfg.workers, desc=f"loading {name}")
+        labels[name] = part.label.to_numpy()
+    train_set, plain_sets = _datasets(arrays, labels, cfg)
+
+    network = build_network(cfg.size, cfg.weights, cfg.dropout)
+    steps = int(np.ceil(len(arrays["train"]) / cfg.batch_size))
+    phases = [
+        ("head", None, cfg.head_epochs, cfg.head_lr, None),
+        ("finetune", cfg.finetune_from, cfg.finetune_epochs, cfg.finetune_lr, cfg.patience),
+    ]
+    for phase, first, epochs, lr, patience in phases:
+        if phase in state.phases_done:
+            network.load_weights(out / f"{phase}.weights.h5")
+            continue
+        if epochs <= 0:
+            continue
+        _set_trainable(network, first)
+        schedule = keras.optimizers.schedules.CosineDecay(lr, decay_steps=epochs * steps, alpha=0.02)
+        network.compile(
+            optimizer=keras.optimizers.Adam(schedule),
+            loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
+        )
+        print(f"phase {phase}: {sum(np.prod(w.shape) for w in network.trainable_weights):,} "
+              f"trainable parameters, up to {epochs} epochs", flush=True)
+        network.fit(
+            train_set,
+            epochs=epochs,
+            verbose=1 if sys.stdout.isatty() else 2,
+            callbacks=[
+                keras.callbacks.BackupAndRestore(str(out / f"backup_{phase}")),
+                _epoch_callback(state, phase, plain_sets["val"], labels["val"], out, patience),
+            ],
+        )
+        network.save_weights(out / f"{phase}.weights.h5")
+        state.phases_done.append(phase)
+        state.save()
+
+    return finish_run(out)
+
+
+def finish_run(run_dir: str | Path) -> dict:
+    """Score the best weights on validation and (once) test, draw the figures, export the model.
+
+    Also ``python -m training evaluate RUN``: it reads everything from the run folder.
+    """
+    import pandas as pd
+
+    from model.network import build_network
+
+    from .export import export
+
+    out = Path(run_dir)
+    cfg = Config(**{**json.loads((out / "config.json").read_text()), "out": str(out)})
+    cfg.size = tuple(cfg.size)
+    state = RunState(out / "state.json")
+    meta = pd.read_csv(out / "split.csv")
+    network = build_network(cfg.size, weights=None, dropout=cfg.dropout)
+    network.load_weights(out / "best.weights.h5")
+
+    results, arrays, labels = {}, {}, {}
+    for name in ("val", "test"):  # the test split is scored here only, after every choice
+        part = meta[meta.split == name]
+        arrays[name] = load_arrays(list(part.path), cfg.size, cfg.workers, desc=f"loading {name}")
+        labels[name] = part.label.to_numpy()
+        probs = network.predict(scale(arrays[name].astype(np.float32)), batch_size=64, verbose=0)
+        np.save(out / f"{name}_probs.npy", probs)
+        results[name] = classification_metrics(labels[name], probs)
+        plot_confusion_matrix(results[name]["confusion_matrix"], out / f"confusion_{name}.png",
+                              f"Confusion matrix, {name} split ({len(probs)} images)")
+        if name == "val":
+            point = operating_point(labels[name], probs, sensitivity=0.90)
+        else:
+            test_point = at_threshold(labels[name], probs, point["threshold"])
+    plot_history(state.history, out / "training_curves.png")
+    (out / "metrics.json").write_text(json.dumps(results, indent=2))
+
+    card = {
+        "name": "skin_mobilenetv2",
+        "version": out.name,
+        "classes": list(CLASSES),
+        "input_size": {"height": cfg.size[0], "width": cfg.size[1]},
+        "preprocessing": "RGB, whole image resized to the input size (no crop), scaled to [-1, 1]",
+        "architecture": "MobileNetV2 1.0 (ImageNet) -> global average pooling -> dropout -> dense(7) -> softmax",
+        "data": {
+            "dataset": "HAM10000 (Tschandl et al., Sci. Data 5, 180161, 2018), CC BY-NC 4.0",
+            "images": {n: int((meta.split == n).sum()) for n in SPLITS},
+            "lesions": {n: int(meta[meta.split == n].lesion_id.nunique()) for n in SPLITS},
+            "split": f"by lesion_id, stratified by dx, 70/15/15, seed {cfg.seed}",
+        },
+        "training": {
+            "config": {k: v for k, v in asdict(cfg).items() if k not in ("data", "out", "weights")},
+            "best_epoch": state.best,
+            "train_seconds": round(state.seconds, 1),
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
+            "command": cfg.command,
+        },
+        "metrics": {
+            split: {k: v for k, v in m.items() if k != "confusion_matrix"} for split, m in results.items()
+        },
+        "confusion_matrix_test": results["test"]["confusion_matrix"],
+        "malignant_operating_point": {
+            "threshold": point["threshold"],
+            "chosen_on": "validation split, for >= 90% sensitivity to mel + bcc + akiec",
+            "val_sensitivity": point.get("sensitivity"),
+            "val_specificity": point.get("specificity"),
+            "test_sensitivity": test_point["sensitivity"],
+            "test_specificity": test_point["specificity"],
+        },
+    }
+    check = np.asarray(scale(arrays["test"][:8].astype(np.float32)))
+    card = export(network, out / "export", card, check)
+    print(json.dumps({s: {k: round(results[s][k], 4) for k in ("accuracy", "balanced_accuracy", "macro_auc")}
+                      for s in results}, indent=2))
+    return card
