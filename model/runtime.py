@@ -116,9 +116,26 @@ class Classifier:
         return json.loads(path.read_text()) if path.is_file() else {}
 
 
+def verify(path: Path) -> None:
+    """Check a model file against the SHA-256 its model card records, when there is a card."""
+    card_path = path.parent / CARD_FILE
+    if not path.is_file() or not card_path.is_file():
+        return
+    expected = json.loads(card_path.read_text()).get("files", {}).get(path.name, {}).get("sha256")
+    if expected and sha256(path) != expected:
+        raise ModelFileError(
+            f"model file {path} is damaged or altered: its SHA-256 differs from {card_path}. "
+            f"Restore it with `git checkout -- {path}` (or re-export it with `python -m training evaluate RUN`)."
+        )
+
+
 def load_classifier(path: str | os.PathLike[str] | None = None, num_threads: int | None = None) -> Classifier:
-    """The shipped model (no arguments, no network access), or a LiteRT file / export folder."""
+    """The shipped model (no arguments, no network access), or a LiteRT file / export folder.
+
+    The file is checked against the SHA-256 in the model card beside it before it is loaded.
+    """
     path = Path(path) if path is not None else SHIPPED_DIR
     if path.is_dir():
         path = path / LITERT_FILE
+    verify(path)
     return Classifier(path, num_threads=num_threads)

@@ -94,6 +94,26 @@ def test_missing_or_damaged_model_file_names_the_file(tmp_path):
         load_classifier(broken)
 
 
+def test_altered_or_truncated_shipped_model_is_refused(tmp_path):
+    import shutil
+
+    from model.runtime import CARD_FILE, LITERT_FILE
+
+    for name in (LITERT_FILE, CARD_FILE):
+        shutil.copy(SHIPPED_DIR / name, tmp_path / name)
+    data = (tmp_path / LITERT_FILE).read_bytes()
+    (tmp_path / LITERT_FILE).write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelFileError, match=r"damaged or altered.*git checkout"):
+        load_classifier(tmp_path)
+    altered = bytearray(data)
+    altered[len(data) // 2] ^= 0xFF
+    (tmp_path / LITERT_FILE).write_bytes(bytes(altered))
+    with pytest.raises(ModelFileError, match=LITERT_FILE):
+        load_classifier(tmp_path)
+    (tmp_path / LITERT_FILE).write_bytes(data)
+    assert load_classifier(tmp_path).predict([np.zeros((64, 64, 3), np.uint8)]).shape == (1, 7)
+
+
 def test_model_card_describes_the_shipped_files(clf):
     from model.runtime import sha256
 

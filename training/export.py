@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import keras
@@ -11,11 +12,17 @@ import numpy as np
 from model.network import serving_model
 from model.runtime import CARD_FILE, KERAS_FILE, LITERT_FILE, load_classifier, sha256
 
+from .card import render_markdown
 
-def export(network: keras.Model, out_dir: str | Path, card: dict, check_images: np.ndarray) -> dict:
+FIGURES = ("confusion_test.png", "training_curves.png")
+
+
+def export(network: keras.Model, out_dir: str | Path, card: dict, check_images: np.ndarray,
+           figures_from: str | Path | None = None) -> dict:
     """Save both model files, check that LiteRT matches Keras on ``check_images``, write the card.
 
-    ``check_images`` are already scaled network inputs. Returns the card as written.
+    ``check_images`` are already scaled network inputs; the card's figures are copied from
+    ``figures_from``. Returns the card as written.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -39,4 +46,7 @@ def export(network: keras.Model, out_dir: str | Path, card: dict, check_images: 
         },
     }
     (out_dir / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
+    (out_dir / "MODEL_CARD.md").write_text(render_markdown(card))
+    for name in FIGURES if figures_from else ():
+        shutil.copy(Path(figures_from) / name, out_dir / name)
     return card

@@ -1,0 +1,38 @@
+"""The shipped example images and their true diagnoses (shown after the model's answer)."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from pathlib import Path
+
+from model.labels import NAMES
+
+EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
+DX_TYPES = {"histo": "histopathology", "follow_up": "follow-up", "consensus": "expert consensus",
+            "confocal": "confocal microscopy"}
+
+
+def _load() -> list[dict]:
+    index = EXAMPLES_DIR / "examples.csv"
+    if not index.is_file():
+        return []
+    with open(index) as fh:
+        rows = list(csv.DictReader(fh))
+    for row in rows:
+        row["path"] = str(EXAMPLES_DIR / row["file"])
+        row["sha256"] = hashlib.sha256(Path(row["path"]).read_bytes()).hexdigest()
+    return rows
+
+
+EXAMPLES = _load()
+_BY_DIGEST = {row["sha256"]: row for row in EXAMPLES}
+
+
+def true_diagnosis(digest: str | None) -> str | None:
+    """'True diagnosis: Melanoma (mel), by histopathology' for a shipped example, else None."""
+    row = _BY_DIGEST.get(digest or "")
+    if row is None:
+        return None
+    how = DX_TYPES.get(row["dx_type"], row["dx_type"])
+    return f"True diagnosis of this HAM10000 example: **{NAMES[row['dx']]} ({row['dx']})**, by {how}."

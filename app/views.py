@@ -1,0 +1,147 @@
+"""What the page and the API return for an upload: probabilities, overlays, summary, details."""
+
+from __future__ import annotations
+
+import uuid
+from functools import cache
+
+import gradio as gr
+import numpy as np
+from PIL import Image
+
+from explain import explain_lime, gradcam_overlay, lime_overlay
+from explain.gradcam import cam_from_features, upsample
+from model import CLASSES, DESCRIPTIONS, display_name, load_classifier
+from model.labels import class_index
+from model.risk import DISCLAIMER, assess
+
+from .examples import true_diagnosis
+from .uploads import read_upload, upload_digest
+
+TOP_CLASS = "top class"
+DEFAULT_SAMPLES = 1000
+DEFAULT_OPACITY = 0.45
+
+
+@cache
+def classifier():
+    """The shipped model, loaded once per process."""
+    return load_classifier()
+
+
+def model_version() -> str:
+    return classifier().card().get("version", "unknown")
+
+
+def probabilities(probs: np.ndarray) -> dict[str, float]:
+    """gr.Label value: 'Melanoma (mel)' -> probability."""
+    return {display_name(c): float(p) for c, p in zip(CLASSES, probs, strict=True)}
+
+
+def as_png(array: np.ndarray, what: str, explained: str) -> Image.Image:
+    """A PIL image whose PNG text chunks say what it shows.
+
+    The request id makes every output's bytes unique: Gradio caches outputs under a hash of
+    their bytes and rewrites that file in place, so identical outputs of concurrent requests
+    would otherwise be rewritten while another request downloads them.
+    """
+    img = Image.fromarray(array)
+    img.info.update({"Description": f"{what} for class {explained}", "Model": model_version(),
+                     "Disclaimer": DISCLAIMER, "Request": uuid.uuid4().hex})
+    return img
+
+
+def _target_index(target: str | None, probs: np.ndarray) -> int:
+    try:
+        return class_index(None if target in (None, "", TOP_CLASS) else target, probs)
+    except ValueError as exc:
+        raise gr.Error(str(exc), title="Unknown class") from exc
+
+
+def _samples(num_samples) -> int:
+    try:
+        value = int(num_samples)
+    except (TypeError, ValueError) as exc:
+        raise gr.Error("LIME samples must be a whole number.", title="Bad setting") from exc
+    if not 50 <= value <= 5000:
+        raise gr.Error("LIME samples must be between 50 and 5000.", title="Bad setting")
+    return value
+
+
+def _opacity(opacity) -> float:
+    try:
+        value = float(opacity)
+    except (TypeError, ValueError) as exc:
+        raise gr.Error("Grad-CAM opacity must be a number between 0 and 1.", title="Bad setting") from exc
+    if not 0.0 <= value <= 1.0:
+        raise gr.Error("Grad-CAM opacity must be between 0 and 1.", title="Bad setting")
+    return value
+
+
+def summary_text(probs: np.ndarray, upload) -> str:
+    """Risk summary, the top class in plain words, and the truth for a shipped example."""
+    top = CLASSES[int(probs.argmax())]
+    text = f"**{display_name(top)}**: {DESCRIPTIONS[top]}.\n\n" + assess(probs, classifier().card()).summary()
+    truth = true_diagnosis(upload_digest(upload))
+    return f"{text}\n\n{truth}" if truth else text
+
+
+def classify(upload) -> dict[str, float]:
+    """API /classify: the 7 probabilities."""
+    return probabilities(classifier().predict([read_upload(upload)])[0])
+
+
+def gradcam_image(image: np.ndarray, features: np.ndarray, index: int, opacity: float) -> Image.Image:
+    cam = upsample(cam_from_features(features, classifier().head_kernel, index), image.shape[:2])
+    return as_png(gradcam_overlay(image, cam, alpha=opacity), "Grad-CAM", CLASSES[index])
+
+
+def overview(upload, target: str = TOP_CLASS, opacity: float = DEFAULT_OPACITY):
+    """The fast part of the page: probabilities, Grad-CAM and the summary, from one model call."""
+    image = read_upload(upload)
+    opacity = _opacity(opacity)
+    probs, features = classifier().predict_with_features([image])
+    index = _target_index(target, probs[0])
+    return (probabilities(probs[0]), gradcam_image(image, features[0], index, opacity),
+            summary_text(probs[0], upload))
+
+
+def lime_image(upload, target: str = TOP_CLASS, num_samples: int = DEFAULT_SAMPLES, progress=gr.Progress()):
+    """The slow part: LIME's overlay (green supports the class, red opposes it)."""
+    image = read_upload(upload)
+    num_samples = _samples(num_samples)
+    progress(0.05, desc=f"LIME: {num_samples} perturbed copies")
+    index = _target_index(target, classifier().predict([image])[0])
+    result = explain_lime(classifier(), image, label=index, num_samples=num_samples)
+    return as_png(lime_overlay(image, result.weights, result.segments), "LIME", CLASSES[index])
+
+
+def explain(upload, target: str = TOP_CLASS, num_samples: int = DEFAULT_SAMPLES,
+            opacity: float = DEFAULT_OPACITY, progress=gr.Progress()):
+    """API /explain: probabilities, Grad-CAM overlay, LIME overlay, summary, details."""
+    image = read_upload(upload)
+    num_samples, opacity = _samples(num_samples), _opacity(opacity)
+    clf = classifier()
+    probs, features = clf.predict_with_features([image])
+    index = _target_index(target, probs[0])
+    progress(0.1, desc=f"LIME: {num_samples} perturbed copies")
+    result = explain_lime(clf, image, label=index, num_samples=num_samples)
+    risk = assess(probs[0], clf.card())
+    details = {
+        "probabilities": {c: round(float(p), 6) for c, p in zip(CLASSES, probs[0], strict=True)},
+        "prediction": CLASSES[int(probs[0].argmax())],
+        "explained_class": CLASSES[index],
+        "p_malignant": round(risk.p_malignant, 6),
+        "malignant_threshold": round(risk.threshold, 6),
+        "suspicious": risk.suspicious,
+        "lime_r2": round(result.score, 4),
+        "model_version": model_version(),
+        "disclaimer": DISCLAIMER,
+    }
+    return (
+        probabilities(probs[0]),
+        gradcam_image(image, features[0], index, opacity),
+        as_png(lime_overlay(image, result.weights, result.segments), "LIME", CLASSES[index]),
+        summary_text(probs[0], upload),
+        details,
+    )

@@ -1,0 +1,84 @@
+"""The model card in Markdown, rendered from the JSON card so the two never disagree."""
+
+from __future__ import annotations
+
+from model.labels import CLASSES, NAMES
+
+
+def _pct(value) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
+
+
+def render_markdown(card: dict) -> str:
+    test = card["metrics"]["test"]
+    val = card["metrics"]["val"]
+    data = card["data"]
+    train = card["training"]
+    point = card["malignant_operating_point"]
+    rows = "\n".join(
+        f"| {NAMES[c]} ({c}) | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | "
+        f"{m['auc']:.3f} | {m['support']} |"
+        if m["auc"] is not None
+        else f"| {NAMES[c]} ({c}) | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | n/a | {m['support']} |"
+        for c, m in ((c, test["per_class"][c]) for c in CLASSES)
+    )
+    minutes = train["train_seconds"] / 60
+    return f"""# Model card: {card['name']} ({card.get('version', '')})
+
+**Not a medical device.** A research and teaching model; it gives no diagnosis.
+
+## Model
+- {card['architecture']}, input {card['input_size']['height']}x{card['input_size']['width']} px (height x width).
+- Preprocessing: {card['preprocessing']}.
+- Files: `skin_mobilenetv2.keras` (Keras 3) and `skin_mobilenetv2.tflite` (LiteRT, outputs the
+  probabilities and the `out_relu` features in one call); SHA-256 in `model_card.json`.
+  LiteRT vs Keras on {card['litert_vs_keras']['images']} test images: max |diff| of probabilities
+  {card['litert_vs_keras']['max_abs_diff_probs']:.1e}.
+
+## Data
+- {data['dataset']}: {sum(data['images'].values())} images of {sum(data['lesions'].values())} lesions.
+- Split {data['split']}: train {data['images']['train']} images / {data['lesions']['train']} lesions,
+  validation {data['images']['val']} / {data['lesions']['val']}, test {data['images']['test']} /
+  {data['lesions']['test']}. No lesion has images in two splits.
+- Every choice (epochs, checkpoint, threshold) was made on the validation split; the test split
+  was scored once, at the end.
+
+## Results on the test split ({test['n']} images)
+| metric | test | validation |
+|---|---|---|
+| balanced accuracy (mean recall) | {test['balanced_accuracy']:.3f} | {val['balanced_accuracy']:.3f} |
+| accuracy | {test['accuracy']:.3f} | {val['accuracy']:.3f} |
+| macro one-vs-rest ROC AUC | {test['macro_auc']:.3f} | {val['macro_auc']:.3f} |
+| malignant (mel+bcc+akiec) vs benign ROC AUC | {test['malignant_auc']:.3f} | {val['malignant_auc']:.3f} |
+
+| class | precision | recall | F1 | AUC | support |
+|---|---|---|---|---|---|
+{rows}
+
+Risk summary: flagged as suspicious when P(mel) + P(bcc) + P(akiec) >= {point['threshold']:.3f},
+a threshold {point['chosen_on']}. On the test split it catches {_pct(point['test_sensitivity'])} of
+malignant lesions (sensitivity) and clears {_pct(point['test_specificity'])} of benign ones (specificity).
+
+![confusion matrix](confusion_test.png)
+![training curves](training_curves.png)
+
+## Training
+- Command: `{train['command']}`
+- Two phases: the head on frozen ImageNet features, then the whole network (batch-norm
+  statistics frozen) with a cosine learning-rate schedule; class-balanced loss weights,
+  label smoothing, flips / zoom / colour jitter; best epoch by validation balanced accuracy
+  ({train['best_epoch']['phase']} epoch {train['best_epoch']['epoch']}).
+- Training time: {minutes:.0f} min on {train['machine']}.
+
+## Limitations
+- Dermatoscopic images only; photographs of skin without a dermatoscope are outside what it learnt.
+- HAM10000 comes from two centres (Vienna, Queensland) and mostly fair skin: darker skin types are
+  under-represented, and performance on them is unknown.
+- Seven classes only: any other lesion is forced into one of them.
+- Trained on 200x150 px copies of the images.
+
+## Licence and citation
+Trained on HAM10000: Tschandl, P., Rosendahl, C. & Kittler, H. Scientific Data 5, 180161 (2018),
+doi:10.1038/sdata.2018.161. The data are CC BY-NC 4.0; this model, derived from them, is shared
+under the same terms (attribution, non-commercial).
+"""
