@@ -21,7 +21,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 INPUT_SIZE: tuple[int, int] = (150, 200)  # (height, width)
 MIN_SIDE = 32  # smaller images carry too little detail to classify
 MAX_PIXELS = 80_000_000  # larger claims are refused before decoding (decompression bombs)
-MAX_DECODE_SIDE = 4096  # JPEGs larger than this are decoded at a reduced scale (faster, less memory)
+MAX_DECODE_SIDE = 2048  # larger JPEGs are decoded at 1/2, 1/4 or 1/8 scale (long side 1024-2047 px)
 
 # Pillow warns above MAX_IMAGE_PIXELS and refuses at twice that; we check ourselves.
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
@@ -36,36 +36,59 @@ def load_image(source: str | os.PathLike[str] | bytes | Image.Image) -> np.ndarr
 
     Reads any format Pillow knows (JPEG, PNG, WebP, BMP, TIFF, GIF, ...); animated or
     multi-page files give their first frame; transparency is composited onto white;
-    16-bit and float images are scaled to 8 bits.
+    16-bit and float images are scaled to 8 bits. Raises ImageError naming the file.
     """
-    name = "image"
+    prefix = "" if isinstance(source, (bytes, bytearray, Image.Image)) else f"{os.path.basename(source)}: "
     try:
-        if isinstance(source, Image.Image):
-            img = source
-        else:
-            if isinstance(source, (bytes, bytearray)):
-                if not source:
-                    raise ImageError("the file is empty (0 bytes)")
-                fh = io.BytesIO(source)
-            else:
-                name = os.path.basename(os.fspath(source))
-                if os.path.getsize(source) == 0:
-                    raise ImageError(f"{name}: the file is empty (0 bytes)")
-                fh = source
-            img = Image.open(fh)
-        return _to_rgb_array(img)
-    except ImageError:
-        raise
+        return _to_rgb_array(_open(source))
+    except ImageError as exc:
+        raise ImageError(prefix + str(exc)) from exc
     except FileNotFoundError as exc:
-        raise ImageError(f"{name}: file not found") from exc
+        raise ImageError(prefix + "file not found") from exc
     except IsADirectoryError as exc:
-        raise ImageError(f"{name}: is a folder, not an image") from exc
+        raise ImageError(prefix + "is a folder, not an image") from exc
     except UnidentifiedImageError as exc:
-        raise ImageError(f"{name}: not an image file, or a format that is not supported") from exc
+        raise ImageError(prefix + _unsupported_reason(source)) from exc
     except Image.DecompressionBombError as exc:
-        raise ImageError(f"{name}: image too large (more than {MAX_PIXELS:,} pixels)") from exc
+        raise ImageError(prefix + f"image too large (more than {MAX_PIXELS:,} pixels)") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageError(f"{name}: the image data is damaged or truncated ({exc})") from exc
+        raise ImageError(prefix + f"the image data is damaged or truncated ({exc})") from exc
+
+
+def _open(source) -> Image.Image:
+    if isinstance(source, Image.Image):
+        return source
+    if isinstance(source, (bytes, bytearray)):
+        if not source:
+            raise ImageError("the file is empty (0 bytes)")
+        return Image.open(io.BytesIO(source))
+    if os.path.getsize(source) == 0:
+        raise ImageError("the file is empty (0 bytes)")
+    return Image.open(source)
+
+
+SUPPORTED = "JPEG, PNG, WebP, BMP, TIFF or GIF"
+
+
+def _unsupported_reason(source) -> str:
+    """Name the format when it is a known one Pillow cannot read (HEIC, SVG, PDF)."""
+    try:
+        if isinstance(source, (bytes, bytearray)):
+            head = bytes(source[:1024])
+        else:
+            with open(source, "rb") as fh:
+                head = fh.read(1024)
+    except (OSError, TypeError):
+        head = b""
+    if head[4:8] == b"ftyp" and head[8:12] in (b"heic", b"heix", b"mif1", b"msf1", b"hevc", b"avif"):
+        kind = "HEIC/AVIF"
+    elif b"<svg" in head.lower():
+        kind = "SVG"
+    elif head.startswith(b"%PDF"):
+        kind = "PDF"
+    else:
+        return f"not an image file, or an unsupported format (use {SUPPORTED})"
+    return f"{kind} is an unsupported format; convert it to {SUPPORTED}"
 
 
 def _to_rgb_array(img: Image.Image) -> np.ndarray:
@@ -73,8 +96,9 @@ def _to_rgb_array(img: Image.Image) -> np.ndarray:
     if width * height > MAX_PIXELS:
         raise ImageError(f"image too large: {width}x{height} px (at most {MAX_PIXELS:,} pixels)")
     if img.format == "JPEG" and max(width, height) > MAX_DECODE_SIDE:
-        scale = MAX_DECODE_SIDE / max(width, height)
-        img.draft("RGB", (int(width * scale), int(height * scale)))
+        # draft keeps at least the requested size: ask for half the limit
+        factor = MAX_DECODE_SIDE / 2 / max(width, height)
+        img.draft("RGB", (int(width * factor), int(height * factor)))
     img = ImageOps.exif_transpose(img)
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         array = np.asarray(img, dtype=np.float64)
