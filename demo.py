@@ -26,7 +26,7 @@ except ModelFileError as exc:
     raise SystemExit(f"Cannot start the demo: {exc}") from None
 
 with gr.Blocks(title="Skin lesion classifier with explanations", analytics_enabled=False,
-               delete_cache=(600, 900)) as demo:
+               delete_cache=(60, 600)) as demo:
     gr.Markdown(
         "# Skin lesion classifier with Grad-CAM and LIME\n"
         "A MobileNetV2 trained on HAM10000 dermatoscopic images estimates the probability of 7 "
