@@ -13,10 +13,11 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
 
-from app import views  # noqa: E402
+from app import batch, views  # noqa: E402
 from app.examples import EXAMPLES  # noqa: E402
 from model import CLASSES, DESCRIPTIONS, ModelFileError, display_name  # noqa: E402
 from model.risk import DISCLAIMER  # noqa: E402
+from model.runtime import SHIPPED_DIR  # noqa: E402
 
 MAX_UPLOAD = "20mb"
 
@@ -25,36 +26,69 @@ try:
 except ModelFileError as exc:
     raise SystemExit(f"Cannot start the demo: {exc}") from None
 
+CARD_MD = SHIPPED_DIR / "MODEL_CARD.md"
+LEGEND_GRADCAM = "Grad-CAM: the warmer (red) a region, the more it raised the score of the explained class."
+LEGEND_LIME = ("LIME: outlined green regions support the explained class, red ones argue against it "
+               "(5 strongest each).")
+
 with gr.Blocks(title="Skin lesion classifier with explanations", analytics_enabled=False,
                delete_cache=(60, 600)) as demo:
     gr.Markdown(
         "# Skin lesion classifier with Grad-CAM and LIME\n"
         "A MobileNetV2 trained on HAM10000 dermatoscopic images estimates the probability of 7 "
-        "diagnoses and shows which regions drove its answer.\n\n"
-        f"> ⚠️ **{DISCLAIMER}**"
+        "diagnoses and shows which regions drove its answer."
     )
-    with gr.Row():
-        with gr.Column(scale=1, min_width=320):
-            image = gr.Image(label="Dermatoscopic image", type="filepath", image_mode=None,
-                             sources=["upload", "webcam", "clipboard"], height=320)
-            with gr.Accordion("Settings", open=False):
-                target = gr.Dropdown([views.TOP_CLASS, *CLASSES], value=views.TOP_CLASS, label="Class to explain")
-                opacity = gr.Slider(0.1, 0.9, value=views.DEFAULT_OPACITY, step=0.05, label="Grad-CAM opacity")
-                samples = gr.Slider(200, 3000, value=views.DEFAULT_SAMPLES, step=100, label="LIME samples")
-            run = gr.Button("Explain again", variant="primary")
-            if EXAMPLES:
-                gr.Examples([[row["path"]] for row in EXAMPLES], inputs=image,
-                            label="Examples: HAM10000 test-split images (CC BY-NC 4.0, Tschandl et al. 2018)")
-        with gr.Column(scale=1, min_width=320):
-            label = gr.Label(num_top_classes=7, label="Class probabilities")
-            summary = gr.Markdown()
-            with gr.Row():
-                gradcam = gr.Image(label="Grad-CAM: red = regions that raised the score", format="png",
-                                   interactive=False)
-                lime = gr.Image(label="LIME: green supports, red opposes", format="png", interactive=False)
-            details = gr.JSON(label="Details", visible=False)
-    with gr.Accordion("The seven classes", open=False):
-        gr.Markdown("\n".join(f"- **{display_name(c)}**: {DESCRIPTIONS[c]}" for c in CLASSES))
+    gr.Markdown(f"> ⚠️ **{DISCLAIMER}**", elem_id="disclaimer")
+    with gr.Tab("Analyse"):
+        with gr.Row():
+            with gr.Column(scale=1, min_width=320):
+                image = gr.Image(label="Dermatoscopic image", type="filepath", image_mode=None,
+                                 sources=["upload", "webcam", "clipboard"], height=320, elem_id="upload")
+                with gr.Accordion("Settings", open=False):
+                    target = gr.Dropdown([views.TOP_CLASS, *CLASSES], value=views.TOP_CLASS,
+                                         label="Class to explain")
+                    opacity = gr.Slider(0.1, 0.9, value=views.DEFAULT_OPACITY, step=0.05, label="Grad-CAM opacity")
+                    samples = gr.Slider(200, 3000, value=views.DEFAULT_SAMPLES, step=100,
+                                        label="LIME samples (more: steadier, slower)")
+                with gr.Row():
+                    run = gr.Button("Explain again", variant="primary")
+                    make_report = gr.Button("Make report")
+                report_file = gr.File(label="Report (PNG)", visible=True, interactive=False)
+                if EXAMPLES:
+                    gr.Examples([[row["path"]] for row in EXAMPLES], inputs=image,
+                                label="Examples: HAM10000 test-split images (CC BY-NC 4.0, Tschandl et al. 2018)")
+            with gr.Column(scale=1, min_width=320):
+                label = gr.Label(num_top_classes=7, label="Class probabilities", elem_id="probabilities")
+                summary = gr.Markdown(elem_id="summary")
+                with gr.Row():
+                    with gr.Column(min_width=160):
+                        gradcam = gr.Image(label="Grad-CAM", format="png", interactive=False, elem_id="gradcam")
+                        gr.Markdown(LEGEND_GRADCAM)
+                    with gr.Column(min_width=160):
+                        lime = gr.Image(label="LIME", format="png", interactive=False, elem_id="lime")
+                        gr.Markdown(LEGEND_LIME)
+                details = gr.JSON(label="Details", visible=False)
+        with gr.Accordion("The seven classes", open=False):
+            gr.Markdown("\n".join(f"- **{display_name(c)}**: {DESCRIPTIONS[c]}" for c in CLASSES))
+
+    with gr.Tab("Batch testing"):
+        gr.Markdown("Upload several images or a zip of images. Optionally add a CSV of true labels in the "
+                    "HAM10000 metadata layout (`image_id`, `dx`; matched to file names without suffix) to get "
+                    "accuracy, balanced accuracy, per-class recall and a confusion matrix.")
+        with gr.Row():
+            batch_files = gr.File(label="Images or zip", file_count="multiple", elem_id="batch-files")
+            batch_labels = gr.File(label="Labels CSV (optional)", file_types=[".csv"], elem_id="batch-labels")
+        batch_run = gr.Button("Classify all", variant="primary")
+        batch_summary = gr.Markdown(elem_id="batch-summary")
+        batch_table = gr.Dataframe(label="Predictions", interactive=False, elem_id="batch-table")
+        batch_plot = gr.Plot(label="Confusion matrix")
+        batch_csv = gr.File(label="Predictions CSV", interactive=False)
+
+    with gr.Tab("Model card"):
+        gr.Markdown(CARD_MD.read_text() if CARD_MD.is_file() else "No model card found.", elem_id="model-card")
+        for figure in ("confusion_test.png", "training_curves.png"):
+            if (SHIPPED_DIR / figure).is_file():
+                gr.Image(str(SHIPPED_DIR / figure), show_label=False, interactive=False)
 
     # The page: probabilities and Grad-CAM first (one model call), then LIME with a progress bar.
     quick = image.change(views.overview, [image, target, opacity], [label, gradcam, summary],
@@ -64,6 +98,10 @@ with gr.Blocks(title="Skin lesion classifier with explanations", analytics_enabl
                concurrency_limit=1, concurrency_id="lime")
     run.click(views.explain, [image, target, samples, opacity], [label, gradcam, lime, summary, details],
               preprocess=False, api_name="explain", concurrency_limit=1, concurrency_id="lime")
+    make_report.click(views.report, [image, target, opacity, lime], [report_file], preprocess=False,
+                      api_name="report", concurrency_limit=2)
+    batch_run.click(batch.run_batch, [batch_files, batch_labels], [batch_table, batch_summary, batch_plot, batch_csv],
+                    preprocess=False, api_name="batch", concurrency_limit=1, concurrency_id="batch")
     classify_api = gr.Button(visible=False)  # API-only: the page gets its probabilities from `quick`
     classify_api.click(views.classify, [image], [label], preprocess=False, api_name="classify",
                        concurrency_limit=4)

@@ -145,3 +145,15 @@ def explain(upload, target: str = TOP_CLASS, num_samples: int = DEFAULT_SAMPLES,
         summary_text(probs[0], upload),
         details,
     )
+
+
+def report(upload, target: str = TOP_CLASS, opacity: float = DEFAULT_OPACITY, lime_shown=None) -> str:
+    """Path of a PNG report of the current analysis (the LIME overlay as shown, if any)."""
+    from .report import make_report
+
+    image = read_upload(upload)
+    probs, features = classifier().predict_with_features([image])
+    index = _target_index(target, probs[0])
+    cam = np.asarray(gradcam_image(image, features[0], index, _opacity(opacity)))
+    lime = read_upload(lime_shown) if lime_shown else None
+    return str(make_report(image, probs[0], cam, lime, summary_text(probs[0], upload), model_version()))

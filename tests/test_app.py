@@ -50,3 +50,48 @@ def test_bad_upload_gets_a_clear_error_and_the_server_keeps_serving(client, exam
         client.predict(handle_file(str(bad)), api_name="/classify")
     label = client.predict(handle_file(str(examples[0]["path"])), api_name="/classify")
     assert len(label["confidences"]) == 7
+
+
+def test_batch_endpoint_with_labels_reports_metrics(client, examples):
+    import csv
+
+    from gradio_client import handle_file
+
+    files = [handle_file(str(e["path"])) for e in examples]
+    labels = handle_file(str(examples[0]["path"].parent / "examples.csv"))  # image_id, dx columns
+    table, summary, _plot, csv_path = client.predict(files, labels, api_name="/batch")
+    assert table["headers"][:9] == ["image", "akiec", "bcc", "bkl", "df", "mel", "nv", "vasc", "prediction"]
+    assert len(table["data"]) == len(examples)
+    assert "balanced accuracy" in summary and f"{len(examples)} labelled images" in summary
+    with open(csv_path) as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["true_dx"] for r in rows] == [e["dx"] for e in examples]
+    assert all(r["prediction"] in [c for c in table["headers"][1:8]] for r in rows)
+
+
+def test_batch_endpoint_takes_a_zip_without_labels(client, examples, tmp_path):
+    import zipfile
+
+    from gradio_client import handle_file
+
+    archive = tmp_path / "images.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for e in examples[:3]:
+            zf.write(e["path"], f"set/{e['file']}")
+        zf.writestr("set/broken.jpg", b"not an image")
+        zf.writestr("set/readme.txt", b"ignored")
+    table, summary, plot, _ = client.predict([handle_file(str(archive))], None, api_name="/batch")
+    assert len(table["data"]) == 4
+    assert "3 of 4 images classified" in summary and "balanced accuracy" not in summary
+    broken = next(r for r in table["data"] if r[0] == "broken.jpg")
+    assert "not an image" in broken[-1]
+    assert plot is None
+
+
+def test_report_endpoint_makes_a_png(client, examples):
+    from gradio_client import handle_file
+    from PIL import Image
+
+    path = client.predict(handle_file(str(examples[0]["path"])), "top class", 0.45, None, api_name="/report")
+    with Image.open(path) as img:
+        assert img.format == "PNG" and img.size[0] >= 800 and img.size[1] >= 800

@@ -1,127 +1,18 @@
-"""Metrics and figures for a set of predictions: the numbers the model card reports."""
+"""Training-run figures; the metrics themselves live in ``model.metrics`` (the app uses them too)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import (
-    balanced_accuracy_score,
-    confusion_matrix,
-    precision_recall_fscore_support,
-    roc_auc_score,
+
+from model.metrics import (  # noqa: F401 - re-exported for training code and tests
+    at_threshold,
+    classification_metrics,
+    macro_auc,
+    operating_point,
+    plot_confusion_matrix,
 )
-
-from model.labels import CLASSES
-from model.risk import MALIGNANT_INDEX, malignant_probability
-
-
-def macro_auc(labels: np.ndarray, probs: np.ndarray) -> float:
-    """Mean one-vs-rest ROC AUC over the classes present in ``labels``."""
-    aucs = [
-        roc_auc_score(labels == k, probs[:, k])
-        for k in range(probs.shape[1])
-        if 0 < (labels == k).sum() < len(labels)
-    ]
-    return float(np.mean(aucs)) if aucs else float("nan")
-
-
-def classification_metrics(labels: np.ndarray, probs: np.ndarray) -> dict:
-    """Accuracy, balanced accuracy, macro AUC, per-class figures and the confusion matrix."""
-    labels = np.asarray(labels)
-    pred = probs.argmax(1)
-    ks = list(range(len(CLASSES)))
-    precision, recall, f1, support = precision_recall_fscore_support(
-        labels, pred, labels=ks, zero_division=0
-    )
-    malignant = np.isin(labels, MALIGNANT_INDEX)
-    p_malignant = malignant_probability(probs)
-    flagged = p_malignant >= 0.5
-    per_class = {
-        c: {
-            "precision": float(precision[k]),
-            "recall": float(recall[k]),
-            "f1": float(f1[k]),
-            "support": int(support[k]),
-            "auc": float(roc_auc_score(labels == k, probs[:, k]))
-            if 0 < (labels == k).sum() < len(labels)
-            else None,
-        }
-        for k, c in enumerate(CLASSES)
-    }
-    return {
-        "n": int(len(labels)),
-        "accuracy": float((pred == labels).mean()),
-        "balanced_accuracy": float(balanced_accuracy_score(labels, pred)),
-        "macro_auc": macro_auc(labels, probs),
-        "malignant_auc": float(roc_auc_score(malignant, p_malignant))
-        if 0 < malignant.sum() < len(labels)
-        else None,
-        "malignant_sensitivity_at_0.5": float(flagged[malignant].mean()) if malignant.any() else None,
-        "malignant_specificity_at_0.5": float((~flagged[~malignant]).mean())
-        if (~malignant).any()
-        else None,
-        "per_class": per_class,
-        "confusion_matrix": confusion_matrix(labels, pred, labels=ks).tolist(),
-    }
-
-
-def operating_point(labels: np.ndarray, probs: np.ndarray, sensitivity: float = 0.90) -> dict:
-    """The highest P(malignant) threshold that still flags ``sensitivity`` of malignant cases."""
-    malignant = np.isin(labels, MALIGNANT_INDEX)
-    scores = malignant_probability(probs)
-    if not malignant.any():
-        return {"threshold": 0.5, "target_sensitivity": sensitivity}
-    # flagging scores >= t catches every malignant score >= t: take the k-th highest one
-    ranked = np.sort(scores[malignant])[::-1]
-    k = int(np.ceil(sensitivity * len(ranked)))
-    threshold = float(ranked[k - 1])
-    flagged = scores >= threshold
-    return {
-        "threshold": threshold,
-        "target_sensitivity": sensitivity,
-        "sensitivity": float(flagged[malignant].mean()),
-        "specificity": float((~flagged[~malignant]).mean()) if (~malignant).any() else None,
-    }
-
-
-def at_threshold(labels: np.ndarray, probs: np.ndarray, threshold: float) -> dict:
-    """Sensitivity and specificity of flagging P(malignant) >= threshold."""
-    malignant = np.isin(labels, MALIGNANT_INDEX)
-    flagged = malignant_probability(probs) >= threshold
-    return {
-        "sensitivity": float(flagged[malignant].mean()) if malignant.any() else None,
-        "specificity": float((~flagged[~malignant]).mean()) if (~malignant).any() else None,
-    }
-
-
-def plot_confusion_matrix(matrix, path: str | Path, title: str = "Confusion matrix") -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    matrix = np.asarray(matrix)
-    normalised = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
-    fig, axes = plt.subplots(1, 2, figsize=(12, 5.2))
-    for ax, data, fmt, sub in (
-        (axes[0], matrix, "d", "counts"),
-        (axes[1], normalised, ".2f", "row-normalised (recall on the diagonal)"),
-    ):
-        ax.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
-        for i in range(len(CLASSES)):
-            for j in range(len(CLASSES)):
-                colour = "white" if normalised[i, j] > 0.5 else "black"
-                ax.text(j, i, format(data[i, j], fmt), ha="center", va="center", color=colour, fontsize=9)
-        ax.set_xticks(range(len(CLASSES)), CLASSES)
-        ax.set_yticks(range(len(CLASSES)), CLASSES)
-        ax.set_xlabel("predicted")
-        ax.set_ylabel("true")
-        ax.set_title(sub)
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def plot_history(history: list[dict], path: str | Path) -> None:

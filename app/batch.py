@@ -1,0 +1,132 @@
+"""Batch testing: many images (or a zip) in, a predictions table out; with labels, the metrics.
+
+Labels come as a CSV in the HAM10000 metadata layout (at least ``image_id`` and ``dx``),
+matched to images by file name without suffix.
+"""
+
+from __future__ import annotations
+
+import csv
+import zipfile
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+
+from model import CLASSES, ImageError, load_image
+from model.cli import HEADER, IMAGE_SUFFIXES
+from model.metrics import classification_metrics, confusion_figure
+from model.preprocessing import resize, scale
+
+from .scratch import new_file
+from .views import classifier
+
+MAX_IMAGES = 1000
+MAX_UNZIPPED_BYTES = 300 * 1024 * 1024  # refuses zip bombs before extracting anything
+
+
+def _path_of(payload) -> str:
+    return payload.get("path") if isinstance(payload, dict) else str(payload)
+
+
+def collect(files) -> list[tuple[str, object]]:
+    """(name, path or bytes) for every image among the uploads and inside uploaded zips."""
+    items: list[tuple[str, object]] = []
+    for payload in files or []:
+        path = _path_of(payload)
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                members = [m for m in archive.infolist() if not m.is_dir()
+                           and Path(m.filename).suffix.lower() in IMAGE_SUFFIXES
+                           and not Path(m.filename).name.startswith(".") and "__MACOSX" not in m.filename]
+                if sum(m.file_size for m in members) > MAX_UNZIPPED_BYTES:
+                    raise gr.Error(f"{Path(path).name}: the zip unpacks to more than "
+                                   f"{MAX_UNZIPPED_BYTES // 2**20} MB", title="Zip too large")
+                items += [(Path(m.filename).name, archive.read(m)) for m in members]
+        else:
+            items.append((Path(path).name, path))
+    if not items:
+        raise gr.Error("Upload one or more images, or a zip of images.", title="No images")
+    if len(items) > MAX_IMAGES:
+        raise gr.Error(f"{len(items)} images: at most {MAX_IMAGES} per batch.", title="Too many images")
+    return items
+
+
+def read_labels(payload) -> dict[str, str]:
+    """image_id -> dx from a HAM10000-style CSV."""
+    path = _path_of(payload)
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            rows = list(csv.DictReader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise gr.Error(f"The labels file could not be read as CSV ({exc}).", title="Bad labels file") from exc
+    if not rows or not {"image_id", "dx"} <= set(rows[0]):
+        raise gr.Error("The labels CSV needs the columns image_id and dx (HAM10000 metadata layout).",
+                       title="Bad labels file")
+    unknown = sorted({r["dx"] for r in rows} - set(CLASSES))
+    if unknown:
+        raise gr.Error(f"Unknown diagnoses in the labels: {', '.join(unknown)}; expected {', '.join(CLASSES)}.",
+                       title="Bad labels file")
+    return {r["image_id"].strip(): r["dx"].strip() for r in rows}
+
+
+def metrics_markdown(truth: np.ndarray, probs: np.ndarray, unlabelled: int) -> str:
+    m = classification_metrics(truth, probs)
+    lines = [f"**{m['n']} labelled images**: accuracy **{m['accuracy']:.1%}**, balanced accuracy "
+             f"(mean recall) **{m['balanced_accuracy']:.1%}**."]
+    if unlabelled:
+        lines.append(f"{unlabelled} images had no label and are left out of the metrics.")
+    lines.append("\n| class | recall | support |\n|---|---|---|")
+    lines += [f"| {c} | {v['recall']:.1%} | {v['support']} |" if v["support"] else f"| {c} | n/a | 0 |"
+              for c, v in m["per_class"].items()]
+    return "\n".join(lines)
+
+
+def run_batch(files, labels_file=None, progress=gr.Progress()):
+    """Predictions table, metrics (with labels), confusion matrix plot, CSV file to download."""
+    items = collect(files)
+    labels = read_labels(labels_file) if labels_file else None
+    clf = classifier()
+    rows, good_probs, good_truth = [], [], []
+    unlabelled = 0
+    chunk = 32
+    for start in progress.tqdm(range(0, len(items), chunk), desc="classifying"):
+        names, arrays, errors = [], [], {}
+        for name, source in items[start : start + chunk]:
+            try:
+                arrays.append(resize(load_image(source), clf.input_size))
+                names.append(name)
+            except ImageError as exc:
+                errors[name] = str(exc).removeprefix(f"{name}: ")
+        probs = clf.run(scale(np.stack(arrays).astype(np.float32)))[0] if arrays else np.zeros((0, 7))
+        by_name = dict(zip(names, probs, strict=True))
+        for name, _ in items[start : start + chunk]:
+            truth = labels.get(Path(name).stem, "") if labels is not None else None
+            if name in errors:
+                rows.append([name, *[""] * len(CLASSES), "", *([truth] if labels is not None else []), errors[name]])
+                continue
+            p = by_name[name]
+            rows.append([name, *(round(float(v), 4) for v in p), CLASSES[int(p.argmax())],
+                         *([truth] if labels is not None else []), ""])
+            if truth:
+                good_probs.append(p)
+                good_truth.append(CLASSES.index(truth))
+            elif labels is not None:
+                unlabelled += 1
+    headers = [*HEADER, *(["true_dx"] if labels is not None else []), "error"]
+    out = new_file("predictions", ".csv")
+    with open(out, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(headers)
+        writer.writerows(rows)
+    read = sum(1 for r in rows if not r[-1])
+    summary = f"{read} of {len(rows)} images classified."
+    figure = None
+    if labels is not None and good_truth:
+        truth, probs = np.array(good_truth), np.stack(good_probs)
+        summary += "\n\n" + metrics_markdown(truth, probs, unlabelled)
+        figure = confusion_figure(classification_metrics(truth, probs)["confusion_matrix"],
+                                  f"Confusion matrix ({len(truth)} labelled images)")
+    elif labels is not None:
+        summary += "\n\nNo image matched a label (labels are matched by file name without suffix)."
+    return {"headers": headers, "data": rows}, summary, figure, str(out)
