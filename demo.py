@@ -20,6 +20,9 @@ from model.risk import DISCLAIMER  # noqa: E402
 from model.runtime import SHIPPED_DIR  # noqa: E402
 
 MAX_UPLOAD = "20mb"
+CSS = """
+#disclaimer { position: sticky; top: 0; z-index: 50; background: var(--background-fill-primary); }
+"""
 
 try:
     views.classifier()  # load (and verify) the model now: fail at start-up, not on the first request
@@ -53,7 +56,7 @@ with gr.Blocks(title="Skin lesion classifier with explanations", analytics_enabl
                 with gr.Row():
                     run = gr.Button("Explain again", variant="primary")
                     make_report = gr.Button("Make report")
-                report_file = gr.File(label="Report (PNG)", visible=True, interactive=False)
+                report_file = gr.File(label="Report (PNG)", interactive=False, height=80)
                 if EXAMPLES:
                     gr.Examples([[row["path"]] for row in EXAMPLES], inputs=image,
                                 label="Examples: HAM10000 test-split images (CC BY-NC 4.0, Tschandl et al. 2018)")
@@ -108,4 +111,4 @@ with gr.Blocks(title="Skin lesion classifier with explanations", analytics_enabl
 
 
 if __name__ == "__main__":
-    demo.launch(max_file_size=MAX_UPLOAD, enable_monitoring=False, footer_links=["api"])
+    demo.launch(max_file_size=MAX_UPLOAD, enable_monitoring=False, footer_links=["api"], css=CSS)

@@ -14,7 +14,7 @@ import gradio as gr
 import numpy as np
 
 from model import CLASSES, ImageError, load_image
-from model.cli import HEADER, IMAGE_SUFFIXES
+from model.cli import EXTRA, HEADER, IMAGE_SUFFIXES, result_rows
 from model.metrics import classification_metrics, confusion_figure
 from model.preprocessing import resize, scale
 
@@ -90,30 +90,31 @@ def run_batch(files, labels_file=None, progress=gr.Progress()):
     rows, good_probs, good_truth = [], [], []
     unlabelled = 0
     chunk = 32
+    blank = [""] * (len(CLASSES) + 1 + len(EXTRA))
     for start in progress.tqdm(range(0, len(items), chunk), desc="classifying"):
-        names, arrays, errors = [], [], {}
-        for name, source in items[start : start + chunk]:
+        part = items[start : start + chunk]
+        arrays, errors = {}, {}
+        for i, (name, source) in enumerate(part):
             try:
-                arrays.append(resize(load_image(source), clf.input_size))
-                names.append(name)
+                arrays[i] = resize(load_image(source), clf.input_size)
             except ImageError as exc:
-                errors[name] = str(exc).removeprefix(f"{name}: ")
-        probs = clf.run(scale(np.stack(arrays).astype(np.float32)))[0] if arrays else np.zeros((0, 7))
-        by_name = dict(zip(names, probs, strict=True))
-        for name, _ in items[start : start + chunk]:
-            truth = labels.get(Path(name).stem, "") if labels is not None else None
-            if name in errors:
-                rows.append([name, *[""] * len(CLASSES), "", *([truth] if labels is not None else []), errors[name]])
+                errors[i] = str(exc).removeprefix(f"{name}: ")
+        if arrays:
+            probs, features = clf.run(scale(np.stack(list(arrays.values())).astype(np.float32)))
+            results = dict(zip(arrays, zip(probs, result_rows(probs, features, clf), strict=True), strict=True))
+        for i, (name, _) in enumerate(part):
+            truth = [labels.get(Path(name).stem, "")] if labels is not None else []
+            if i in errors:
+                rows.append([name, *blank, *truth, errors[i]])
                 continue
-            p = by_name[name]
-            rows.append([name, *(round(float(v), 4) for v in p), CLASSES[int(p.argmax())],
-                         *([truth] if labels is not None else []), ""])
-            if truth:
+            p, row = results[i]
+            rows.append([name, *row, *truth, ""])
+            if truth and truth[0]:
                 good_probs.append(p)
-                good_truth.append(CLASSES.index(truth))
+                good_truth.append(CLASSES.index(truth[0]))
             elif labels is not None:
                 unlabelled += 1
-    headers = [*HEADER, *(["true_dx"] if labels is not None else []), "error"]
+    headers = [*HEADER, *EXTRA, *(["true_dx"] if labels is not None else []), "error"]
     out = new_file("predictions", ".csv")
     with open(out, "w", newline="") as fh:
         writer = csv.writer(fh)

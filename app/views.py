@@ -12,6 +12,7 @@ from PIL import Image
 from explain import explain_lime, gradcam_overlay, lime_overlay
 from explain.gradcam import cam_from_features, upsample
 from model import CLASSES, DESCRIPTIONS, display_name, load_classifier
+from model.flags import DEFAULT_UNCERTAIN_BELOW, Flags, flag
 from model.labels import class_index
 from model.risk import DISCLAIMER, assess
 
@@ -78,12 +79,31 @@ def _opacity(opacity) -> float:
     return value
 
 
-def summary_text(probs: np.ndarray, upload) -> str:
-    """Risk summary, the top class in plain words, and the truth for a shipped example."""
+def flags_of(probs: np.ndarray, features: np.ndarray) -> Flags:
+    clf = classifier()
+    return flag(probs[None], features[None], clf.head_kernel, clf.card())[0]
+
+
+def summary_text(probs: np.ndarray, flags: Flags, upload) -> str:
+    """Warnings first, then the top class in plain words, the risk summary, and the truth of an example."""
     top = CLASSES[int(probs.argmax())]
-    text = f"**{display_name(top)}**: {DESCRIPTIONS[top]}.\n\n" + assess(probs, classifier().card()).summary()
+    parts = []
+    if flags.out_of_distribution:
+        parts.append("⚠️ **This may not be a dermoscopic image.** The model only knows dermoscopic images of "
+                     "skin lesions; its answer for this picture means little.")
+    if flags.uncertain:
+        parts.append(f"⚠️ **Uncertain:** no class reaches {flag_threshold():.0%}; the answer is more likely "
+                     "wrong than right.")
+    parts.append(f"**{display_name(top)}**: {DESCRIPTIONS[top]}.")
+    parts.append(assess(probs, classifier().card()).summary())
     truth = true_diagnosis(upload_digest(upload))
-    return f"{text}\n\n{truth}" if truth else text
+    if truth:
+        parts.append(truth)
+    return "\n\n".join(parts)
+
+
+def flag_threshold() -> float:
+    return float(classifier().card().get("uncertainty", {}).get("threshold", DEFAULT_UNCERTAIN_BELOW))
 
 
 def classify(upload) -> dict[str, float]:
@@ -103,7 +123,7 @@ def overview(upload, target: str = TOP_CLASS, opacity: float = DEFAULT_OPACITY):
     probs, features = classifier().predict_with_features([image])
     index = _target_index(target, probs[0])
     return (probabilities(probs[0]), gradcam_image(image, features[0], index, opacity),
-            summary_text(probs[0], upload))
+            summary_text(probs[0], flags_of(probs[0], features[0]), upload))
 
 
 def lime_image(upload, target: str = TOP_CLASS, num_samples: int = DEFAULT_SAMPLES, progress=gr.Progress()):
@@ -127,6 +147,7 @@ def explain(upload, target: str = TOP_CLASS, num_samples: int = DEFAULT_SAMPLES,
     progress(0.1, desc=f"LIME: {num_samples} perturbed copies")
     result = explain_lime(clf, image, label=index, num_samples=num_samples)
     risk = assess(probs[0], clf.card())
+    flags = flags_of(probs[0], features[0])
     details = {
         "probabilities": {c: round(float(p), 6) for c, p in zip(CLASSES, probs[0], strict=True)},
         "prediction": CLASSES[int(probs[0].argmax())],
@@ -134,6 +155,8 @@ def explain(upload, target: str = TOP_CLASS, num_samples: int = DEFAULT_SAMPLES,
         "p_malignant": round(risk.p_malignant, 6),
         "malignant_threshold": round(risk.threshold, 6),
         "suspicious": risk.suspicious,
+        "uncertain": flags.uncertain,
+        "not_dermoscopic": flags.out_of_distribution,
         "lime_r2": round(result.score, 4),
         "model_version": model_version(),
         "disclaimer": DISCLAIMER,
@@ -142,7 +165,7 @@ def explain(upload, target: str = TOP_CLASS, num_samples: int = DEFAULT_SAMPLES,
         probabilities(probs[0]),
         gradcam_image(image, features[0], index, opacity),
         as_png(lime_overlay(image, result.weights, result.segments), "LIME", CLASSES[index]),
-        summary_text(probs[0], upload),
+        summary_text(probs[0], flags, upload),
         details,
     )
 
@@ -156,4 +179,5 @@ def report(upload, target: str = TOP_CLASS, opacity: float = DEFAULT_OPACITY, li
     index = _target_index(target, probs[0])
     cam = np.asarray(gradcam_image(image, features[0], index, _opacity(opacity)))
     lime = read_upload(lime_shown) if lime_shown else None
-    return str(make_report(image, probs[0], cam, lime, summary_text(probs[0], upload), model_version()))
+    summary = summary_text(probs[0], flags_of(probs[0], features[0]), upload)
+    return str(make_report(image, probs[0], cam, lime, summary, model_version()))

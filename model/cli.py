@@ -16,12 +16,27 @@ from pathlib import Path
 
 import numpy as np
 
+from .flags import flag
 from .labels import CLASSES
 from .preprocessing import ImageError, load_image, resize, scale
+from .risk import malignant_probability
 from .runtime import MAX_BATCH, ModelFileError, load_classifier
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 HEADER = ["image", *CLASSES, "prediction"]
+EXTRA = ["p_malignant", "suspicious", "uncertain", "not_dermoscopic"]  # after the contract's columns
+
+
+def result_rows(probs: np.ndarray, features: np.ndarray, clf) -> list[list]:
+    """Per image: the 7 probabilities, the prediction, then P(malignant) and the three flags."""
+    card = clf.card()
+    threshold = float(card.get("malignant_operating_point", {}).get("threshold", 0.5))
+    rows = []
+    for p, f in zip(probs, flag(probs, features, clf.head_kernel, card), strict=True):
+        p_malignant = float(malignant_probability(p))
+        rows.append([*(f"{v:.6f}" for v in p), CLASSES[int(p.argmax())], f"{p_malignant:.6f}",
+                     int(p_malignant >= threshold), int(f.uncertain), int(f.out_of_distribution)])
+    return rows
 
 
 def find_images(paths: list[str]) -> list[Path]:
@@ -67,13 +82,13 @@ def predict_files(paths: list[Path], out, clf, workers: int = 4, progress: bool 
     from tqdm import tqdm
 
     writer = csv.writer(out)
-    writer.writerow(HEADER)
+    writer.writerow(HEADER + EXTRA)
     written = 0
     with tqdm(total=len(paths), unit="img", disable=not progress or len(paths) < 100, file=sys.stderr) as bar:
         for batch_paths, images in _batches(paths, clf.input_size, workers):
-            probs = clf.run(scale(images.astype(np.float32)))[0]
-            for path, row in zip(batch_paths, probs, strict=False):
-                writer.writerow([str(path), *(f"{p:.6f}" for p in row), CLASSES[int(row.argmax())]])
+            probs, features = clf.run(scale(images.astype(np.float32)))
+            for path, row in zip(batch_paths, result_rows(probs, features, clf), strict=True):
+                writer.writerow([str(path), *row])
             written += len(batch_paths)
             bar.update(len(batch_paths))
     return written

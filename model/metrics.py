@@ -125,3 +125,46 @@ def confusion_figure(matrix, title: str = "Confusion matrix"):
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def expected_calibration_error(labels: np.ndarray, probs: np.ndarray, bins: int = 15) -> float:
+    """ECE over equal-width confidence bins: the gap between confidence and accuracy."""
+    confidence = probs.max(1)
+    correct = probs.argmax(1) == labels
+    edges = np.linspace(0, 1, bins + 1)
+    ece = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        inside = (confidence > lo) & (confidence <= hi)
+        if inside.any():
+            ece += inside.mean() * abs(correct[inside].mean() - confidence[inside].mean())
+    return float(ece)
+
+
+def temper(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """softmax(logits / T) from softmax(logits): p^(1/T), renormalised."""
+    logp = np.log(np.clip(probs, 1e-12, 1)) / temperature
+    logp -= logp.max(1, keepdims=True)
+    out = np.exp(logp)
+    return out / out.sum(1, keepdims=True)
+
+
+def fit_temperature(labels: np.ndarray, probs: np.ndarray) -> float:
+    """The temperature that minimises the negative log-likelihood (temperature scaling)."""
+    from scipy.optimize import minimize_scalar
+
+    def nll(t: float) -> float:
+        return float(-np.log(np.clip(temper(probs, t)[np.arange(len(labels)), labels], 1e-12, 1)).mean())
+
+    return float(minimize_scalar(nll, bounds=(0.05, 20.0), method="bounded").x)
+
+
+def group_accuracy(labels: np.ndarray, probs: np.ndarray, below: float) -> dict:
+    """Accuracy of the confident (top probability >= below) and uncertain groups."""
+    uncertain = probs.max(1) < below
+    correct = probs.argmax(1) == labels
+    return {
+        "threshold": below,
+        "uncertain_share": float(uncertain.mean()),
+        "accuracy_confident": float(correct[~uncertain].mean()) if (~uncertain).any() else None,
+        "accuracy_uncertain": float(correct[uncertain].mean()) if uncertain.any() else None,
+    }

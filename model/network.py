@@ -68,3 +68,11 @@ def head_weights(network: keras.Model):
 
 def load_network(path: str | os.PathLike[str]) -> keras.Model:
     return keras.models.load_model(path, compile=False)
+
+
+def calibrated(network: keras.Model, temperature: float) -> keras.Model:
+    """The classifier with temperature scaling built in: softmax(logits / T)."""
+    logits = network.get_layer(LOGITS_LAYER).output
+    scaled = keras.layers.Rescaling(1.0 / temperature, name="temperature")(logits)
+    probs = keras.layers.Softmax(name="calibrated_probs", dtype="float32")(scaled)
+    return keras.Model(network.input, probs, name=network.name)

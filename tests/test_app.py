@@ -95,3 +95,17 @@ def test_report_endpoint_makes_a_png(client, examples):
     path = client.predict(handle_file(str(examples[0]["path"])), "top class", 0.45, None, api_name="/report")
     with Image.open(path) as img:
         assert img.format == "PNG" and img.size[0] >= 800 and img.size[1] >= 800
+
+
+def test_documented_client_examples_run(app_server):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    result = subprocess.run([sys.executable, "docs/api_client.py", app_server], cwd=ROOT, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert out.count("\n  ") >= 7 + 3 and "classify:" in out and "explain:" in out
+    assert "not a medical device" in out and "batch: 7 of 7 images classified" in out and ".png" in out

@@ -8,10 +8,12 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from tests.conftest import ROOT
 
 HEADER = ["image", "akiec", "bcc", "bkl", "df", "mel", "nv", "vasc", "prediction"]
+EXTRA = ["p_malignant", "suspicious", "uncertain", "not_dermoscopic"]
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -35,7 +37,7 @@ def test_folder_is_searched_recursively_and_bad_files_are_skipped(tmp_path, exam
     assert "broken.jpg" in result.stderr and "not an image" in result.stderr
     with open(out) as fh:
         rows = list(csv.reader(fh))
-    assert rows[0] == HEADER
+    assert rows[0][:9] == HEADER and rows[0][9:] == EXTRA
     assert len(rows) == 1 + len(examples)
     by_name = {r[0].rsplit("/", 1)[-1]: r for r in rows[1:]}
     for e in examples:
@@ -43,6 +45,8 @@ def test_folder_is_searched_recursively_and_bad_files_are_skipped(tmp_path, exam
         probs = np.array([float(v) for v in row[1:8]])
         assert abs(probs.sum() - 1) < 1e-4
         assert row[8] == HEADER[1 + int(probs.argmax())]
+        assert float(row[9]) == pytest.approx(probs[0] + probs[1] + probs[4], abs=1e-5)
+        assert row[10] in ("0", "1") and row[11] == str(int(probs.max() < 0.5)) and row[12] in ("0", "1")
         np.testing.assert_allclose(probs, clf.predict([load_image(e["path"])])[0], atol=1e-5)
 
 
@@ -54,5 +58,5 @@ def test_exit_code_is_nonzero_only_when_nothing_was_read(tmp_path, examples):
     assert "bad.png" in result.stderr and "missing.jpg" in result.stderr
     result = run_cli(str(bad), str(examples[0]["path"]))
     assert result.returncode == 0
-    assert result.stdout.splitlines()[0] == ",".join(HEADER)
+    assert result.stdout.splitlines()[0] == ",".join(HEADER + EXTRA)
     assert len(result.stdout.splitlines()) == 2

@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", required=True, help="folder with HAM10000_metadata.csv and images/")
     parser.add_argument("--out", required=True, help="run folder (created; an existing one is resumed)")
     parser.add_argument("--size", type=_size, default=defaults.size, help="input HxW, e.g. 150x200")
-    for name in ("batch_size", "head_epochs", "finetune_epochs", "patience", "seed", "workers"):
+    for name in ("batch_size", "head_epochs", "finetune_epochs", "warmup_epochs", "patience", "seed", "workers"):
         parser.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
     for name in ("head_lr", "finetune_lr", "dropout", "label_smoothing"):
         parser.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(defaults, name))

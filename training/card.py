@@ -15,6 +15,8 @@ def render_markdown(card: dict) -> str:
     data = card["data"]
     train = card["training"]
     point = card["malignant_operating_point"]
+    unc = card["uncertainty"]
+    ood = card["ood"]
     rows = "\n".join(
         f"| {NAMES[c]} ({c}) | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | "
         f"{m['auc']:.3f} | {m['support']} |"
@@ -58,6 +60,19 @@ def render_markdown(card: dict) -> str:
 Risk summary: flagged as suspicious when P(mel) + P(bcc) + P(akiec) >= {point['threshold']:.3f},
 a threshold {point['chosen_on']}. On the test split it catches {_pct(point['test_sensitivity'])} of
 malignant lesions (sensitivity) and clears {_pct(point['test_specificity'])} of benign ones (specificity).
+
+## Calibration and when not to answer
+- Temperature scaling fitted on validation: T = {card['temperature']:.3f}. Expected calibration error
+  (15 bins) on the test split {test['ece_uncalibrated']:.3f} before, **{test['ece']:.3f}** after
+  (validation {val['ece_uncalibrated']:.3f} / {val['ece']:.3f}).
+- "Uncertain": {unc['rule']} ({unc['threshold']:.0%}). On the test split {_pct(unc['test']['uncertain_share'])}
+  of images are uncertain; accuracy {_pct(unc['test']['accuracy_confident'])} on the confident ones,
+  {_pct(unc['test']['accuracy_uncertain'])} on the uncertain ones.
+- "This may not be a dermoscopic image": {ood['score']}; flagged below {ood['threshold']:.3f}, the
+  {ood['chosen_on']}. It flags {_pct(ood['test_dermoscopic_flagged'])} of the test split's dermoscopic
+  images (false positives) and {_pct(ood['non_dermoscopic_flagged'])} of {ood['non_dermoscopic_images']}
+  non-dermoscopic images (scikit-image photographs and micrographs, solid colours, noise, patterns,
+  text; true positives).
 
 ![confusion matrix](confusion_test.png)
 ![training curves](training_curves.png)

@@ -10,7 +10,7 @@ import keras
 import numpy as np
 
 from model.network import serving_model
-from model.runtime import CARD_FILE, KERAS_FILE, LITERT_FILE, load_classifier, sha256
+from model.runtime import CARD_FILE, KERAS_FILE, LITERT_FILE, Classifier, sha256
 
 from .card import render_markdown
 
@@ -31,7 +31,7 @@ def export(network: keras.Model, out_dir: str | Path, card: dict, check_images: 
     serving_model(network).export(str(out_dir / LITERT_FILE), format="litert", verbose=False)
 
     reference = serving_model(network).predict(check_images, verbose=0)
-    probs, features = load_classifier(out_dir, num_threads=2).run(check_images)
+    probs, features = Classifier(out_dir / LITERT_FILE, num_threads=2).run(check_images)  # card not written yet
     agreement = {
         "images": int(len(check_images)),
         "max_abs_diff_probs": float(np.abs(probs - reference[0]).max()),

@@ -1,0 +1,65 @@
+"""Calibration (temperature scaling) and the two flags: uncertain, not dermoscopic."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from model.flags import flag, ood_score
+from model.metrics import expected_calibration_error, fit_temperature, group_accuracy, temper
+
+
+def _overconfident(n=2000, seed=0):
+    """Labels and probabilities from logits that are 3x too sharp."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(0, 1.5, (n, 7))
+    true_p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    labels = np.array([rng.choice(7, p=p) for p in true_p])
+    sharp = np.exp(3 * logits)
+    return labels, sharp / sharp.sum(1, keepdims=True)
+
+
+def test_temperature_scaling_recovers_the_temperature_and_cuts_ece():
+    labels, probs = _overconfident()
+    t = fit_temperature(labels, probs)
+    assert t == pytest.approx(3.0, rel=0.15)
+    calibrated = temper(probs, t)
+    assert expected_calibration_error(labels, calibrated) < 0.03 < expected_calibration_error(labels, probs)
+    np.testing.assert_array_equal(calibrated.argmax(1), probs.argmax(1))  # same answers
+    np.testing.assert_allclose(calibrated.sum(1), 1, atol=1e-9)
+
+
+def test_group_accuracy_splits_at_the_threshold():
+    probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.4, 0.6], [0.55, 0.45]])
+    out = group_accuracy(np.array([0, 1, 1, 1]), probs, below=0.7)
+    assert out["uncertain_share"] == 0.5
+    assert out["accuracy_confident"] == 0.5 and out["accuracy_uncertain"] == 0.5
+
+
+def test_flags_follow_the_card_thresholds():
+    kernel = np.eye(4, 7, dtype=np.float32)
+    familiar = np.full((1, 2, 2, 4), 3.0, np.float32)
+    odd = np.zeros((1, 2, 2, 4), np.float32)
+    features = np.concatenate([familiar, odd])
+    probs = np.array([[0.9] + [0.1 / 6] * 6, [0.3] + [0.7 / 6] * 6])
+    threshold = float(ood_score(features, kernel).mean())
+    card = {"uncertainty": {"threshold": 0.5}, "ood": {"threshold": threshold}}
+    confident, unsure = flag(probs, features, kernel, card)
+    assert not confident.uncertain and not confident.out_of_distribution
+    assert unsure.uncertain and unsure.out_of_distribution
+    no_card = flag(probs, features, kernel, None)
+    assert not any(f.out_of_distribution for f in no_card)  # no calibrated threshold, no OOD claim
+
+
+def test_shipped_card_matches_the_serving_path(clf):
+    """The card's OOD figure is reproduced by the LiteRT runtime on the same generated images."""
+    from model.preprocessing import prepare_batch
+    from training.ood import non_dermoscopic_images
+
+    card = clf.card()
+    others = non_dermoscopic_images()
+    assert len(others) == card["ood"]["non_dermoscopic_images"]
+    probs, features = clf.run(prepare_batch([img for _, img in others], clf.input_size))
+    flagged = np.mean([f.out_of_distribution for f in flag(probs, features, clf.head_kernel, card)])
+    assert flagged == pytest.approx(card["ood"]["non_dermoscopic_flagged"], abs=1.5 / len(others))
+    assert card["metrics"]["test"]["ece"] <= card["metrics"]["test"]["ece_uncalibrated"]
