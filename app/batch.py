@@ -18,6 +18,7 @@ from model.cli import EXTRA, HEADER, IMAGE_SUFFIXES, result_rows
 from model.metrics import classification_metrics, confusion_figure
 from model.preprocessing import resize, scale
 
+from .errors import user_error, user_facing
 from .scratch import new_file
 from .views import classifier
 
@@ -40,15 +41,15 @@ def collect(files) -> list[tuple[str, object]]:
                            and Path(m.filename).suffix.lower() in IMAGE_SUFFIXES
                            and not Path(m.filename).name.startswith(".") and "__MACOSX" not in m.filename]
                 if sum(m.file_size for m in members) > MAX_UNZIPPED_BYTES:
-                    raise gr.Error(f"{Path(path).name}: the zip unpacks to more than "
-                                   f"{MAX_UNZIPPED_BYTES // 2**20} MB", title="Zip too large")
+                    raise user_error(f"{Path(path).name}: the zip unpacks to more than "
+                                   f"{MAX_UNZIPPED_BYTES // 2**20} MB", "Zip too large")
                 items += [(Path(m.filename).name, archive.read(m)) for m in members]
         else:
             items.append((Path(path).name, path))
     if not items:
-        raise gr.Error("Upload one or more images, or a zip of images.", title="No images")
+        raise user_error("Upload one or more images, or a zip of images.", "No images")
     if len(items) > MAX_IMAGES:
-        raise gr.Error(f"{len(items)} images: at most {MAX_IMAGES} per batch.", title="Too many images")
+        raise user_error(f"{len(items)} images: at most {MAX_IMAGES} per batch.", "Too many images")
     return items
 
 
@@ -59,14 +60,14 @@ def read_labels(payload) -> dict[str, str]:
         with open(path, newline="", encoding="utf-8-sig") as fh:
             rows = list(csv.DictReader(fh))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise gr.Error(f"The labels file could not be read as CSV ({exc}).", title="Bad labels file") from exc
+        raise user_error(f"The labels file could not be read as CSV ({exc}).", "Bad labels file") from exc
     if not rows or not {"image_id", "dx"} <= set(rows[0]):
-        raise gr.Error("The labels CSV needs the columns image_id and dx (HAM10000 metadata layout).",
-                       title="Bad labels file")
+        raise user_error("The labels CSV needs the columns image_id and dx (HAM10000 metadata layout).",
+                         "Bad labels file")
     unknown = sorted({r["dx"] for r in rows} - set(CLASSES))
     if unknown:
-        raise gr.Error(f"Unknown diagnoses in the labels: {', '.join(unknown)}; expected {', '.join(CLASSES)}.",
-                       title="Bad labels file")
+        raise user_error(f"Unknown diagnoses in the labels: {', '.join(unknown)}; expected {', '.join(CLASSES)}.",
+                         "Bad labels file")
     return {r["image_id"].strip(): r["dx"].strip() for r in rows}
 
 
@@ -82,6 +83,7 @@ def metrics_markdown(truth: np.ndarray, probs: np.ndarray, unlabelled: int) -> s
     return "\n".join(lines)
 
 
+@user_facing
 def run_batch(files, labels_file=None, progress=gr.Progress()):
     """Predictions table, metrics (with labels), confusion matrix plot, CSV file to download."""
     items = collect(files)

@@ -16,8 +16,9 @@ from model.flags import DEFAULT_UNCERTAIN_BELOW, Flags, flag
 from model.labels import class_index
 from model.risk import DISCLAIMER, assess
 
+from .errors import user_error, user_facing
 from .examples import true_diagnosis
-from .uploads import read_upload, upload_digest
+from .uploads import read_upload, upload_source
 
 TOP_CLASS = "top class"
 DEFAULT_SAMPLES = 1000
@@ -56,16 +57,16 @@ def _target_index(target: str | None, probs: np.ndarray) -> int:
     try:
         return class_index(None if target in (None, "", TOP_CLASS) else target, probs)
     except ValueError as exc:
-        raise gr.Error(str(exc), title="Unknown class") from exc
+        raise user_error(str(exc), "Unknown class") from exc
 
 
 def _samples(num_samples) -> int:
     try:
         value = int(num_samples)
     except (TypeError, ValueError) as exc:
-        raise gr.Error("LIME samples must be a whole number.", title="Bad setting") from exc
+        raise user_error("LIME samples must be a whole number.", "Bad setting") from exc
     if not 50 <= value <= 5000:
-        raise gr.Error("LIME samples must be between 50 and 5000.", title="Bad setting")
+        raise user_error("LIME samples must be between 50 and 5000.", "Bad setting")
     return value
 
 
@@ -73,9 +74,9 @@ def _opacity(opacity) -> float:
     try:
         value = float(opacity)
     except (TypeError, ValueError) as exc:
-        raise gr.Error("Grad-CAM opacity must be a number between 0 and 1.", title="Bad setting") from exc
+        raise user_error("Grad-CAM opacity must be a number between 0 and 1.", "Bad setting") from exc
     if not 0.0 <= value <= 1.0:
-        raise gr.Error("Grad-CAM opacity must be between 0 and 1.", title="Bad setting")
+        raise user_error("Grad-CAM opacity must be between 0 and 1.", "Bad setting")
     return value
 
 
@@ -96,7 +97,7 @@ def summary_text(probs: np.ndarray, flags: Flags, upload) -> str:
                      "wrong than right.")
     parts.append(f"**{display_name(top)}**: {DESCRIPTIONS[top]}.")
     parts.append(assess(probs, classifier().card()).summary())
-    truth = true_diagnosis(upload_digest(upload))
+    truth = true_diagnosis(upload_source(upload))
     if truth:
         parts.append(truth)
     return "\n\n".join(parts)
@@ -106,6 +107,7 @@ def flag_threshold() -> float:
     return float(classifier().card().get("uncertainty", {}).get("threshold", DEFAULT_UNCERTAIN_BELOW))
 
 
+@user_facing
 def classify(upload) -> dict[str, float]:
     """API /classify: the 7 probabilities."""
     return probabilities(classifier().predict([read_upload(upload)])[0])
@@ -116,6 +118,7 @@ def gradcam_image(image: np.ndarray, features: np.ndarray, index: int, opacity: 
     return as_png(gradcam_overlay(image, cam, alpha=opacity), "Grad-CAM", CLASSES[index])
 
 
+@user_facing
 def overview(upload, target: str = TOP_CLASS, opacity: float = DEFAULT_OPACITY):
     """The fast part of the page: probabilities, Grad-CAM and the summary, from one model call."""
     image = read_upload(upload)
@@ -126,6 +129,7 @@ def overview(upload, target: str = TOP_CLASS, opacity: float = DEFAULT_OPACITY):
             summary_text(probs[0], flags_of(probs[0], features[0]), upload))
 
 
+@user_facing
 def lime_image(upload, target: str = TOP_CLASS, num_samples: int = DEFAULT_SAMPLES, progress=gr.Progress()):
     """The slow part: LIME's overlay (green supports the class, red opposes it)."""
     image = read_upload(upload)
@@ -136,6 +140,7 @@ def lime_image(upload, target: str = TOP_CLASS, num_samples: int = DEFAULT_SAMPL
     return as_png(lime_overlay(image, result.weights, result.segments), "LIME", CLASSES[index])
 
 
+@user_facing
 def explain(upload, target: str = TOP_CLASS, num_samples: int = DEFAULT_SAMPLES,
             opacity: float = DEFAULT_OPACITY, progress=gr.Progress()):
     """API /explain: probabilities, Grad-CAM overlay, LIME overlay, summary, details."""
@@ -170,6 +175,7 @@ def explain(upload, target: str = TOP_CLASS, num_samples: int = DEFAULT_SAMPLES,
     )
 
 
+@user_facing
 def report(upload, target: str = TOP_CLASS, opacity: float = DEFAULT_OPACITY, lime_shown=None) -> str:
     """Path of a PNG report of the current analysis (the LIME overlay as shown, if any)."""
     from .report import make_report

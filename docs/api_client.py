@@ -43,5 +43,5 @@ table, batch_summary, plot, csv_path = client.predict(
 print("batch:", batch_summary.splitlines()[0], "->", csv_path)
 
 # /report: image, class to explain, opacity, LIME overlay to include (or None) -> PNG path
-report_png = client.predict(image, "top class", 0.45, lime_png, api_name="/report")
+report_png = client.predict(image, "top class", 0.45, handle_file(lime_png), api_name="/report")
 print("report:", report_png)

@@ -70,6 +70,8 @@ class Classifier:
         self.head_kernel = self._find_head_kernel(int(features["shape"][-1]))  # (C, 7)
         self._batch = int(self._input["shape"][0])
         self._lock = threading.Lock()
+        card_path = self.path.parent / CARD_FILE
+        self._card = json.loads(card_path.read_text()) if card_path.is_file() else {}
 
     def _find_head_kernel(self, channels: int) -> np.ndarray:
         """The dense layer mapping pooled features to logits, stored (7, C) in the flatbuffer."""
@@ -111,9 +113,8 @@ class Classifier:
         return self.run(prepare_batch(images, self.input_size))
 
     def card(self) -> dict:
-        """The model card stored beside the model file, or {} when there is none."""
-        path = self.path.parent / CARD_FILE
-        return json.loads(path.read_text()) if path.is_file() else {}
+        """The model card stored beside the model file (read once), or {} when there is none."""
+        return self._card
 
 
 def verify(path: Path) -> None:

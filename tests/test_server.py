@@ -182,3 +182,19 @@ def test_no_outbound_connection_at_start_up_or_while_serving(tmp_path, examples)
         proc.terminate()
         proc.wait(timeout=20)
     assert attempts.read_text() == ""
+
+
+@pytest.mark.parametrize("payload", [
+    {"path": str(ROOT / "examples" / "ISIC_0031900.jpg"), "meta": {"_type": "gradio.FileData"}},
+    {"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}},
+    {"path": "../../../../etc/hostname", "meta": {"_type": "gradio.FileData"}},
+    "/etc/passwd",
+])
+def test_api_refuses_server_paths_it_did_not_receive(app_server, payload):
+    """A client may only name files it uploaded: a server path in the payload is not read."""
+    import httpx
+
+    start = httpx.post(app_server + "gradio_api/call/classify", json={"data": [payload]}, timeout=30)
+    event = start.json()["event_id"]
+    stream = httpx.get(app_server + f"gradio_api/call/classify/{event}", timeout=60).text
+    assert "event: error" in stream and "confidences" not in stream
