@@ -16,8 +16,9 @@ DEFAULT_UNCERTAIN_BELOW = 0.5  # calibrated top probability: below it the answer
 def ood_score(features: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     """Energy-style score of (N, h, w, C) ``out_relu`` features: logsumexp of the class scores.
 
-    Uses the head's kernel without its bias, which the runtime does not need otherwise; the
-    threshold is calibrated with this same function. Low scores mean unfamiliar input.
+    Uses the head's kernel as the runtime reads it from the flatbuffer (the temperature may be
+    folded into it) and no bias; the threshold is calibrated with this same function on the
+    exported runtime. Low scores mean unfamiliar input.
     """
     scores = features.mean(axis=(1, 2)) @ kernel
     peak = scores.max(axis=1, keepdims=True)

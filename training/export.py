@@ -17,12 +17,11 @@ from .card import render_markdown
 FIGURES = ("confusion_test.png", "training_curves.png")
 
 
-def export(network: keras.Model, out_dir: str | Path, card: dict, check_images: np.ndarray,
-           figures_from: str | Path | None = None) -> dict:
-    """Save both model files, check that LiteRT matches Keras on ``check_images``, write the card.
+def export_model(network: keras.Model, out_dir: str | Path, check_images: np.ndarray) -> tuple[Classifier, dict]:
+    """Save the .keras and LiteRT files and check that LiteRT matches Keras on ``check_images``.
 
-    ``check_images`` are already scaled network inputs; the card's figures are copied from
-    ``figures_from``. Returns the card as written.
+    ``check_images`` are scaled network inputs. Returns the exported runtime (so figures that
+    depend on it, like the OOD threshold, are computed on what ships) and the card's file entries.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -31,22 +30,25 @@ def export(network: keras.Model, out_dir: str | Path, card: dict, check_images: 
     serving_model(network).export(str(out_dir / LITERT_FILE), format="litert", verbose=False)
 
     reference = serving_model(network).predict(check_images, verbose=0)
-    probs, features = Classifier(out_dir / LITERT_FILE, num_threads=2).run(check_images)  # card not written yet
-    agreement = {
-        "images": int(len(check_images)),
-        "max_abs_diff_probs": float(np.abs(probs - reference[0]).max()),
-        "max_abs_diff_features": float(np.abs(features - reference[1]).max()),
-    }
-    card = {
-        **card,
-        "litert_vs_keras": agreement,
+    runtime = Classifier(out_dir / LITERT_FILE, num_threads=2)  # no card yet: nothing to verify against
+    probs, features = runtime.run(check_images)
+    return runtime, {
+        "litert_vs_keras": {
+            "images": int(len(check_images)),
+            "max_abs_diff_probs": float(np.abs(probs - reference[0]).max()),
+            "max_abs_diff_features": float(np.abs(features - reference[1]).max()),
+        },
         "files": {
             name: {"sha256": sha256(out_dir / name), "bytes": (out_dir / name).stat().st_size}
             for name in (KERAS_FILE, LITERT_FILE)
         },
     }
+
+
+def write_card(out_dir: str | Path, card: dict, figures_from: str | Path | None = None) -> None:
+    """The model card as JSON and Markdown, with its figures copied beside it."""
+    out_dir = Path(out_dir)
     (out_dir / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
     (out_dir / "MODEL_CARD.md").write_text(render_markdown(card))
     for name in FIGURES if figures_from else ():
         shutil.copy(Path(figures_from) / name, out_dir / name)
-    return card

@@ -266,10 +266,10 @@ def finish_run(run_dir: str | Path) -> dict:
 
     from model.flags import DEFAULT_UNCERTAIN_BELOW, ood_score
     from model.metrics import expected_calibration_error, fit_temperature, group_accuracy, temper
-    from model.network import build_network, calibrated, head_weights, serving_model
+    from model.network import build_network, calibrated
     from model.preprocessing import prepare_batch
 
-    from .export import export
+    from .export import export_model, write_card
     from .ood import non_dermoscopic_images
 
     out = Path(run_dir)
@@ -279,15 +279,13 @@ def finish_run(run_dir: str | Path) -> dict:
     meta = pd.read_csv(out / "split.csv")
     network = build_network(cfg.size, weights=None, dropout=cfg.dropout)
     network.load_weights(out / "best.weights.h5")
-    two_outputs = serving_model(network)
 
-    raw, features, arrays, labels = {}, {}, {}, {}
+    raw, arrays, labels = {}, {}, {}
     for name in ("val", "test"):  # the test split is scored here only, after every choice
         part = meta[meta.split == name]
         arrays[name] = load_arrays(list(part.path), cfg.size, cfg.workers, desc=f"loading {name}")
         labels[name] = part.label.to_numpy()
-        raw[name], features[name] = two_outputs.predict(scale(arrays[name].astype(np.float32)), batch_size=64,
-                                                        verbose=0)
+        raw[name] = network.predict(scale(arrays[name].astype(np.float32)), batch_size=64, verbose=0)
 
     # calibration: temperature scaling fitted on validation, built into the exported model
     temperature = fit_temperature(labels["val"], raw["val"])
@@ -303,13 +301,18 @@ def finish_run(run_dir: str | Path) -> dict:
     point = operating_point(labels["val"], probs["val"], sensitivity=0.90)
     test_point = at_threshold(labels["test"], probs["test"], point["threshold"])
 
-    # the flags: 'uncertain' below a calibrated confidence; 'not dermoscopic' below a feature score
-    kernel = head_weights(network)[0]
-    scores = {name: ood_score(features[name], kernel) for name in features}
+    # export, then the flags on the exported runtime itself: 'uncertain' below a calibrated
+    # confidence; 'not dermoscopic' below a feature score whose threshold must match what ships
+    check = np.asarray(scale(arrays["test"][:8].astype(np.float32)))
+    runtime, exported = export_model(calibrated(network, temperature), out / "export", check)
+
+    def runtime_scores(images: np.ndarray) -> np.ndarray:
+        return ood_score(runtime.run(images)[1], runtime.head_kernel)
+
+    scores = {name: runtime_scores(scale(arrays[name].astype(np.float32))) for name in arrays}
     ood_threshold = float(np.percentile(scores["val"], 5))
     others = non_dermoscopic_images()
-    other_scores = ood_score(two_outputs.predict(prepare_batch([img for _, img in others], cfg.size),
-                                                 verbose=0)[1], kernel)
+    other_scores = runtime_scores(prepare_batch([img for _, img in others], cfg.size))
     ood = {
         "threshold": ood_threshold,
         "score": "logsumexp over classes of (spatially pooled out_relu features x head kernel), no bias",
@@ -365,9 +368,9 @@ def finish_run(run_dir: str | Path) -> dict:
         },
         "uncertainty": uncertainty,
         "ood": ood,
+        **exported,
     }
-    check = np.asarray(scale(arrays["test"][:8].astype(np.float32)))
-    card = export(calibrated(network, temperature), out / "export", card, check, figures_from=out)
+    write_card(out / "export", card, figures_from=out)
     print(json.dumps({s: {k: round(results[s][k], 4) for k in ("accuracy", "balanced_accuracy", "macro_auc")}
                       for s in results}, indent=2))
     return card
