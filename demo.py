@@ -111,4 +111,7 @@ with gr.Blocks(title="Skin lesion classifier with explanations", analytics_enabl
 
 
 if __name__ == "__main__":
-    demo.launch(max_file_size=MAX_UPLOAD, enable_monitoring=False, footer_links=["api"], css=CSS)
+    demo.launch(max_file_size=MAX_UPLOAD, enable_monitoring=False, footer_links=["api"], css=CSS,
+                prevent_thread_lock=True)
+    views.warm_up()  # serving already; load what explanations need before the first upload
+    demo.block_thread()

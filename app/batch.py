@@ -15,7 +15,6 @@ import numpy as np
 
 from model import CLASSES, ImageError, load_image
 from model.cli import EXTRA, HEADER, IMAGE_SUFFIXES, result_rows
-from model.metrics import classification_metrics, confusion_figure
 from model.preprocessing import resize, scale
 
 from .errors import user_error, user_facing
@@ -72,6 +71,8 @@ def read_labels(payload) -> dict[str, str]:
 
 
 def metrics_markdown(truth: np.ndarray, probs: np.ndarray, unlabelled: int) -> str:
+    from model.metrics import classification_metrics  # scikit-learn: loaded when first needed
+
     m = classification_metrics(truth, probs)
     lines = [f"**{m['n']} labelled images**: accuracy **{m['accuracy']:.1%}**, balanced accuracy "
              f"(mean recall) **{m['balanced_accuracy']:.1%}**."]
@@ -126,6 +127,8 @@ def run_batch(files, labels_file=None, progress=gr.Progress()):
     summary = f"{read} of {len(rows)} images classified."
     figure = None
     if labels is not None and good_truth:
+        from model.metrics import classification_metrics, confusion_figure
+
         truth, probs = np.array(good_truth), np.stack(good_probs)
         summary += "\n\n" + metrics_markdown(truth, probs, unlabelled)
         figure = confusion_figure(classification_metrics(truth, probs)["confusion_matrix"],

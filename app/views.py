@@ -9,7 +9,7 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from explain import explain_lime, gradcam_overlay, lime_overlay
+import explain as explanations  # its heavy parts load on first use
 from explain.gradcam import cam_from_features, upsample
 from model import CLASSES, DESCRIPTIONS, display_name, load_classifier
 from model.flags import DEFAULT_UNCERTAIN_BELOW, Flags, flag
@@ -29,6 +29,17 @@ DEFAULT_OPACITY = 0.45
 def classifier():
     """The shipped model, loaded once per process."""
     return load_classifier()
+
+
+def warm_up() -> None:
+    """Load what the first explanation needs (lime, scikit-image, matplotlib: ~2 s on 2 cores).
+
+    The app calls this once it is serving, so start-up is not slowed and the first upload is not either.
+    """
+    import model.metrics  # noqa: F401  (scikit-learn, for the batch tab)
+
+    explanations.load_all()
+    classifier().predict([np.zeros((*classifier().input_size, 3), np.uint8)])  # XNNPACK set-up
 
 
 def model_version() -> str:
@@ -115,7 +126,7 @@ def classify(upload) -> dict[str, float]:
 
 def gradcam_image(image: np.ndarray, features: np.ndarray, index: int, opacity: float) -> Image.Image:
     cam = upsample(cam_from_features(features, classifier().head_kernel, index), image.shape[:2])
-    return as_png(gradcam_overlay(image, cam, alpha=opacity), "Grad-CAM", CLASSES[index])
+    return as_png(explanations.gradcam_overlay(image, cam, alpha=opacity), "Grad-CAM", CLASSES[index])
 
 
 @user_facing
@@ -136,8 +147,8 @@ def lime_image(upload, target: str = TOP_CLASS, num_samples: int = DEFAULT_SAMPL
     num_samples = _samples(num_samples)
     progress(0.05, desc=f"LIME: {num_samples} perturbed copies")
     index = _target_index(target, classifier().predict([image])[0])
-    result = explain_lime(classifier(), image, label=index, num_samples=num_samples)
-    return as_png(lime_overlay(image, result.weights, result.segments), "LIME", CLASSES[index])
+    result = explanations.explain_lime(classifier(), image, label=index, num_samples=num_samples)
+    return as_png(explanations.lime_overlay(image, result.weights, result.segments), "LIME", CLASSES[index])
 
 
 @user_facing
@@ -150,7 +161,7 @@ def explain(upload, target: str = TOP_CLASS, num_samples: int = DEFAULT_SAMPLES,
     probs, features = clf.predict_with_features([image])
     index = _target_index(target, probs[0])
     progress(0.1, desc=f"LIME: {num_samples} perturbed copies")
-    result = explain_lime(clf, image, label=index, num_samples=num_samples)
+    result = explanations.explain_lime(clf, image, label=index, num_samples=num_samples)
     risk = assess(probs[0], clf.card())
     flags = flags_of(probs[0], features[0])
     details = {
@@ -169,7 +180,7 @@ def explain(upload, target: str = TOP_CLASS, num_samples: int = DEFAULT_SAMPLES,
     return (
         probabilities(probs[0]),
         gradcam_image(image, features[0], index, opacity),
-        as_png(lime_overlay(image, result.weights, result.segments), "LIME", CLASSES[index]),
+        as_png(explanations.lime_overlay(image, result.weights, result.segments), "LIME", CLASSES[index]),
         summary_text(probs[0], flags, upload),
         details,
     )

@@ -3,10 +3,44 @@
     from explain import grad_cam, lime_weights
     cam = grad_cam(clf, image)            # float32 HxW in [0, 1]
     weights = lime_weights(clf, image)    # float32 HxW, positive supports the class
+
+Names load on first use (PEP 562): lime, scikit-learn, scikit-image and matplotlib take about
+2 s to import on 2 cores, and the app answers its first request before it needs them.
 """
 
-from .gradcam import grad_cam
-from .lime import LimeResult, explain_lime, lime_weights
-from .overlays import gradcam_overlay, lime_overlay
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+_WHERE = {
+    "grad_cam": ".gradcam",
+    "LimeResult": ".lime",
+    "explain_lime": ".lime",
+    "lime_weights": ".lime",
+    "gradcam_overlay": ".overlays",
+    "lime_overlay": ".overlays",
+}
 
 __all__ = ["LimeResult", "explain_lime", "grad_cam", "gradcam_overlay", "lime_overlay", "lime_weights"]
+
+if TYPE_CHECKING:
+    from .gradcam import grad_cam
+    from .lime import LimeResult, explain_lime, lime_weights
+    from .overlays import gradcam_overlay, lime_overlay
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module 'explain' has no attribute {name!r}")
+    return getattr(importlib.import_module(_WHERE[name], __name__), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+def load_all() -> None:
+    """Import everything now (the app calls this in the background once it is serving)."""
+    for module in set(_WHERE.values()):
+        importlib.import_module(module, __name__)

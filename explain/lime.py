@@ -25,7 +25,7 @@ class BatchedLimeImageExplainer(LimeImageExplainer):
     """Stock LIME with the perturbation loop vectorised: same random draws, same answer.
 
     lime 0.2.0.1 builds each perturbed image in a Python loop (with a tqdm bar on stderr);
-    here a whole batch is one ``np.where`` over a boolean superpixel mask.
+    here a whole batch is one masked copy into a reused buffer.
     """
 
     def data_labels(self, image, fudged_image, segments, classifier_fn, num_samples, batch_size=10,
@@ -36,10 +36,14 @@ class BatchedLimeImageExplainer(LimeImageExplainer):
         )
         data[0, :] = 1
         on = data.astype(bool)
+        buffer = np.empty((batch_size, *image.shape), dtype=image.dtype)  # C-contiguous, reused
         labels = []
         for start in range(0, num_samples, batch_size):
             keep = on[start : start + batch_size][:, segments]  # (b, H, W): superpixel kept?
-            labels.append(classifier_fn(np.where(keep[..., None], image, fudged_image)))
+            batch = buffer[: len(keep)]
+            batch[:] = fudged_image
+            np.copyto(batch, image, where=keep[..., None])
+            labels.append(classifier_fn(batch))
         return data, np.concatenate(labels)
 
 

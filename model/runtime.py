@@ -68,7 +68,7 @@ class Classifier:
         self.input_size: tuple[int, int] = tuple(int(s) for s in self._input["shape"][1:3])
         self.classes = CLASSES
         self.head_kernel = self._find_head_kernel(int(features["shape"][-1]))  # (C, 7)
-        self._batch = int(self._input["shape"][0])
+        self._shape = tuple(int(d) for d in self._input["shape"])
         self._lock = threading.Lock()
         card_path = self.path.parent / CARD_FILE
         self._card = json.loads(card_path.read_text()) if card_path.is_file() else {}
@@ -93,10 +93,10 @@ class Classifier:
 
     def _invoke(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         with self._lock:
-            if batch.shape[0] != self._batch:
+            if batch.shape != self._shape:  # batch size or (for LIME's smaller copies) spatial size
                 self._interpreter.resize_tensor_input(self._input["index"], batch.shape)
                 self._interpreter.allocate_tensors()
-                self._batch = batch.shape[0]
+                self._shape = batch.shape
             self._interpreter.set_tensor(self._input["index"], batch)
             self._interpreter.invoke()
             return (
