@@ -40,6 +40,17 @@ def test_predict_is_batch_independent(clf, examples):
     np.testing.assert_allclose(together[-len(images) :], alone, atol=1e-5)
 
 
+def test_run_follows_the_input_shape_and_back(clf, examples):
+    """The interpreter is resized for each new input shape, spatial ones included."""
+    from model import load_image
+
+    batch = prepare_batch([load_image(e["path"]) for e in examples[:2]], clf.input_size)
+    before, _ = clf.run(batch)
+    _, features = clf.run(batch[:, ::2, ::2])  # a smaller input: a smaller feature map
+    assert features.shape[1] < clf.run(batch)[1].shape[1]
+    np.testing.assert_allclose(clf.run(batch)[0], before, atol=1e-6)
+
+
 def test_litert_matches_keras(clf, keras_model, examples):
     from model import load_image
     from model.network import serving_model
