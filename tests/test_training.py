@@ -50,11 +50,21 @@ def test_train_resume_and_export_on_tiny_data(ham_folder, tmp_path):
                  finetune_epochs=1, finetune_from="block_15_expand", workers=2)
     card = train(cfg)
 
-    for name in ("split.csv", "state.json", "metrics.json", "confusion_test.png", "training_curves.png",
-                 "export/skin_mobilenetv2.keras", "export/skin_mobilenetv2.tflite", "export/model_card.json"):
+    figures = ("confusion_test.png", "training_curves.png", "roc_test.png", "reliability_test.png",
+               "misclassified_test.png")
+    for name in ("split.csv", "state.json", "metrics.json", *figures, *(f"export/{f}" for f in figures),
+                 "export/skin_mobilenetv2.keras", "export/skin_mobilenetv2.tflite", "export/model_card.json",
+                 "export/MODEL_CARD.md"):
         assert (out / name).is_file(), name
+    for name in figures:  # the card links every figure it ships
+        assert f"({name})" in (out / "export/MODEL_CARD.md").read_text(), name
     split = pd.read_csv(out / "split.csv")
     assert (split.groupby("lesion_id").split.nunique() == 1).all()
+    shown = json.loads((out / "metrics.json").read_text())["test"]["misclassified_shown"]
+    test_probs = np.load(out / "test_probs.npy")
+    test_part = split[split.split == "test"].reset_index(drop=True)
+    wrong = set(test_part.image_id[test_probs.argmax(1) != test_part.label])
+    assert shown and set(shown) <= wrong  # the grid shows misclassified test images only
     assert card["input_size"] == {"height": 64, "width": 80}
     assert card["litert_vs_keras"]["max_abs_diff_probs"] < 1e-4
     assert 0 <= card["metrics"]["test"]["balanced_accuracy"] <= 1

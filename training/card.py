@@ -74,6 +74,14 @@ malignant lesions (sensitivity) and clears {_pct(point['test_specificity'])} of 
   non-dermoscopic images (scikit-image photographs and micrographs, solid colours, noise, patterns,
   text; true positives).
 
+## Figures (test split unless named)
+- [Confusion matrix, counts and row-normalised](confusion_test.png)
+- [ROC curves per class and malignant vs benign](roc_test.png)
+- [Reliability diagram before and after temperature scaling](reliability_test.png)
+- [Most confidently misclassified images with the Grad-CAM of the predicted class](misclassified_test.png)
+- [Training curves (validation)](training_curves.png)
+- Per-class precision, recall, F1 and support for both splits: `metrics` in `model_card.json`.
+
 ![confusion matrix](confusion_test.png)
 ![training curves](training_curves.png)
 

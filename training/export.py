@@ -14,7 +14,9 @@ from model.runtime import CARD_FILE, KERAS_FILE, LITERT_FILE, Classifier, sha256
 
 from .card import render_markdown
 
-FIGURES = ("confusion_test.png", "training_curves.png")
+FIGURES = (
+    "confusion_test.png", "training_curves.png", "roc_test.png", "reliability_test.png", "misclassified_test.png"
+)
 
 
 def export_model(network: keras.Model, out_dir: str | Path, check_images: np.ndarray) -> tuple[Classifier, dict]:

@@ -29,6 +29,9 @@ from .evaluate import (
     operating_point,
     plot_confusion_matrix,
     plot_history,
+    plot_misclassified,
+    plot_reliability,
+    plot_roc_curves,
 )
 
 
@@ -306,13 +309,12 @@ def finish_run(run_dir: str | Path) -> dict:
     check = np.asarray(scale(arrays["test"][:8].astype(np.float32)))
     runtime, exported = export_model(calibrated(network, temperature), out / "export", check)
 
-    def runtime_scores(images: np.ndarray) -> np.ndarray:
-        return ood_score(runtime.run(images)[1], runtime.head_kernel)
-
-    scores = {name: runtime_scores(scale(arrays[name].astype(np.float32))) for name in arrays}
+    outputs = {name: runtime.run(scale(arrays[name].astype(np.float32))) for name in arrays}
+    scores = {name: ood_score(features, runtime.head_kernel) for name, (_, features) in outputs.items()}
     ood_threshold = float(np.percentile(scores["val"], 5))
     others = non_dermoscopic_images()
-    other_scores = runtime_scores(prepare_batch([img for _, img in others], cfg.size))
+    other_scores = ood_score(runtime.run(prepare_batch([img for _, img in others], cfg.size))[1],
+                             runtime.head_kernel)
     ood = {
         "threshold": ood_threshold,
         "score": "logsumexp over classes of (spatially pooled out_relu features x head kernel), no bias",
@@ -330,6 +332,14 @@ def finish_run(run_dir: str | Path) -> dict:
         "test": group_accuracy(labels["test"], probs["test"], DEFAULT_UNCERTAIN_BELOW),
     }
     plot_history(state.history, out / "training_curves.png")
+    n_test = len(labels["test"])
+    plot_roc_curves(labels["test"], probs["test"], out / "roc_test.png", f"ROC curves, test split ({n_test} images)")
+    plot_reliability(labels["test"], raw["test"], probs["test"], out / "reliability_test.png",
+                     title="Reliability, test split")
+    shown = plot_misclassified(arrays["test"], labels["test"], probs["test"], outputs["test"][1],
+                               runtime.head_kernel, out / "misclassified_test.png")
+    test_ids = meta[meta.split == "test"].image_id.to_numpy()
+    results["test"]["misclassified_shown"] = [str(test_ids[i]) for i in shown]
     (out / "metrics.json").write_text(json.dumps(results, indent=2))
 
     card = {
@@ -355,7 +365,8 @@ def finish_run(run_dir: str | Path) -> dict:
             "command": cfg.command,
         },
         "metrics": {
-            split: {k: v for k, v in m.items() if k != "confusion_matrix"} for split, m in results.items()
+            split: {k: v for k, v in m.items() if k not in ("confusion_matrix", "misclassified_shown")}
+            for split, m in results.items()
         },
         "confusion_matrix_test": results["test"]["confusion_matrix"],
         "malignant_operating_point": {
