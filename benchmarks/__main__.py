@@ -121,6 +121,19 @@ def main() -> None:
     cam_tape = timed(tape_cam, max(5, reps // 5))
     rows.append(("classify + Grad-CAM (closed form)", fmt(cam_fast), f"eager GradientTape {fmt(cam_tape)}"))
 
+    # the page's first answer, server side: decode the upload, probabilities, Grad-CAM overlay, PNG
+    import io
+
+    from app import views
+
+    def overview_png():
+        label_value, overlay, _ = views.overview(str(examples[0]))
+        overlay.save(io.BytesIO(), format="png")
+
+    page_first = timed(overview_png, reps)
+    rows.append(("page's first answer on upload (server side)", fmt(page_first),
+                 "decode + classify + Grad-CAM overlay + summary + PNG encoding; LIME follows"))
+
     # LIME at 1000 samples, against stock lime on the same runtime and segmentation
     def stock_lime(img: np.ndarray, label: int) -> dict:
         segmenter = SegmentationAlgorithm("slic", n_segments=N_SEGMENTS, compactness=10, sigma=1,

@@ -49,6 +49,8 @@ def test_train_resume_and_export_on_tiny_data(ham_folder, tmp_path):
     cfg = Config(data=str(ham_folder), out=str(out), size=(64, 80), batch_size=8, head_epochs=1,
                  finetune_epochs=1, finetune_from="block_15_expand", workers=2)
     card = train(cfg)
+    assert [row["run"] for row in card["ablation"]] == ["run"]  # alone: no earlier run to compare
+    assert set(card["test_time_augmentation"]) >= {"val_balanced_accuracy_single", "val_balanced_accuracy_4_flips"}
 
     figures = ("confusion_test.png", "training_curves.png", "roc_test.png", "reliability_test.png",
                "misclassified_test.png")
@@ -80,3 +82,14 @@ def test_train_resume_and_export_on_tiny_data(ham_folder, tmp_path):
     again = train(cfg)
     assert json.loads((out / "state.json").read_text())["history"] == state["history"]
     assert again["metrics"]["test"] == card["metrics"]["test"]
+
+    # evaluate again beside an earlier recipe: the card's ablation table names what differed
+    from training.train import finish_run
+
+    old_config = {**json.loads((out / "config.json").read_text()), "finetune_lr": 1.0}
+    old_card = {"version": "old", "training": {"config": old_config, "best_epoch": card["training"]["best_epoch"]}}
+    (tmp_path / "old_card.json").write_text(json.dumps(old_card))
+    compared = finish_run(out, [tmp_path / "old_card.json"])
+    assert [r["run"] for r in compared["ablation"]] == ["run", "old"]
+    assert compared["ablation"][1]["differs"] == {"finetune_lr": 1.0}
+    assert "finetune_lr=1.0" in (out / "export/MODEL_CARD.md").read_text()

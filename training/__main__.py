@@ -1,5 +1,6 @@
 """Train:    python -m training --data DIR --out runs/NAME [options]
-Evaluate: python -m training evaluate runs/NAME   (re-score the best weights, figures, export)"""
+Evaluate: python -m training evaluate runs/NAME [--compare runs/OLD model_card.json ...]
+          (re-score the best weights, figures, export; --compare fills the ablation table)"""
 
 from __future__ import annotations
 
@@ -21,9 +22,13 @@ def main(argv: list[str] | None = None) -> None:
 
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["evaluate"]:
-        if len(argv) != 2:
-            raise SystemExit("usage: python -m training evaluate RUN_FOLDER")
-        finish_run(argv[1])
+        parser = argparse.ArgumentParser(prog="python -m training evaluate",
+                                         description="Re-score a run's best weights, redraw its figures, re-export.")
+        parser.add_argument("run", help="run folder")
+        parser.add_argument("--compare", nargs="*", default=[],
+                            help="earlier run folders or model_card.json files, for the card's ablation table")
+        args = parser.parse_args(argv[1:])
+        finish_run(args.run, args.compare)
         return
 
     defaults = Config(data="", out="")

@@ -25,6 +25,15 @@ def render_markdown(card: dict) -> str:
         for c, m in ((c, test["per_class"][c]) for c in CLASSES)
     )
     minutes = train["train_seconds"] / 60
+    ablation_rows = "\n".join(
+        f"| {r['run']} | {', '.join(f'{k}={v}' for k, v in r['differs'].items()) or '(this run)'} | "
+        f"{r['val_balanced_accuracy']:.3f} | {r['val_macro_auc']:.3f} | {r['best_epoch']} |"
+        for r in card.get("ablation", [])
+    )
+    tta = card.get("test_time_augmentation", {})
+    tta_single = tta.get("val_balanced_accuracy_single", float("nan"))
+    tta_flips = tta.get("val_balanced_accuracy_4_flips", float("nan"))
+    tta_cost = tta.get("cost", "n/a")
     return f"""# Model card: {card['name']} ({card.get('version', '')})
 
 **Not a medical device.** A research and teaching model; it gives no diagnosis.
@@ -84,6 +93,17 @@ malignant lesions (sensitivity) and clears {_pct(point['test_specificity'])} of 
 
 ![confusion matrix](confusion_test.png)
 ![training curves](training_curves.png)
+
+## Recipe choices (validation split only)
+Best validation epoch of this run beside earlier runs; "changed" lists the earlier run's settings
+that differ from this one.
+
+| run | changed | val balanced accuracy | val macro AUC | best epoch |
+|---|---|---|---|---|
+{ablation_rows}
+
+Test-time augmentation (mean over 4 flips), validation balanced accuracy:
+{tta_single:.3f} without, {tta_flips:.3f} with, at {tta_cost}; the shipped runtime does not use it.
 
 ## Training
 - Command: `{train['command']}`

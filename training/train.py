@@ -260,10 +260,56 @@ def train(cfg: Config) -> dict:
     return finish_run(out)
 
 
-def finish_run(run_dir: str | Path) -> dict:
+def recipe_summary(source: str | Path) -> dict:
+    """Config and best validation epoch of an earlier run folder or of an exported model card."""
+    source = Path(source)
+    if source.is_dir():
+        config = json.loads((source / "config.json").read_text())
+        best = json.loads((source / "state.json").read_text())["best"]
+        name = source.name
+    else:
+        card = json.loads(source.read_text())
+        config, best = card["training"]["config"], card["training"]["best_epoch"]
+        name = card.get("version", source.stem)
+    return {"name": name, "config": config, "best": best}
+
+
+def ablation(cfg: Config, best: dict, others: list[dict]) -> list[dict]:
+    """This run beside earlier ones: what each changed and its best validation figures."""
+    skip = {"data", "out", "weights", "command", "workers"}
+    mine = {k: v for k, v in asdict(cfg).items() if k not in skip}
+    rows = [{"run": Path(cfg.out).name, "differs": {}, "val_balanced_accuracy": best["val_balanced_accuracy"],
+             "val_macro_auc": best["val_macro_auc"], "best_epoch": f"{best['phase']} {best['epoch']}"}]
+    for other in others:
+        theirs = other["config"]
+        differs = {k: theirs[k] for k in mine if k in theirs and list(np.atleast_1d(theirs[k])) != list(
+            np.atleast_1d(mine[k]))}
+        rows.append({"run": other["name"], "differs": differs,
+                     "val_balanced_accuracy": other["best"]["val_balanced_accuracy"],
+                     "val_macro_auc": other["best"]["val_macro_auc"],
+                     "best_epoch": f"{other['best']['phase']} {other['best']['epoch']}"})
+    return rows
+
+
+def flip_tta(network, images: np.ndarray, labels: np.ndarray, temperature: float) -> dict:
+    """Validation balanced accuracy with the mean over horizontal and vertical flips (test-time augmentation)."""
+    from model.metrics import temper
+
+    x = scale(images.astype(np.float32))
+    views = [x, x[:, :, ::-1], x[:, ::-1], x[:, ::-1, ::-1]]
+    probs = [temper(network.predict(v, batch_size=64, verbose=0), temperature) for v in views]
+    return {
+        "val_balanced_accuracy_single": classification_metrics(labels, probs[0])["balanced_accuracy"],
+        "val_balanced_accuracy_4_flips": classification_metrics(labels, np.mean(probs, 0))["balanced_accuracy"],
+        "cost": "4 model calls per image",
+    }
+
+
+def finish_run(run_dir: str | Path, compare: list[str | Path] = ()) -> dict:
     """Score the best weights on validation and (once) test, draw the figures, export the model.
 
-    Also ``python -m training evaluate RUN``: it reads everything from the run folder.
+    Also ``python -m training evaluate RUN [--compare OTHER ...]``: it reads everything from the
+    run folder; ``compare`` (earlier run folders or model_card.json files) fills the card's ablation.
     """
     import pandas as pd
 
@@ -301,6 +347,7 @@ def finish_run(run_dir: str | Path) -> dict:
         results[name]["ece"] = expected_calibration_error(labels[name], probs[name])
         plot_confusion_matrix(results[name]["confusion_matrix"], out / f"confusion_{name}.png",
                               f"Confusion matrix, {name} split ({len(probs[name])} images)")
+    tta = flip_tta(network, arrays["val"], labels["val"], temperature)  # measured on validation only
     point = operating_point(labels["val"], probs["val"], sensitivity=0.90)
     test_point = at_threshold(labels["test"], probs["test"], point["threshold"])
 
@@ -379,6 +426,8 @@ def finish_run(run_dir: str | Path) -> dict:
         },
         "uncertainty": uncertainty,
         "ood": ood,
+        "ablation": ablation(cfg, state.best, [recipe_summary(c) for c in compare]),
+        "test_time_augmentation": tta,
         **exported,
     }
     write_card(out / "export", card, figures_from=out)
