@@ -41,6 +41,6 @@ def __dir__() -> list[str]:
 
 
 def load_all() -> None:
-    """Import everything now (the app calls this in the background once it is serving)."""
+    """Import everything now (the app calls this once it is serving)."""
     for module in set(_WHERE.values()):
         importlib.import_module(module, __name__)

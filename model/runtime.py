@@ -93,7 +93,7 @@ class Classifier:
 
     def _invoke(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         with self._lock:
-            if batch.shape != self._shape:  # batch size or (for LIME's smaller copies) spatial size
+            if batch.shape != self._shape:  # a new batch size or image size
                 self._interpreter.resize_tensor_input(self._input["index"], batch.shape)
                 self._interpreter.allocate_tensors()
                 self._shape = batch.shape
