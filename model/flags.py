@@ -1,7 +1,8 @@
 """When not to trust an answer: 'uncertain' (low calibrated confidence) and 'may not be a
-dermoscopic image' (features unlike the training data).
+dermoscopic image' (features unlike the training data, or without the spatial structure of a
+lesion on skin).
 
-Both thresholds are chosen on the validation split and stored in the model card.
+All thresholds are chosen on the validation split and stored in the model card.
 """
 
 from __future__ import annotations
@@ -25,6 +26,16 @@ def ood_score(features: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     return (peak + np.log(np.exp(scores - peak).sum(axis=1, keepdims=True)))[:, 0]
 
 
+def structure_score(features: np.ndarray) -> np.ndarray:
+    """Spatial variation of (N, h, w, C) features, averaged over channels.
+
+    A lesion on skin gives features that differ across the image; solid colours, noise and
+    other uniform textures give nearly the same features everywhere, which the energy score
+    alone does not always catch. Low scores mean no lesion-like structure.
+    """
+    return features.std(axis=(1, 2)).mean(axis=1)
+
+
 @dataclass
 class Flags:
     uncertain: bool
@@ -36,13 +47,12 @@ def flag(probs: np.ndarray, features: np.ndarray, kernel: np.ndarray, card: dict
     """The two flags for each row, at the model card's thresholds."""
     card = card or {}
     below = float(card.get("uncertainty", {}).get("threshold", DEFAULT_UNCERTAIN_BELOW))
-    ood_threshold = card.get("ood", {}).get("threshold")
+    ood = card.get("ood", {})
     scores = ood_score(features, kernel)
+    unfamiliar = scores < float(ood["threshold"]) if "threshold" in ood else np.zeros(len(scores), bool)
+    if "structure_threshold" in ood:
+        unfamiliar |= structure_score(features) < float(ood["structure_threshold"])
     return [
-        Flags(
-            uncertain=bool(p.max() < below),
-            out_of_distribution=bool(ood_threshold is not None and s < float(ood_threshold)),
-            ood_score=float(s),
-        )
-        for p, s in zip(probs, scores, strict=True)
+        Flags(uncertain=bool(p.max() < below), out_of_distribution=bool(u), ood_score=float(s))
+        for p, s, u in zip(probs, scores, unfamiliar, strict=True)
     ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model.flags import flag, ood_score
+from model.flags import flag, ood_score, structure_score
 from model.metrics import expected_calibration_error, fit_temperature, group_accuracy, temper
 
 
@@ -49,6 +49,21 @@ def test_flags_follow_the_card_thresholds():
     assert unsure.uncertain and unsure.out_of_distribution
     no_card = flag(probs, features, kernel, None)
     assert not any(f.out_of_distribution for f in no_card)  # no calibrated threshold, no OOD claim
+
+
+def test_structure_score_flags_featureless_images():
+    kernel = np.eye(4, 7, dtype=np.float32)
+    rng = np.random.default_rng(0)
+    lesion_like = rng.uniform(0, 6, (1, 3, 3, 4)).astype(np.float32)  # familiar energy, varies in space
+    uniform = np.full((1, 3, 3, 4), lesion_like.mean(), np.float32)  # same energy, the same everywhere
+    features = np.concatenate([lesion_like, uniform])
+    assert structure_score(features)[1] < 1e-5 < structure_score(features)[0]
+    energy = ood_score(features, kernel)
+    card = {"ood": {"threshold": float(energy.min()) - 1}}  # energy alone passes both
+    assert not any(f.out_of_distribution for f in flag(np.full((2, 7), 1 / 7), features, kernel, card))
+    card["ood"]["structure_threshold"] = float(structure_score(features)[0]) / 2
+    lesion, flat = flag(np.full((2, 7), 1 / 7), features, kernel, card)
+    assert not lesion.out_of_distribution and flat.out_of_distribution
 
 
 def test_shipped_card_matches_the_serving_path(clf):

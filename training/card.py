@@ -77,7 +77,8 @@ malignant lesions (sensitivity) and clears {_pct(point['test_specificity'])} of 
 - "Uncertain": {unc['rule']} ({unc['threshold']:.0%}). On the test split {_pct(unc['test']['uncertain_share'])}
   of images are uncertain; accuracy {_pct(unc['test']['accuracy_confident'])} on the confident ones,
   {_pct(unc['test']['accuracy_uncertain'])} on the uncertain ones.
-- "This may not be a dermoscopic image": {ood['score']}; flagged below {ood['threshold']:.3f}, the
+- "This may not be a dermoscopic image": flagged when the energy score is below {ood['threshold']:.3f}
+  or the structure score below {ood.get('structure_threshold', float('nan')):.3f} ({ood['score']}); thresholds:
   {ood['chosen_on']}. It flags {_pct(ood['test_dermoscopic_flagged'])} of the test split's dermoscopic
   images (false positives) and {_pct(ood['non_dermoscopic_flagged'])} of {ood['non_dermoscopic_images']}
   non-dermoscopic images (scikit-image photographs and micrographs, solid colours, noise, patterns,

@@ -43,11 +43,11 @@ class Config:
     batch_size: int = 32
     head_epochs: int = 3
     head_lr: float = 1e-3
-    finetune_epochs: int = 16
-    finetune_lr: float = 5e-5  # peak after a one-epoch warm-up; 1e-4 without warm-up disrupted the network
+    finetune_epochs: int = 26
+    finetune_lr: float = 1e-4  # peak after a one-epoch warm-up (beat 5e-5 on validation: the card's recipe table)
     warmup_epochs: int = 1
     finetune_from: str = "Conv1"  # first layer trained in phase 2 (Conv1 = the whole network)
-    patience: int = 6  # validation balanced accuracy is noisy (18-21 images of df, vasc)
+    patience: int = 8  # validation balanced accuracy is noisy (14-16 images of df, vasc)
     dropout: float = 0.2
     label_smoothing: float = 0.05
     seed: int = 0
@@ -313,7 +313,7 @@ def finish_run(run_dir: str | Path, compare: list[str | Path] = ()) -> dict:
     """
     import pandas as pd
 
-    from model.flags import DEFAULT_UNCERTAIN_BELOW, ood_score
+    from model.flags import DEFAULT_UNCERTAIN_BELOW, ood_score, structure_score
     from model.metrics import expected_calibration_error, fit_temperature, group_accuracy, temper
     from model.network import build_network, calibrated
     from model.preprocessing import prepare_batch
@@ -357,20 +357,26 @@ def finish_run(run_dir: str | Path, compare: list[str | Path] = ()) -> dict:
     runtime, exported = export_model(calibrated(network, temperature), out / "export", check)
 
     outputs = {name: runtime.run(scale(arrays[name].astype(np.float32))) for name in arrays}
-    scores = {name: ood_score(features, runtime.head_kernel) for name, (_, features) in outputs.items()}
-    ood_threshold = float(np.percentile(scores["val"], 5))
     others = non_dermoscopic_images()
-    other_scores = ood_score(runtime.run(prepare_batch([img for _, img in others], cfg.size))[1],
-                             runtime.head_kernel)
-    ood = {
-        "threshold": ood_threshold,
-        "score": "logsumexp over classes of (spatially pooled out_relu features x head kernel), no bias",
-        "chosen_on": "validation split: 5th percentile of its images' scores (95% of them pass)",
-        "val_dermoscopic_flagged": float((scores["val"] < ood_threshold).mean()),
-        "test_dermoscopic_flagged": float((scores["test"] < ood_threshold).mean()),
-        "non_dermoscopic_flagged": float((other_scores < ood_threshold).mean()),
+    features = {name: f for name, (_, f) in outputs.items()}
+    features["other"] = runtime.run(prepare_batch([img for _, img in others], cfg.size))[1]
+    energy = {name: ood_score(f, runtime.head_kernel) for name, f in features.items()}
+    structure = {name: structure_score(f) for name, f in features.items()}
+    ood = {  # each score flags the lowest 2.5% of validation images: about 5% together
+        "threshold": float(np.percentile(energy["val"], 2.5)),
+        "structure_threshold": float(np.percentile(structure["val"], 2.5)),
+    }
+    flagged = {name: (energy[name] < ood["threshold"]) | (structure[name] < ood["structure_threshold"])
+               for name in features}
+    ood |= {
+        "score": "logsumexp over classes of (spatially pooled out_relu features x head kernel), no bias; "
+        "structure: spatial standard deviation of the out_relu features, mean over channels",
+        "chosen_on": "validation split: 2.5th percentile of its images' scores, for each of the two scores",
+        "val_dermoscopic_flagged": float(flagged["val"].mean()),
+        "test_dermoscopic_flagged": float(flagged["test"].mean()),
+        "non_dermoscopic_flagged": float(flagged["other"].mean()),
         "non_dermoscopic_images": len(others),
-        "non_dermoscopic_missed": [n for (n, _), s in zip(others, other_scores, strict=True) if s >= ood_threshold],
+        "non_dermoscopic_missed": [n for (n, _), f in zip(others, flagged["other"], strict=True) if not f],
     }
     uncertainty = {
         "threshold": DEFAULT_UNCERTAIN_BELOW,
