@@ -1,6 +1,7 @@
 """Train:    python -m training --data DIR --out runs/NAME [options]
 Evaluate: python -m training evaluate runs/NAME [--compare runs/OLD model_card.json ...]
-          (re-score the best weights, figures, export; --compare fills the ablation table)"""
+          (re-score the best weights, figures, export; --compare fills the ablation table)
+Probe:    python -m training probe --data DIR --out runs/probe   (colour preprocessing, linear probe)"""
 
 from __future__ import annotations
 
@@ -27,8 +28,21 @@ def main(argv: list[str] | None = None) -> None:
         parser.add_argument("run", help="run folder")
         parser.add_argument("--compare", nargs="*", default=[],
                             help="earlier run folders or model_card.json files, for the card's ablation table")
+        parser.add_argument("--probe", default=None, help="probe.json from `python -m training probe`, for the card")
         args = parser.parse_args(argv[1:])
-        finish_run(args.run, args.compare)
+        finish_run(args.run, args.compare, args.probe)
+        return
+
+    if argv[:1] == ["probe"]:
+        from . import probe as colour_probe
+
+        parser = argparse.ArgumentParser(prog="python -m training probe", description=colour_probe.__doc__,
+                                         formatter_class=argparse.RawDescriptionHelpFormatter)
+        parser.add_argument("--data", required=True)
+        parser.add_argument("--out", required=True)
+        parser.add_argument("--limit", type=int, default=None, help="use only N images (smoke tests)")
+        args = parser.parse_args(argv[1:])
+        colour_probe.probe(args.data, args.out, limit=args.limit)
         return
 
     defaults = Config(data="", out="")

@@ -34,6 +34,15 @@ def render_markdown(card: dict) -> str:
     tta_single = tta.get("val_balanced_accuracy_single", float("nan"))
     tta_flips = tta.get("val_balanced_accuracy_4_flips", float("nan"))
     tta_cost = tta.get("cost", "n/a")
+    probe = card.get("colour_probe")
+    probe_text = "" if not probe else (
+        "\nColour preprocessing, linear probe on frozen ImageNet features (`python -m training probe`; "
+        "logistic regression on train, scored on validation):\n\n| input | val balanced accuracy | val macro AUC |\n"
+        "|---|---|---|\n" + "\n".join(f"| {name} | {r['balanced_accuracy']:.3f} | {r['macro_auc']:.3f} |"
+                                     for name, r in probe.items())
+        + "\n\nThe shipped model takes the RGB image without colour preprocessing: Shades of Gray gained "
+        "nothing measurable here, and the seeds' grayscale with histogram equalisation lost much.\n"
+    )
     return f"""# Model card: {card['name']} ({card.get('version', '')})
 
 **Not a medical device.** A research and teaching model; it gives no diagnosis.
@@ -105,7 +114,7 @@ that differ from this one.
 
 Test-time augmentation (mean over 4 flips), validation balanced accuracy:
 {tta_single:.3f} without, {tta_flips:.3f} with, at {tta_cost}; the shipped runtime does not use it.
-
+{probe_text}
 ## Training
 - Command: `{train['command']}`
 - Two phases: the head on frozen ImageNet features, then the whole network (batch-norm

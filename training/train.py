@@ -305,11 +305,12 @@ def flip_tta(network, images: np.ndarray, labels: np.ndarray, temperature: float
     }
 
 
-def finish_run(run_dir: str | Path, compare: list[str | Path] = ()) -> dict:
+def finish_run(run_dir: str | Path, compare: list[str | Path] = (), probe: str | Path | None = None) -> dict:
     """Score the best weights on validation and (once) test, draw the figures, export the model.
 
     Also ``python -m training evaluate RUN [--compare OTHER ...]``: it reads everything from the
-    run folder; ``compare`` (earlier run folders or model_card.json files) fills the card's ablation.
+    run folder; ``compare`` (earlier run folders or model_card.json files) fills the card's ablation,
+    ``probe`` (a ``python -m training probe`` result) its colour-preprocessing table.
     """
     import pandas as pd
 
@@ -434,6 +435,7 @@ def finish_run(run_dir: str | Path, compare: list[str | Path] = ()) -> dict:
         "ood": ood,
         "ablation": ablation(cfg, state.best, [recipe_summary(c) for c in compare]),
         "test_time_augmentation": tta,
+        "colour_probe": json.loads(Path(probe).read_text())["results"] if probe else None,
         **exported,
     }
     write_card(out / "export", card, figures_from=out)
