@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(defaults, name))
     parser.add_argument("--finetune-from", default=defaults.finetune_from,
                         help="first layer trained in phase 2 (Conv1: the whole network)")
+    parser.add_argument("--rotate", action="store_true", help="also rotate training images by random angles")
     parser.add_argument("--weights", default=defaults.weights, help="ImageNet MobileNetV2 .h5 (no top)")
     parser.add_argument("--limit", type=int, default=None, help="use only N images (smoke tests)")
     args = parser.parse_args(argv)

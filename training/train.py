@@ -50,6 +50,7 @@ class Config:
     patience: int = 8  # validation balanced accuracy is noisy (14-16 images of df, vasc)
     dropout: float = 0.2
     label_smoothing: float = 0.05
+    rotate: bool = False  # random rotations (any angle, reflected borders) on top of flips and zoom
     seed: int = 0
     weights: str = str(IMAGENET_WEIGHTS)
     limit: int | None = None  # use only this many images (smoke tests)
@@ -89,9 +90,14 @@ def _datasets(arrays, labels, cfg: Config):
     import tensorflow as tf
 
     height, width = cfg.size
+    import keras
+
+    rotation = keras.layers.RandomRotation(0.5, fill_mode="reflect", seed=cfg.seed) if cfg.rotate else None
 
     def augment(image, target, weight):
         x = tf.cast(image, tf.float32) / 255.0
+        if rotation is not None:
+            x = rotation(x, training=True)
         x = tf.image.random_flip_left_right(x)
         x = tf.image.random_flip_up_down(x)
         zoom = tf.random.uniform([], 0.8, 1.0)
