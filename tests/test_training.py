@@ -130,3 +130,21 @@ def test_colour_probe_scores_every_variant(ham_folder, tmp_path):
     for figures in results.values():
         assert 0 <= figures["balanced_accuracy"] <= 1
     assert json.loads((tmp_path / "probe" / "probe.json").read_text())["results"] == results
+
+
+def test_rotation_augmentation_tilts_images_and_keeps_shape_and_range():
+    from training.train import Config, _datasets
+
+    image = np.zeros((150, 200, 3), np.uint8)
+    image[60:90, 70:130] = 255  # a horizontal bar, 30 px tall: flips and zoom keep it under ~40 rows
+
+    def row_extents(rotate: bool) -> list[int]:
+        arrays = {name: np.stack([image] * 16) for name in ("train", "val", "test")}
+        labels = {name: np.arange(16) % 7 for name in arrays}
+        train, _ = _datasets(arrays, labels, Config(data="", out="", rotate=rotate, batch_size=16))
+        batch = np.asarray(next(iter(train))[0])
+        assert batch.shape == (16, 150, 200, 3) and batch.min() >= -1 and batch.max() <= 1
+        return [int((b[..., 0] > 0).any(1).sum()) for b in batch]
+
+    assert max(row_extents(False)) <= 40
+    assert max(row_extents(True)) > 45  # tilted bars span more rows
