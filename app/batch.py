@@ -70,10 +70,8 @@ def read_labels(payload) -> dict[str, str]:
     return {r["image_id"].strip(): r["dx"].strip() for r in rows}
 
 
-def metrics_markdown(truth: np.ndarray, probs: np.ndarray, unlabelled: int) -> str:
-    from model.metrics import classification_metrics  # scikit-learn: loaded when first needed
-
-    m = classification_metrics(truth, probs)
+def metrics_markdown(m: dict, unlabelled: int) -> str:
+    """Accuracy, balanced accuracy and per-class recall from ``model.metrics.classification_metrics``."""
     lines = [f"**{m['n']} labelled images**: accuracy **{m['accuracy']:.1%}**, balanced accuracy "
              f"(mean recall) **{m['balanced_accuracy']:.1%}**."]
     if unlabelled:
@@ -127,11 +125,12 @@ def run_batch(files, labels_file=None, progress=gr.Progress()):
     summary = f"{read} of {len(rows)} images classified."
     figure = None
     if labels is not None and good_truth:
-        from model.metrics import classification_metrics, confusion_figure
+        from model.metrics import classification_metrics, confusion_figure  # scikit-learn: loaded when needed
 
         truth, probs = np.array(good_truth), np.stack(good_probs)
-        summary += "\n\n" + metrics_markdown(truth, probs, unlabelled)
-        figure = confusion_figure(classification_metrics(truth, probs)["confusion_matrix"],
+        metrics = classification_metrics(truth, probs)
+        summary += "\n\n" + metrics_markdown(metrics, unlabelled)
+        figure = confusion_figure(metrics["confusion_matrix"],
                                   f"Confusion matrix ({len(truth)} labelled images)")
     elif labels is not None:
         summary += "\n\nNo image matched a label (labels are matched by file name without suffix)."
