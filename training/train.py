@@ -297,13 +297,16 @@ def ablation(cfg: Config, best: dict, others: list[dict]) -> list[dict]:
     return rows
 
 
-def flip_tta(network, images: np.ndarray, labels: np.ndarray, temperature: float) -> dict:
-    """Validation balanced accuracy with the mean over horizontal and vertical flips (test-time augmentation)."""
+def flip_tta(network, images: np.ndarray, labels: np.ndarray, plain: np.ndarray, temperature: float) -> dict:
+    """Validation balanced accuracy with the mean over horizontal and vertical flips (test-time augmentation).
+
+    ``plain`` are the network's (uncalibrated) probabilities for ``images`` as they are, already computed.
+    """
     from model.metrics import temper
 
     x = scale(images.astype(np.float32))
-    views = [x, x[:, :, ::-1], x[:, ::-1], x[:, ::-1, ::-1]]
-    probs = [temper(network.predict(v, batch_size=64, verbose=0), temperature) for v in views]
+    flipped = [x[:, :, ::-1], x[:, ::-1], x[:, ::-1, ::-1]]
+    probs = [temper(p, temperature) for p in [plain, *(network.predict(v, batch_size=64, verbose=0) for v in flipped)]]
     return {
         "val_balanced_accuracy_single": classification_metrics(labels, probs[0])["balanced_accuracy"],
         "val_balanced_accuracy_4_flips": classification_metrics(labels, np.mean(probs, 0))["balanced_accuracy"],
@@ -354,7 +357,7 @@ def finish_run(run_dir: str | Path, compare: list[str | Path] = (), probe: str |
         results[name]["ece"] = expected_calibration_error(labels[name], probs[name])
         plot_confusion_matrix(results[name]["confusion_matrix"], out / f"confusion_{name}.png",
                               f"Confusion matrix, {name} split ({len(probs[name])} images)")
-    tta = flip_tta(network, arrays["val"], labels["val"], temperature)  # measured on validation only
+    tta = flip_tta(network, arrays["val"], labels["val"], raw["val"], temperature)  # measured on validation only
     point = operating_point(labels["val"], probs["val"], sensitivity=0.90)
     test_point = at_threshold(labels["test"], probs["test"], point["threshold"])
 
