@@ -19,7 +19,7 @@ def _size(text: str) -> tuple[int, int]:
 def main(argv: list[str] | None = None) -> None:
     import sys
 
-    from .train import Config, finish_run, train
+    from .train import BALANCE, Config, finish_run, train
 
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["evaluate"]:
@@ -59,6 +59,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--finetune-from", default=defaults.finetune_from,
                         help="first layer trained in phase 2 (Conv1: the whole network)")
     parser.add_argument("--rotate", action="store_true", help="also rotate training images by random angles")
+    parser.add_argument("--balance", choices=BALANCE, default=defaults.balance,
+                        help="class imbalance: inverse-frequency weights, logit-adjusted loss, or none")
+    parser.add_argument("--ema", type=float, default=defaults.ema,
+                        help="phase 2 keeps a moving average of the weights with this momentum (0: off)")
     parser.add_argument("--weights", default=defaults.weights, help="ImageNet MobileNetV2 .h5 (no top)")
     parser.add_argument("--limit", type=int, default=None, help="use only N images (smoke tests)")
     args = parser.parse_args(argv)

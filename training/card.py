@@ -25,6 +25,16 @@ def render_markdown(card: dict) -> str:
         for c, m in ((c, test["per_class"][c]) for c in CLASSES)
     )
     minutes = train["train_seconds"] / 60
+    config = train.get("config", {})
+    imbalance = {
+        "weights": "class-balanced loss weights",
+        "logit_adjust": "logit-adjusted loss (log class priors added to the logits in training only)",
+        "none": "no class balancing",
+    }[config.get("balance", "weights")]
+    if config.get("rotate"):
+        imbalance += ", random rotations"
+    if config.get("ema"):
+        imbalance += f", a moving average of the weights (momentum {config['ema']}) scored and kept"
     ablation_rows = "\n".join(
         f"| {r['run']} | {', '.join(f'{k}={v}' for k, v in r['differs'].items()) or '(this run)'} | "
         f"{r['val_balanced_accuracy']:.3f} | {r['val_macro_auc']:.3f} | {r['best_epoch']} |"
@@ -118,7 +128,7 @@ Test-time augmentation (mean over 4 flips), validation balanced accuracy:
 ## Training
 - Command: `{train['command']}`
 - Two phases: the head on frozen ImageNet features, then the whole network (batch-norm
-  statistics frozen) with a cosine learning-rate schedule; class-balanced loss weights,
+  statistics frozen) with a cosine learning-rate schedule; {imbalance},
   label smoothing, flips / zoom / colour jitter; best epoch by validation balanced accuracy
   ({train['best_epoch']['phase']} epoch {train['best_epoch']['epoch']}).
 - Training time: {minutes:.0f} min on {train['machine']}.

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from model.labels import CLASSES
-from model.network import IMAGENET_WEIGHTS
+from model.network import IMAGENET_WEIGHTS, LOGITS_LAYER
 from model.preprocessing import INPUT_SIZE, scale
 
 from .data import SPLITS, load_arrays, read_metadata, split_by_lesion
@@ -51,6 +51,8 @@ class Config:
     dropout: float = 0.2
     label_smoothing: float = 0.05
     rotate: bool = False  # random rotations (any angle, reflected borders) on top of flips and zoom
+    balance: str = "weights"  # class imbalance: "weights" (inverse frequency), "logit_adjust" or "none"
+    ema: float = 0.0  # phase 2 keeps an exponential moving average of the weights (e.g. 0.998); 0: off
     seed: int = 0
     weights: str = str(IMAGENET_WEIGHTS)
     limit: int | None = None  # use only this many images (smoke tests)
@@ -86,6 +88,28 @@ def class_weights(labels: np.ndarray) -> np.ndarray:
     return weights
 
 
+BALANCE = ("weights", "logit_adjust", "none")
+NEWER_OPTIONS = ("rotate", "balance", "ema")  # added after the first runs, with defaults that keep their behaviour
+
+
+def logit_adjusted_loss(labels: np.ndarray, label_smoothing: float = 0.0, tau: float = 1.0):
+    """Cross-entropy on logits + tau * log(prior) (Menon et al. 2021, "Long-tail learning via logit adjustment").
+
+    The offset is used in training only, so the bare logits the model serves rank classes as a
+    balanced-error classifier would, without the noisy gradients of large per-class weights.
+    """
+    import keras
+
+    counts = np.bincount(labels, minlength=len(CLASSES)).astype(np.float32)
+    offset = tau * np.log(np.maximum(counts, 1) / counts.sum()).astype(np.float32)
+    crossentropy = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=label_smoothing)
+
+    def loss(y_true, logits):
+        return crossentropy(y_true, logits + offset)
+
+    return loss
+
+
 def _datasets(arrays, labels, cfg: Config):
     import tensorflow as tf
 
@@ -113,7 +137,12 @@ def _datasets(arrays, labels, cfg: Config):
         return scale(tf.cast(image, tf.float32))
 
     onehot = np.eye(len(CLASSES), dtype=np.float32)
-    per_class = class_weights(labels["train"]).astype(np.float32)
+    if cfg.balance not in BALANCE:
+        raise ValueError(f"balance must be one of {BALANCE}, not {cfg.balance!r}")
+    if cfg.balance == "weights":
+        per_class = class_weights(labels["train"]).astype(np.float32)
+    else:
+        per_class = np.ones(len(CLASSES), np.float32)
     train = (
         tf.data.Dataset.from_tensor_slices(
             (arrays["train"], onehot[labels["train"]], per_class[labels["train"]])
@@ -133,7 +162,7 @@ def _datasets(arrays, labels, cfg: Config):
     return train, plain_sets
 
 
-def _epoch_callback(state: RunState, phase: str, val_set, val_labels, out: Path, patience: int | None):
+def _epoch_callback(state: RunState, phase: str, network, val_set, val_labels, out: Path, patience: int | None):
     import keras
 
     class EpochEval(keras.callbacks.Callback):
@@ -143,7 +172,7 @@ def _epoch_callback(state: RunState, phase: str, val_set, val_labels, out: Path,
             self.started = time.time()
 
         def on_epoch_end(self, epoch, logs=None):
-            probs = self.model.predict(val_set, verbose=0)
+            probs = network.predict(val_set, verbose=0)
             metrics = classification_metrics(val_labels, probs)
             val_loss = float(-np.log(np.clip(probs[np.arange(len(probs)), val_labels], 1e-7, 1)).mean())
             record = {
@@ -162,7 +191,7 @@ def _epoch_callback(state: RunState, phase: str, val_set, val_labels, out: Path,
             state.seconds += time.time() - self.started
             if state.best is None or record["val_balanced_accuracy"] > state.best["val_balanced_accuracy"]:
                 state.best = record
-                self.model.save_weights(out / "best.weights.h5")
+                network.save_weights(out / "best.weights.h5")
             print(
                 f"[{phase} {epoch + 1}] loss {record['loss']:.4f} val_loss {val_loss:.4f} "
                 f"val_bacc {record['val_balanced_accuracy']:.4f} val_auc {record['val_macro_auc']:.4f} "
@@ -227,6 +256,12 @@ def train(cfg: Config) -> dict:
     train_set, plain_sets = _datasets(arrays, labels, cfg)
 
     network = build_network(cfg.size, cfg.weights, cfg.dropout)
+    if cfg.balance == "logit_adjust":  # trained on logits, served with its softmax (same weights)
+        trainee = keras.Model(network.input, network.get_layer(LOGITS_LAYER).output)
+        loss = logit_adjusted_loss(labels["train"], cfg.label_smoothing)
+    else:
+        trainee = network
+        loss = keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)
     steps = int(np.ceil(len(arrays["train"]) / cfg.batch_size))
     phases = [
         ("head", None, cfg.head_epochs, cfg.head_lr, None, 0),
@@ -244,20 +279,24 @@ def train(cfg: Config) -> dict:
             lr / 100 if warmup else lr, decay_steps=(epochs - warmup) * steps, alpha=0.02,
             warmup_target=lr if warmup else None, warmup_steps=warmup * steps,
         )
-        network.compile(
-            optimizer=keras.optimizers.Adam(schedule),
-            loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
+        ema = cfg.ema if phase == "finetune" and cfg.ema > 0 else None
+        trainee.compile(
+            optimizer=keras.optimizers.Adam(schedule, use_ema=ema is not None, ema_momentum=ema or 0.99),
+            loss=loss,
         )
         print(f"phase {phase}: {sum(np.prod(w.shape) for w in network.trainable_weights):,} "
               f"trainable parameters, up to {epochs} epochs", flush=True)
-        network.fit(
+        # BackupAndRestore first: it must save the raw weights, before SwapEMAWeights puts the
+        # averages in the model for scoring and keeping the best.
+        callbacks = [keras.callbacks.BackupAndRestore(str(out / f"backup_{phase}"))]
+        if ema is not None:
+            callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
+        callbacks.append(_epoch_callback(state, phase, network, plain_sets["val"], labels["val"], out, patience))
+        trainee.fit(
             train_set,
             epochs=epochs,
             verbose=1 if sys.stdout.isatty() else 2,
-            callbacks=[
-                keras.callbacks.BackupAndRestore(str(out / f"backup_{phase}")),
-                _epoch_callback(state, phase, plain_sets["val"], labels["val"], out, patience),
-            ],
+            callbacks=callbacks,
         )
         network.save_weights(out / f"{phase}.weights.h5")
         state.phases_done.append(phase)
@@ -287,7 +326,9 @@ def ablation(cfg: Config, best: dict, others: list[dict]) -> list[dict]:
     rows = [{"run": Path(cfg.out).name, "differs": {}, "val_balanced_accuracy": best["val_balanced_accuracy"],
              "val_macro_auc": best["val_macro_auc"], "best_epoch": f"{best['phase']} {best['epoch']}"}]
     for other in others:
-        theirs = other["config"]
+        # an option newer than that run is absent from its config: its default is what the run did
+        theirs = {**{k: v for k, v in asdict(Config(data="", out="")).items() if k in NEWER_OPTIONS},
+                  **other["config"]}
         differs = {k: theirs[k] for k in mine if k in theirs and list(np.atleast_1d(theirs[k])) != list(
             np.atleast_1d(mine[k]))}
         rows.append({"run": other["name"], "differs": differs,
