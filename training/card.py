@@ -26,15 +26,15 @@ def render_markdown(card: dict) -> str:
     )
     minutes = train["train_seconds"] / 60
     config = train.get("config", {})
-    imbalance = {
+    recipe = {
         "weights": "class-balanced loss weights",
         "logit_adjust": "logit-adjusted loss (log class priors added to the logits in training only)",
         "none": "no class balancing",
     }[config.get("balance", "weights")]
     if config.get("rotate"):
-        imbalance += ", random rotations"
+        recipe += ", random rotations"
     if config.get("ema"):
-        imbalance += f", a moving average of the weights (momentum {config['ema']}) scored and kept"
+        recipe += f", a moving average of the weights (momentum {config['ema']}) scored and kept"
     ablation_rows = "\n".join(
         f"| {r['run']} | {', '.join(f'{k}={v}' for k, v in r['differs'].items()) or '(this run)'} | "
         f"{r['val_balanced_accuracy']:.3f} | {r['val_macro_auc']:.3f} | {r['best_epoch']} |"
@@ -128,7 +128,7 @@ Test-time augmentation (mean over 4 flips), validation balanced accuracy:
 ## Training
 - Command: `{train['command']}`
 - Two phases: the head on frozen ImageNet features, then the whole network (batch-norm
-  statistics frozen) with a cosine learning-rate schedule; {imbalance},
+  statistics frozen) with a cosine learning-rate schedule; {recipe},
   label smoothing, flips / zoom / colour jitter; best epoch by validation balanced accuracy
   ({train['best_epoch']['phase']} epoch {train['best_epoch']['epoch']}).
 - Training time: {minutes:.0f} min on {train['machine']}.
