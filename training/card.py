@@ -9,6 +9,17 @@ def _pct(value) -> str:
     return "n/a" if value is None else f"{value:.1%}"
 
 
+def _probe_verdict(probe: dict) -> str:
+    """One sentence from the probe's numbers: does any colour preprocessing beat none?"""
+    none = probe["none"]["balanced_accuracy"]
+    best = max(probe, key=lambda name: probe[name]["balanced_accuracy"])
+    gain = probe[best]["balanced_accuracy"] - none
+    if best == "none" or gain < 0.01:
+        return (f"No colour preprocessing beats none by 0.01 or more (best: {best}, {gain:+.3f}); "
+                "the shipped model takes the RGB image as it is.")
+    return f"{best} beats no preprocessing by {gain:+.3f} balanced accuracy on this probe."
+
+
 def render_markdown(card: dict) -> str:
     test = card["metrics"]["test"]
     val = card["metrics"]["val"]
@@ -50,8 +61,7 @@ def render_markdown(card: dict) -> str:
         "logistic regression on train, scored on validation):\n\n| input | val balanced accuracy | val macro AUC |\n"
         "|---|---|---|\n" + "\n".join(f"| {name} | {r['balanced_accuracy']:.3f} | {r['macro_auc']:.3f} |"
                                      for name, r in probe.items())
-        + "\n\nThe shipped model takes the RGB image without colour preprocessing: Shades of Gray gained "
-        "nothing measurable here, and the seeds' grayscale with histogram equalisation lost much.\n"
+        + "\n\n" + _probe_verdict(probe) + "\n"
     )
     return f"""# Model card: {card['name']} ({card.get('version', '')})
 

@@ -62,6 +62,14 @@ def split_by_lesion(
     return out
 
 
+def read_split(data_dir: str | Path, seed: int = 0, limit: int | None = None) -> pd.DataFrame:
+    """The metadata (``limit``: a random subset, for smoke tests) with its lesion-grouped split."""
+    meta = read_metadata(data_dir)
+    if limit:
+        meta = meta.sample(n=min(limit, len(meta)), random_state=seed).reset_index(drop=True)
+    return split_by_lesion(meta, seed=seed)
+
+
 def load_split_file(path: str | Path) -> pd.DataFrame:
     return pd.read_csv(path)
 

@@ -48,12 +48,9 @@ def probe(data: str, out: str, seed: int = 0, limit: int | None = None) -> dict:
     from model.metrics import classification_metrics
     from model.network import IMAGENET_WEIGHTS
 
-    from .data import load_arrays, read_metadata, split_by_lesion
+    from .data import load_arrays, read_split
 
-    meta = read_metadata(data)
-    if limit:
-        meta = meta.sample(n=min(limit, len(meta)), random_state=seed).reset_index(drop=True)
-    meta = split_by_lesion(meta, seed=seed)
+    meta = read_split(data, seed, limit)
     parts = {name: meta[meta.split == name] for name in ("train", "val")}
     arrays = {name: load_arrays(list(p.path), INPUT_SIZE, desc=f"loading {name}") for name, p in parts.items()}
     labels = {name: p.label.to_numpy() for name, p in parts.items()}

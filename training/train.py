@@ -22,7 +22,7 @@ from model.labels import CLASSES
 from model.network import IMAGENET_WEIGHTS, LOGITS_LAYER
 from model.preprocessing import INPUT_SIZE, scale
 
-from .data import SPLITS, load_arrays, read_metadata, split_by_lesion
+from .data import SPLITS, load_arrays, read_split
 from .evaluate import (
     at_threshold,
     classification_metrics,
@@ -89,7 +89,6 @@ def class_weights(labels: np.ndarray) -> np.ndarray:
 
 
 BALANCE = ("weights", "logit_adjust", "none")
-NEWER_OPTIONS = ("rotate", "balance", "ema")  # added after the first runs, with defaults that keep their behaviour
 
 
 def logit_adjusted_loss(labels: np.ndarray, label_smoothing: float = 0.0, tau: float = 1.0):
@@ -238,10 +237,7 @@ def train(cfg: Config) -> dict:
         meta = pd.read_csv(split_path)
         print(f"resuming with the split saved in {split_path}")
     else:
-        meta = read_metadata(cfg.data)
-        if cfg.limit:
-            meta = meta.sample(n=min(cfg.limit, len(meta)), random_state=cfg.seed).reset_index(drop=True)
-        meta = split_by_lesion(meta, seed=cfg.seed)
+        meta = read_split(cfg.data, cfg.seed, cfg.limit)
         meta.to_csv(split_path, index=False)
     for name in SPLITS:
         part = meta[meta.split == name]
@@ -325,10 +321,10 @@ def ablation(cfg: Config, best: dict, others: list[dict]) -> list[dict]:
     mine = {k: v for k, v in asdict(cfg).items() if k not in skip}
     rows = [{"run": Path(cfg.out).name, "differs": {}, "val_balanced_accuracy": best["val_balanced_accuracy"],
              "val_macro_auc": best["val_macro_auc"], "best_epoch": f"{best['phase']} {best['epoch']}"}]
+    defaults = asdict(Config(data="", out=""))
     for other in others:
         # an option newer than that run is absent from its config: its default is what the run did
-        theirs = {**{k: v for k, v in asdict(Config(data="", out="")).items() if k in NEWER_OPTIONS},
-                  **other["config"]}
+        theirs = {**defaults, **other["config"]}
         differs = {k: theirs[k] for k in mine if k in theirs and list(np.atleast_1d(theirs[k])) != list(
             np.atleast_1d(mine[k]))}
         rows.append({"run": other["name"], "differs": differs,
