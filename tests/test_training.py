@@ -240,3 +240,30 @@ def test_ablation_reads_an_option_newer_than_an_old_run_as_its_default():
     old = {"name": "old", "config": {"finetune_lr": 5e-5}, "best": best}  # predates rotate/balance/ema
     rows = ablation(Config(data="", out="runs/new", ema=0.998, balance="logit_adjust"), best, [old])
     assert rows[1]["differs"] == {"finetune_lr": 5e-5, "balance": "weights", "ema": 0.0}
+
+
+def test_a_model_card_brings_its_recipe_table_to_the_next_one(tmp_path):
+    from training.train import Config, ablation, recipe_summaries
+
+    def best(bacc, epoch):
+        return {"val_balanced_accuracy": bacc, "val_macro_auc": 0.9, "phase": "finetune", "epoch": epoch}
+
+    card = {"version": "v3", "training": {"config": {"finetune_lr": 1e-4, "patience": 8}, "best_epoch": best(0.70, 11)},
+            "ablation": [{"run": "v3", "differs": {}, "val_balanced_accuracy": 0.70, "val_macro_auc": 0.9,
+                          "best_epoch": "finetune 11"},
+                         {"run": "v2", "differs": {"finetune_lr": 5e-5}, "val_balanced_accuracy": 0.69,
+                          "val_macro_auc": 0.9, "best_epoch": "finetune 9"}]}
+    (tmp_path / "card.json").write_text(json.dumps(card))
+    folder = tmp_path / "v2"  # a run folder named like one of the card's rows: the one listed first wins
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"finetune_lr": 5e-5, "patience": 6}))
+    (folder / "state.json").write_text(json.dumps({"best": best(0.68, 7)}))
+
+    new = Config(data="", out="runs/v6", balance="logit_adjust")
+    rows = ablation(new, best(0.71, 5), [s for c in (tmp_path / "card.json", folder) for s in recipe_summaries(c)])
+    assert [r["run"] for r in rows] == ["v6", "v3", "v2"]
+    assert rows[1]["differs"] == {"balance": "weights"}
+    assert rows[2]["differs"] == {"finetune_lr": 5e-5, "balance": "weights"}
+    assert (rows[2]["val_balanced_accuracy"], rows[2]["best_epoch"]) == (0.69, "finetune 9")
+    rows = ablation(new, best(0.71, 5), recipe_summaries(folder))
+    assert rows[1]["differs"] == {"finetune_lr": 5e-5, "patience": 6, "balance": "weights"}

@@ -27,7 +27,8 @@ def main(argv: list[str] | None = None) -> None:
                                          description="Re-score a run's best weights, redraw its figures, re-export.")
         parser.add_argument("run", help="run folder")
         parser.add_argument("--compare", nargs="*", default=[],
-                            help="earlier run folders or model_card.json files, for the card's ablation table")
+                            help="earlier run folders or model_card.json files (a card brings its own table), "
+                                 "for the ablation table")
         parser.add_argument("--probe", default=None, help="probe.json from `python -m training probe`, for the card")
         args = parser.parse_args(argv[1:])
         finish_run(args.run, args.compare, args.probe)

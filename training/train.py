@@ -301,18 +301,28 @@ def train(cfg: Config) -> dict:
     return finish_run(out)
 
 
-def recipe_summary(source: str | Path) -> dict:
-    """Config and best validation epoch of an earlier run folder or of an exported model card."""
+def recipe_summaries(source: str | Path) -> list[dict]:
+    """Config and best validation epoch of an earlier run folder, or of an exported model card.
+
+    A card also brings the rows of its own recipe table (each row's config is the card's with that
+    row's differences), so the table survives when the earlier run folders are gone.
+    """
     source = Path(source)
     if source.is_dir():
         config = json.loads((source / "config.json").read_text())
         best = json.loads((source / "state.json").read_text())["best"]
-        name = source.name
-    else:
-        card = json.loads(source.read_text())
-        config, best = card["training"]["config"], card["training"]["best_epoch"]
-        name = card.get("version", source.stem)
-    return {"name": name, "config": config, "best": best}
+        return [{"name": source.name, "config": config, "best": best}]
+    card = json.loads(source.read_text())
+    config = card["training"]["config"]
+    name = card.get("version", source.stem)
+    summaries = [{"name": name, "config": config, "best": card["training"]["best_epoch"]}]
+    for row in card.get("ablation", []):
+        if row["run"] != name:
+            phase, epoch = row["best_epoch"].split()
+            best = {"phase": phase, "epoch": int(epoch), "val_balanced_accuracy": row["val_balanced_accuracy"],
+                    "val_macro_auc": row["val_macro_auc"]}
+            summaries.append({"name": row["run"], "config": {**config, **row["differs"]}, "best": best})
+    return summaries
 
 
 def ablation(cfg: Config, best: dict, others: list[dict]) -> list[dict]:
@@ -322,7 +332,11 @@ def ablation(cfg: Config, best: dict, others: list[dict]) -> list[dict]:
     rows = [{"run": Path(cfg.out).name, "differs": {}, "val_balanced_accuracy": best["val_balanced_accuracy"],
              "val_macro_auc": best["val_macro_auc"], "best_epoch": f"{best['phase']} {best['epoch']}"}]
     defaults = asdict(Config(data="", out=""))
+    seen = {rows[0]["run"]}
     for other in others:
+        if other["name"] in seen:  # the same run reached twice (its folder and a card's row): first one wins
+            continue
+        seen.add(other["name"])
         # an option newer than that run is absent from its config: its default is what the run did
         theirs = {**defaults, **other["config"]}
         differs = {k: theirs[k] for k in mine if k in theirs and list(np.atleast_1d(theirs[k])) != list(
@@ -479,7 +493,7 @@ def finish_run(run_dir: str | Path, compare: list[str | Path] = (), probe: str |
         },
         "uncertainty": uncertainty,
         "ood": ood,
-        "ablation": ablation(cfg, state.best, [recipe_summary(c) for c in compare]),
+        "ablation": ablation(cfg, state.best, [s for c in compare for s in recipe_summaries(c)]),
         "test_time_augmentation": tta,
         "colour_probe": json.loads(Path(probe).read_text())["results"] if probe else None,
         **exported,
