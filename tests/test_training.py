@@ -234,7 +234,8 @@ def test_ema_scores_and_keeps_the_averaged_weights(ham_folder, tmp_path):
 
 
 def test_ablation_reads_an_option_newer_than_an_old_run_as_its_default():
-    from training.train import Config, ablation
+    from training.recipes import ablation
+    from training.train import Config
 
     best = {"val_balanced_accuracy": 0.7, "val_macro_auc": 0.9, "phase": "finetune", "epoch": 3}
     old = {"name": "old", "config": {"finetune_lr": 5e-5}, "best": best}  # predates rotate/balance/ema
@@ -243,7 +244,8 @@ def test_ablation_reads_an_option_newer_than_an_old_run_as_its_default():
 
 
 def test_a_model_card_brings_its_recipe_table_to_the_next_one(tmp_path):
-    from training.train import Config, ablation, recipe_summaries
+    from training.recipes import ablation, recipe_summaries
+    from training.train import Config
 
     def best(bacc, epoch):
         return {"val_balanced_accuracy": bacc, "val_macro_auc": 0.9, "phase": "finetune", "epoch": epoch}
@@ -267,3 +269,37 @@ def test_a_model_card_brings_its_recipe_table_to_the_next_one(tmp_path):
     assert (rows[2]["val_balanced_accuracy"], rows[2]["best_epoch"]) == (0.69, "finetune 9")
     rows = ablation(new, best(0.71, 5), recipe_summaries(folder))
     assert rows[1]["differs"] == {"finetune_lr": 5e-5, "patience": 6, "balance": "weights"}
+
+
+def test_card_add_records_an_unshipped_run_and_leaves_the_rest_of_the_card_alone(tmp_path, capsys):
+    import shutil
+
+    from model.runtime import SHIPPED_DIR
+    from training.__main__ import main
+
+    card_path = tmp_path / "model_card.json"
+    shutil.copy(SHIPPED_DIR / "model_card.json", card_path)
+    before = json.loads(card_path.read_text())
+    run = tmp_path / "la"
+    run.mkdir()
+    config = {**before["training"]["config"], "balance": "logit_adjust", "ema": 0.998}
+    (run / "config.json").write_text(json.dumps(config))
+    best = {"phase": "finetune", "epoch": 9, "val_balanced_accuracy": 0.6123, "val_macro_auc": 0.9321}
+    (run / "state.json").write_text(json.dumps({"best": best}))
+
+    main(["card", str(card_path), "--add", str(run)])
+    after = json.loads(card_path.read_text())
+    assert after["ablation"][:-1] == before["ablation"]  # earlier rows kept as they were
+    assert after["ablation"][-1] == {"run": "la", "differs": {"balance": "logit_adjust", "ema": 0.998},
+                                     "val_balanced_accuracy": 0.6123, "val_macro_auc": 0.9321,
+                                     "best_epoch": "finetune 9"}
+    assert {k: v for k, v in after.items() if k != "ablation"} == {k: v for k, v in before.items() if k != "ablation"}
+    assert "| la | balance=logit_adjust, ema=0.998 | 0.612 | 0.932 | finetune 9 |" in (
+        tmp_path / "MODEL_CARD.md").read_text()
+    assert "0.612" in capsys.readouterr().out
+
+    best["val_balanced_accuracy"] = 0.65  # the same run again, re-scored: replaced, not listed twice
+    (run / "state.json").write_text(json.dumps({"best": best}))
+    main(["card", str(card_path), "--add", str(run)])
+    rows = json.loads(card_path.read_text())["ablation"]
+    assert [r["run"] for r in rows].count("la") == 1 and rows[-1]["val_balanced_accuracy"] == 0.65

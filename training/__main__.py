@@ -1,6 +1,8 @@
 """Train:    python -m training --data DIR --out runs/NAME [options]
 Evaluate: python -m training evaluate runs/NAME [--compare runs/OLD model_card.json ...]
           (re-score the best weights, figures, export; --compare fills the ablation table)
+Card:     python -m training card model/shipped/model_card.json --add runs/NAME ...
+          (add runs that were not shipped to a card's recipe table; the model is untouched)
 Probe:    python -m training probe --data DIR --out runs/probe   (colour preprocessing, linear probe)"""
 
 from __future__ import annotations
@@ -32,6 +34,19 @@ def main(argv: list[str] | None = None) -> None:
         parser.add_argument("--probe", default=None, help="probe.json from `python -m training probe`, for the card")
         args = parser.parse_args(argv[1:])
         finish_run(args.run, args.compare, args.probe)
+        return
+
+    if argv[:1] == ["card"]:
+        from .recipes import add_to_card
+
+        parser = argparse.ArgumentParser(prog="python -m training card",
+                                         description="Add runs to a model card's recipe table (validation figures).")
+        parser.add_argument("card", help="model_card.json; MODEL_CARD.md beside it is re-rendered")
+        parser.add_argument("--add", nargs="+", required=True, help="run folders or model_card.json files")
+        args = parser.parse_args(argv[1:])
+        for row in add_to_card(args.card, args.add):
+            print(f"{row['run']:>12}  val balanced accuracy {row['val_balanced_accuracy']:.3f}  "
+                  f"AUC {row['val_macro_auc']:.3f}  {row['differs'] or '(the card model)'}")
         return
 
     if argv[:1] == ["probe"]:

@@ -301,53 +301,6 @@ def train(cfg: Config) -> dict:
     return finish_run(out)
 
 
-def recipe_summaries(source: str | Path) -> list[dict]:
-    """Config and best validation epoch of an earlier run folder, or of an exported model card.
-
-    A card also brings the rows of its own recipe table (each row's config is the card's with that
-    row's differences), so the table survives when the earlier run folders are gone.
-    """
-    source = Path(source)
-    if source.is_dir():
-        config = json.loads((source / "config.json").read_text())
-        best = json.loads((source / "state.json").read_text())["best"]
-        return [{"name": source.name, "config": config, "best": best}]
-    card = json.loads(source.read_text())
-    config = card["training"]["config"]
-    name = card.get("version", source.stem)
-    summaries = [{"name": name, "config": config, "best": card["training"]["best_epoch"]}]
-    for row in card.get("ablation", []):
-        if row["run"] != name:
-            phase, epoch = row["best_epoch"].split()
-            best = {"phase": phase, "epoch": int(epoch), "val_balanced_accuracy": row["val_balanced_accuracy"],
-                    "val_macro_auc": row["val_macro_auc"]}
-            summaries.append({"name": row["run"], "config": {**config, **row["differs"]}, "best": best})
-    return summaries
-
-
-def ablation(cfg: Config, best: dict, others: list[dict]) -> list[dict]:
-    """This run beside earlier ones: what each changed and its best validation figures."""
-    skip = {"data", "out", "weights", "command", "workers"}
-    mine = {k: v for k, v in asdict(cfg).items() if k not in skip}
-    rows = [{"run": Path(cfg.out).name, "differs": {}, "val_balanced_accuracy": best["val_balanced_accuracy"],
-             "val_macro_auc": best["val_macro_auc"], "best_epoch": f"{best['phase']} {best['epoch']}"}]
-    defaults = asdict(Config(data="", out=""))
-    seen = {rows[0]["run"]}
-    for other in others:
-        if other["name"] in seen:  # the same run reached twice (its folder and a card's row): first one wins
-            continue
-        seen.add(other["name"])
-        # an option newer than that run is absent from its config: its default is what the run did
-        theirs = {**defaults, **other["config"]}
-        differs = {k: theirs[k] for k in mine if k in theirs and list(np.atleast_1d(theirs[k])) != list(
-            np.atleast_1d(mine[k]))}
-        rows.append({"run": other["name"], "differs": differs,
-                     "val_balanced_accuracy": other["best"]["val_balanced_accuracy"],
-                     "val_macro_auc": other["best"]["val_macro_auc"],
-                     "best_epoch": f"{other['best']['phase']} {other['best']['epoch']}"})
-    return rows
-
-
 def flip_tta(network, images: np.ndarray, labels: np.ndarray, plain: np.ndarray, temperature: float) -> dict:
     """Validation balanced accuracy with the mean over horizontal and vertical flips (test-time augmentation).
 
@@ -381,6 +334,7 @@ def finish_run(run_dir: str | Path, compare: list[str | Path] = (), probe: str |
 
     from .export import export_model, write_card
     from .ood import non_dermoscopic_images
+    from .recipes import ablation, recipe_summaries
 
     out = Path(run_dir)
     cfg = Config(**{**json.loads((out / "config.json").read_text()), "out": str(out)})

@@ -1,0 +1,86 @@
+"""The recipe table: a run beside earlier ones, what each changed and its best validation figures.
+
+The rows come from run folders (``config.json``, ``state.json``) or from exported model cards,
+which carry their own table, so a shipped card can gain the rows of runs that were not shipped.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, fields
+from pathlib import Path
+
+import numpy as np
+
+from .card import render_markdown
+from .train import Config
+
+
+def recipe_summaries(source: str | Path) -> list[dict]:
+    """Config and best validation epoch of an earlier run folder, or of an exported model card.
+
+    A card also brings the rows of its own recipe table (each row's config is the card's with that
+    row's differences), so the table survives when the earlier run folders are gone.
+    """
+    source = Path(source)
+    if source.is_dir():
+        config = json.loads((source / "config.json").read_text())
+        best = json.loads((source / "state.json").read_text())["best"]
+        return [{"name": source.name, "config": config, "best": best}]
+    card = json.loads(source.read_text())
+    config = card["training"]["config"]
+    name = card.get("version", source.stem)
+    summaries = [{"name": name, "config": config, "best": card["training"]["best_epoch"]}]
+    for row in card.get("ablation", []):
+        if row["run"] != name:
+            phase, epoch = row["best_epoch"].split()
+            best = {"phase": phase, "epoch": int(epoch), "val_balanced_accuracy": row["val_balanced_accuracy"],
+                    "val_macro_auc": row["val_macro_auc"]}
+            summaries.append({"name": row["run"], "config": {**config, **row["differs"]}, "best": best})
+    return summaries
+
+
+def ablation(cfg: Config, best: dict, others: list[dict]) -> list[dict]:
+    """This run beside earlier ones: what each changed and its best validation figures."""
+    skip = {"data", "out", "weights", "command", "workers"}
+    mine = {k: v for k, v in asdict(cfg).items() if k not in skip}
+    rows = [{"run": Path(cfg.out).name, "differs": {}, "val_balanced_accuracy": best["val_balanced_accuracy"],
+             "val_macro_auc": best["val_macro_auc"], "best_epoch": f"{best['phase']} {best['epoch']}"}]
+    defaults = asdict(Config(data="", out=""))
+    seen = {rows[0]["run"]}
+    for other in others:
+        if other["name"] in seen:  # the same run reached twice (its folder and a card's row): first one wins
+            continue
+        seen.add(other["name"])
+        # an option newer than that run is absent from its config: its default is what the run did
+        theirs = {**defaults, **other["config"]}
+        differs = {k: theirs[k] for k in mine if k in theirs and list(np.atleast_1d(theirs[k])) != list(
+            np.atleast_1d(mine[k]))}
+        rows.append({"run": other["name"], "differs": differs,
+                     "val_balanced_accuracy": other["best"]["val_balanced_accuracy"],
+                     "val_macro_auc": other["best"]["val_macro_auc"],
+                     "best_epoch": f"{other['best']['phase']} {other['best']['epoch']}"})
+    return rows
+
+
+def card_config(card: dict) -> Config:
+    """The Config a card's model was trained with (options newer than the card take their defaults)."""
+    known = {f.name for f in fields(Config)} - {"data", "out"}
+    config = {k: v for k, v in card["training"]["config"].items() if k in known}
+    return Config(data="", out=card.get("version", "model"), **config)
+
+
+def add_to_card(card_path: str | Path, sources: list[str | Path]) -> list[dict]:
+    """Add runs (folders or cards) to a model card's recipe table; rewrite its JSON and Markdown.
+
+    The model, its figures and its other numbers are untouched: this records runs that were
+    measured on validation but not shipped. A run already in the table is replaced by the one given.
+    """
+    card_path = Path(card_path)
+    card = json.loads(card_path.read_text())
+    added = [s for source in sources for s in recipe_summaries(source)]
+    earlier = [s for s in recipe_summaries(card_path)[1:] if s["name"] not in {a["name"] for a in added}]
+    card["ablation"] = ablation(card_config(card), card["training"]["best_epoch"], earlier + added)
+    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    (card_path.parent / "MODEL_CARD.md").write_text(render_markdown(card))
+    return card["ablation"]
