@@ -125,8 +125,8 @@ malignant lesions (sensitivity) and clears {_pct(point['test_specificity'])} of 
 ![training curves](training_curves.png)
 
 ## Recipe choices (validation split only)
-Best validation epoch of this run beside earlier runs; "changed" lists the earlier run's settings
-that differ from this one.
+Best validation epoch of this run beside the other runs measured; "changed" lists each run's
+settings that differ from this one. Only the first row's model ships.
 
 | run | changed | val balanced accuracy | val macro AUC | best epoch |
 |---|---|---|---|---|
