@@ -303,3 +303,11 @@ def test_card_add_records_an_unshipped_run_and_leaves_the_rest_of_the_card_alone
     main(["card", str(card_path), "--add", str(run)])
     rows = json.loads(card_path.read_text())["ablation"]
     assert [r["run"] for r in rows].count("la") == 1 and rows[-1]["val_balanced_accuracy"] == 0.65
+
+    again = tmp_path / "again"  # the shipped recipe run a second time: a repeat, not "this run"
+    again.mkdir()
+    (again / "config.json").write_text(json.dumps(before["training"]["config"]))
+    (again / "state.json").write_text(json.dumps({"best": best}))
+    main(["card", str(card_path), "--add", str(again)])
+    markdown = (tmp_path / "MODEL_CARD.md").read_text()
+    assert "| again | (same recipe, run again) |" in markdown and markdown.count("(this run)") == 1

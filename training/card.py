@@ -20,6 +20,12 @@ def _probe_verdict(probe: dict) -> str:
     return f"{best} beats no preprocessing by {gain:+.3f} balanced accuracy on this probe."
 
 
+def _changed(i: int, row: dict) -> str:
+    """What a recipe-table row's run did differently; nothing, below the first row, means a repeat."""
+    text = ", ".join(f"{k}={v}" for k, v in row["differs"].items())
+    return text or ("(this run)" if i == 0 else "(same recipe, run again)")
+
+
 def render_markdown(card: dict) -> str:
     test = card["metrics"]["test"]
     val = card["metrics"]["val"]
@@ -47,9 +53,9 @@ def render_markdown(card: dict) -> str:
     if config.get("ema"):
         recipe += f", a moving average of the weights (momentum {config['ema']}) scored and kept"
     ablation_rows = "\n".join(
-        f"| {r['run']} | {', '.join(f'{k}={v}' for k, v in r['differs'].items()) or '(this run)'} | "
+        f"| {r['run']} | {_changed(i, r)} | "
         f"{r['val_balanced_accuracy']:.3f} | {r['val_macro_auc']:.3f} | {r['best_epoch']} |"
-        for r in card.get("ablation", [])
+        for i, r in enumerate(card.get("ablation", []))
     )
     tta = card.get("test_time_augmentation", {})
     tta_single = tta.get("val_balanced_accuracy_single", float("nan"))
