@@ -66,61 +66,9 @@ def top_k_overlap(a: dict, b: dict, k: int = 5) -> float:
     return len(top[0] & top[1]) / k
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="fewer repeats and images")
-    args = parser.parse_args()
-    reps = 10 if args.quick else 50
-    lime_reps = 2 if args.quick else 5
-
-    import keras
-    import tensorflow as tf
-    from lime.lime_image import LimeImageExplainer
-    from lime.wrappers.scikit_image import SegmentationAlgorithm
-
-    from explain import explain_lime, grad_cam
-    from explain.lime import BATCH_SIZE, N_SEGMENTS
-    from model import load_classifier, load_image
-    from model.network import FEATURE_LAYER, LOGITS_LAYER, load_network
-    from model.preprocessing import prepare_batch, resize, scale
-    from model.runtime import KERAS_FILE, SHIPPED_DIR
-
+def served_paths(examples: list[Path], reps: int, quick: bool) -> list[tuple[str, str, str]]:
+    """The shipped model as users reach it: the app's first answer, the CLI, the server."""
     rows: list[tuple[str, str, str]] = []
-    clf = load_classifier()
-    network = load_network(SHIPPED_DIR / KERAS_FILE)
-    examples = sorted((ROOT / "examples").glob("*.jpg"))
-    images = [load_image(p) for p in examples]
-    image = images[0]
-    print(f"machine: {cpu_name()}, {os.cpu_count()} cores; LiteRT threads {clf.num_threads}; "
-          f"TensorFlow {tf.__version__} intra-op threads {tf.config.threading.get_intra_op_parallelism_threads()}"
-          f" (0 = all); input {clf.input_size[0]}x{clf.input_size[1]}", flush=True)
-
-    # classify one image, preprocessing included
-    fast = timed(lambda: clf.predict([image]), reps)
-    keras_predict = timed(lambda: network.predict(prepare_batch([image], clf.input_size), verbose=0), reps)
-    compiled = tf.function(lambda x: network(x, training=False))
-    tf_fn = timed(lambda: compiled(prepare_batch([image], clf.input_size)).numpy(), reps)
-    rows.append(("classify 1 image (LiteRT)", fmt(fast),
-                 f"Keras predict {fmt(keras_predict)}; tf.function {fmt(tf_fn)}; "
-                 f"speed-up vs predict {np.median(keras_predict) / np.median(fast):.0f}x"))
-
-    # classify + Grad-CAM
-    grad_model = keras.Model(network.input, [network.get_layer(FEATURE_LAYER).output,
-                                              network.get_layer(LOGITS_LAYER).output])
-
-    def tape_cam():
-        batch = prepare_batch([image], clf.input_size)
-        with tf.GradientTape() as tape:
-            features, logits = grad_model(batch, training=False)
-            score = tf.reduce_max(logits, axis=1)
-        grads = tape.gradient(score, features)
-        cam = tf.nn.relu(tf.reduce_sum(features[0] * tf.reduce_mean(grads, axis=(0, 1, 2)), -1)).numpy()
-        return cam
-
-    cam_fast = timed(lambda: grad_cam(clf, image), reps)  # one runtime call: probabilities and features
-    cam_tape = timed(tape_cam, max(5, reps // 5))
-    rows.append(("classify + Grad-CAM (closed form)", fmt(cam_fast), f"eager GradientTape {fmt(cam_tape)}"))
-
     # the page's first answer, server side: decode the upload, probabilities, Grad-CAM overlay, PNG
     import io
 
@@ -134,44 +82,8 @@ def main() -> None:
     rows.append(("page's first answer on upload (server side)", fmt(page_first),
                  "decode + classify + Grad-CAM overlay + summary + PNG encoding; LIME follows"))
 
-    # LIME at 1000 samples, against stock lime on the same runtime and segmentation
-    def stock_lime(img: np.ndarray, label: int) -> dict:
-        segmenter = SegmentationAlgorithm("slic", n_segments=N_SEGMENTS, compactness=10, sigma=1,
-                                          start_label=0, random_seed=0)
-        with open(os.devnull, "w") as devnull:  # stock lime draws a tqdm bar on stderr
-            old, sys.stderr = sys.stderr, devnull
-            try:
-                exp = LimeImageExplainer(random_state=0).explain_instance(
-                    resize(img, clf.input_size), lambda b: clf.run(scale(np.asarray(b, np.float32)))[0],
-                    labels=(label,), top_labels=None, num_samples=1000, batch_size=BATCH_SIZE,
-                    segmentation_fn=segmenter, random_seed=0)
-            finally:
-                sys.stderr = old
-        return dict(exp.local_exp[label])
-
-    label = int(clf.predict([image])[0].argmax())
-    lime_stock = timed(lambda: stock_lime(image, label), lime_reps, warmup=1)
-    lime_ours = timed(lambda: explain_lime(clf, image, label=label, num_samples=1000, random_state=0), lime_reps,
-                      warmup=1)
-    overlaps = []
-    for img in images:
-        lab = int(clf.predict([img])[0].argmax())
-        res = explain_lime(clf, img, label=lab, num_samples=1000, random_state=0)
-        ours = {int(s): float(res.weights[res.segments == s].mean()) for s in np.unique(res.segments)}
-        overlaps.append(top_k_overlap(ours, stock_lime(img, lab)))
-    rows.append(("LIME, 1000 samples", fmt(lime_ours, "s"),
-                 f"stock lime {fmt(lime_stock, 's')}; top-5 superpixels shared with stock: "
-                 f"mean {np.mean(overlaps):.0%}, min {min(overlaps):.0%} over {len(overlaps)} example images"))
-
-    # batch throughput
-    batch = prepare_batch(images * 5, clf.input_size)[:32]
-    thr = timed(lambda: clf.run(batch), max(5, reps // 5))
-    thr_keras = timed(lambda: network.predict(batch, verbose=0), 3, warmup=1)
-    rows.append(("throughput, batch of 32", f"{32 / np.median(thr):.0f} img/s",
-                 f"Keras predict {32 / np.median(thr_keras):.0f} img/s"))
-
     # CLI over a folder of JPEGs, end to end (process start and decode included)
-    n_files = 300 if args.quick else 2000
+    n_files = 300 if quick else 2000
     data_dir = ROOT.parent / "shared/data/ham10000/images"
     source = sorted(data_dir.glob("*.jpg"))[:n_files] if data_dir.is_dir() else []
     with tempfile.TemporaryDirectory() as tmp:
@@ -219,6 +131,106 @@ def main() -> None:
     rows.append(("python demo.py to first /classify answer", f"{first_answer:.1f} s",
                  f"importing TensorFlow alone takes {tf_import:.1f} s (the app does not)"))
     rows.append(("/classify round trip (gradio_client)", fmt(trips), "in-process classify above"))
+
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer repeats and images")
+    parser.add_argument("--model", default=None,
+                        help="an exported model folder (runs/NAME/export) instead of the shipped model; "
+                        "times the in-process paths only (classify, Grad-CAM, LIME, throughput)")
+    args = parser.parse_args()
+    reps = 10 if args.quick else 50
+    lime_reps = 2 if args.quick else 5
+
+    import keras
+    import tensorflow as tf
+    from lime.lime_image import LimeImageExplainer
+    from lime.wrappers.scikit_image import SegmentationAlgorithm
+
+    from explain import explain_lime, grad_cam
+    from explain.lime import BATCH_SIZE, N_SEGMENTS
+    from model import load_classifier, load_image
+    from model.network import FEATURE_LAYER, LOGITS_LAYER, load_network
+    from model.preprocessing import prepare_batch, resize, scale
+    from model.runtime import KERAS_FILE, SHIPPED_DIR
+
+    rows: list[tuple[str, str, str]] = []
+    clf = load_classifier(args.model)
+    network = load_network(Path(args.model or SHIPPED_DIR) / KERAS_FILE)
+    examples = sorted((ROOT / "examples").glob("*.jpg"))
+    images = [load_image(p) for p in examples]
+    image = images[0]
+    print(f"machine: {cpu_name()}, {os.cpu_count()} cores; LiteRT threads {clf.num_threads}; "
+          f"TensorFlow {tf.__version__} intra-op threads {tf.config.threading.get_intra_op_parallelism_threads()}"
+          f" (0 = all); input {clf.input_size[0]}x{clf.input_size[1]}", flush=True)
+
+    # classify one image, preprocessing included
+    fast = timed(lambda: clf.predict([image]), reps)
+    keras_predict = timed(lambda: network.predict(prepare_batch([image], clf.input_size), verbose=0), reps)
+    compiled = tf.function(lambda x: network(x, training=False))
+    tf_fn = timed(lambda: compiled(prepare_batch([image], clf.input_size)).numpy(), reps)
+    rows.append(("classify 1 image (LiteRT)", fmt(fast),
+                 f"Keras predict {fmt(keras_predict)}; tf.function {fmt(tf_fn)}; "
+                 f"speed-up vs predict {np.median(keras_predict) / np.median(fast):.0f}x"))
+
+    # classify + Grad-CAM
+    grad_model = keras.Model(network.input, [network.get_layer(FEATURE_LAYER).output,
+                                              network.get_layer(LOGITS_LAYER).output])
+
+    def tape_cam():
+        batch = prepare_batch([image], clf.input_size)
+        with tf.GradientTape() as tape:
+            features, logits = grad_model(batch, training=False)
+            score = tf.reduce_max(logits, axis=1)
+        grads = tape.gradient(score, features)
+        cam = tf.nn.relu(tf.reduce_sum(features[0] * tf.reduce_mean(grads, axis=(0, 1, 2)), -1)).numpy()
+        return cam
+
+    cam_fast = timed(lambda: grad_cam(clf, image), reps)  # one runtime call: probabilities and features
+    cam_tape = timed(tape_cam, max(5, reps // 5))
+    rows.append(("classify + Grad-CAM (closed form)", fmt(cam_fast), f"eager GradientTape {fmt(cam_tape)}"))
+
+    # LIME at 1000 samples, against stock lime on the same runtime and segmentation
+    def stock_lime(img: np.ndarray, label: int) -> dict:
+        segmenter = SegmentationAlgorithm("slic", n_segments=N_SEGMENTS, compactness=10, sigma=1,
+                                          start_label=0, random_seed=0)
+        with open(os.devnull, "w") as devnull:  # stock lime draws a tqdm bar on stderr
+            old, sys.stderr = sys.stderr, devnull
+            try:
+                exp = LimeImageExplainer(random_state=0).explain_instance(
+                    resize(img, clf.input_size), lambda b: clf.run(scale(np.asarray(b, np.float32)))[0],
+                    labels=(label,), top_labels=None, num_samples=1000, batch_size=BATCH_SIZE,
+                    segmentation_fn=segmenter, random_seed=0)
+            finally:
+                sys.stderr = old
+        return dict(exp.local_exp[label])
+
+    label = int(clf.predict([image])[0].argmax())
+    lime_stock = timed(lambda: stock_lime(image, label), lime_reps, warmup=1)
+    lime_ours = timed(lambda: explain_lime(clf, image, label=label, num_samples=1000, random_state=0), lime_reps,
+                      warmup=1)
+    overlaps = []
+    for img in images:
+        lab = int(clf.predict([img])[0].argmax())
+        res = explain_lime(clf, img, label=lab, num_samples=1000, random_state=0)
+        ours = {int(s): float(res.weights[res.segments == s].mean()) for s in np.unique(res.segments)}
+        overlaps.append(top_k_overlap(ours, stock_lime(img, lab)))
+    rows.append(("LIME, 1000 samples", fmt(lime_ours, "s"),
+                 f"stock lime {fmt(lime_stock, 's')}; top-5 superpixels shared with stock: "
+                 f"mean {np.mean(overlaps):.0%}, min {min(overlaps):.0%} over {len(overlaps)} example images"))
+
+    # batch throughput
+    batch = prepare_batch(images * 5, clf.input_size)[:32]
+    thr = timed(lambda: clf.run(batch), max(5, reps // 5))
+    thr_keras = timed(lambda: network.predict(batch, verbose=0), 3, warmup=1)
+    rows.append(("throughput, batch of 32", f"{32 / np.median(thr):.0f} img/s",
+                 f"Keras predict {32 / np.median(thr_keras):.0f} img/s"))
+
+    if args.model is None:  # these run the shipped model in the app, the CLI and the server
+        rows += served_paths(examples, reps, args.quick)
 
     width = max(len(r[0]) for r in rows)
     print(f"\n| {'figure':<{width}} | median | baseline (same run) |")
