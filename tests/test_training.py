@@ -285,16 +285,18 @@ def test_card_add_records_an_unshipped_run_and_leaves_the_rest_of_the_card_alone
     config = {**before["training"]["config"], "balance": "logit_adjust", "ema": 0.998}
     (run / "config.json").write_text(json.dumps(config))
     best = {"phase": "finetune", "epoch": 9, "val_balanced_accuracy": 0.6123, "val_macro_auc": 0.9321}
-    (run / "state.json").write_text(json.dumps({"best": best}))
+    (run / "state.json").write_text(json.dumps({"best": best, "seconds": 1500.0}))
 
     main(["card", str(card_path), "--add", str(run)])
     after = json.loads(card_path.read_text())
-    assert after["ablation"][:-1] == before["ablation"]  # earlier rows kept as they were
+    kept = [{k: v for k, v in r.items() if k != "train_minutes"} for r in after["ablation"][:-1]]
+    assert kept == [{k: v for k, v in r.items() if k != "train_minutes"} for r in before["ablation"]]
+    assert after["ablation"][0]["train_minutes"] == round(before["training"]["train_seconds"] / 60, 1)
     assert after["ablation"][-1] == {"run": "la", "differs": {"balance": "logit_adjust", "ema": 0.998},
                                      "val_balanced_accuracy": 0.6123, "val_macro_auc": 0.9321,
-                                     "best_epoch": "finetune 9"}
+                                     "best_epoch": "finetune 9", "train_minutes": 25.0}
     assert {k: v for k, v in after.items() if k != "ablation"} == {k: v for k, v in before.items() if k != "ablation"}
-    assert "| la | balance=logit_adjust, ema=0.998 | 0.612 | 0.932 | finetune 9 |" in (
+    assert "| la | balance=logit_adjust, ema=0.998 | 0.612 | 0.932 | finetune 9 | 25 |" in (
         tmp_path / "MODEL_CARD.md").read_text()
     assert "0.612" in capsys.readouterr().out
 

@@ -54,7 +54,8 @@ def render_markdown(card: dict) -> str:
         recipe += f", a moving average of the weights (momentum {config['ema']}) scored and kept"
     ablation_rows = "\n".join(
         f"| {r['run']} | {_changed(i, r)} | "
-        f"{r['val_balanced_accuracy']:.3f} | {r['val_macro_auc']:.3f} | {r['best_epoch']} |"
+        f"{r['val_balanced_accuracy']:.3f} | {r['val_macro_auc']:.3f} | {r['best_epoch']} | "
+        f"{'n/a' if r.get('train_minutes') is None else round(r['train_minutes'])} |"
         for i, r in enumerate(card.get("ablation", []))
     )
     tta = card.get("test_time_augmentation", {})
@@ -132,10 +133,11 @@ malignant lesions (sensitivity) and clears {_pct(point['test_specificity'])} of 
 
 ## Recipe choices (validation split only)
 Best validation epoch of this run beside the other runs measured; "changed" lists each run's
-settings that differ from this one. Only the first row's model ships.
+settings that differ from this one. Only the first row's model ships. Training minutes were
+measured in each run's own session, on 2-core machines whose speed differed between sessions.
 
-| run | changed | val balanced accuracy | val macro AUC | best epoch |
-|---|---|---|---|---|
+| run | changed | val balanced accuracy | val macro AUC | best epoch | training min |
+|---|---|---|---|---|---|
 {ablation_rows}
 
 Test-time augmentation (mean over 4 flips), validation balanced accuracy:

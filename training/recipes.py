@@ -25,27 +25,35 @@ def recipe_summaries(source: str | Path) -> list[dict]:
     source = Path(source)
     if source.is_dir():
         config = json.loads((source / "config.json").read_text())
-        best = json.loads((source / "state.json").read_text())["best"]
-        return [{"name": source.name, "config": config, "best": best}]
+        state = json.loads((source / "state.json").read_text())
+        return [{"name": source.name, "config": config, "best": state["best"], "seconds": state.get("seconds")}]
     card = json.loads(source.read_text())
     config = card["training"]["config"]
     name = card.get("version", source.stem)
-    summaries = [{"name": name, "config": config, "best": card["training"]["best_epoch"]}]
+    summaries = [{"name": name, "config": config, "best": card["training"]["best_epoch"],
+                  "seconds": card["training"].get("train_seconds")}]
     for row in card.get("ablation", []):
         if row["run"] != name:
             phase, epoch = row["best_epoch"].split()
             best = {"phase": phase, "epoch": int(epoch), "val_balanced_accuracy": row["val_balanced_accuracy"],
                     "val_macro_auc": row["val_macro_auc"]}
-            summaries.append({"name": row["run"], "config": {**config, **row["differs"]}, "best": best})
+            minutes = row.get("train_minutes")
+            summaries.append({"name": row["run"], "config": {**config, **row["differs"]}, "best": best,
+                              "seconds": None if minutes is None else minutes * 60})
     return summaries
 
 
-def ablation(cfg: Config, best: dict, others: list[dict]) -> list[dict]:
-    """This run beside earlier ones: what each changed and its best validation figures."""
+def _minutes(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds / 60, 1)
+
+
+def ablation(cfg: Config, best: dict, others: list[dict], seconds: float | None = None) -> list[dict]:
+    """This run beside earlier ones: what each changed, its best validation figures, its training time."""
     skip = {"data", "out", "weights", "command", "workers"}
     mine = {k: v for k, v in asdict(cfg).items() if k not in skip}
     rows = [{"run": Path(cfg.out).name, "differs": {}, "val_balanced_accuracy": best["val_balanced_accuracy"],
-             "val_macro_auc": best["val_macro_auc"], "best_epoch": f"{best['phase']} {best['epoch']}"}]
+             "val_macro_auc": best["val_macro_auc"], "best_epoch": f"{best['phase']} {best['epoch']}",
+             "train_minutes": _minutes(seconds)}]
     defaults = asdict(Config(data="", out=""))
     seen = {rows[0]["run"]}
     for other in others:
@@ -59,7 +67,8 @@ def ablation(cfg: Config, best: dict, others: list[dict]) -> list[dict]:
         rows.append({"run": other["name"], "differs": differs,
                      "val_balanced_accuracy": other["best"]["val_balanced_accuracy"],
                      "val_macro_auc": other["best"]["val_macro_auc"],
-                     "best_epoch": f"{other['best']['phase']} {other['best']['epoch']}"})
+                     "best_epoch": f"{other['best']['phase']} {other['best']['epoch']}",
+                     "train_minutes": _minutes(other.get("seconds"))})
     return rows
 
 
@@ -78,9 +87,10 @@ def add_to_card(card_path: str | Path, sources: list[str | Path]) -> list[dict]:
     """
     card_path = Path(card_path)
     card = json.loads(card_path.read_text())
-    added = [s for source in sources for s in recipe_summaries(source)]
-    earlier = [s for s in recipe_summaries(card_path)[1:] if s["name"] not in {a["name"] for a in added}]
-    card["ablation"] = ablation(card_config(card), card["training"]["best_epoch"], earlier + added)
+    added = {s["name"]: s for source in sources for s in recipe_summaries(source)}
+    earlier = [added.pop(s["name"], s) for s in recipe_summaries(card_path)[1:]]  # replaced in place
+    card["ablation"] = ablation(card_config(card), card["training"]["best_epoch"], earlier + list(added.values()),
+                                card["training"].get("train_seconds"))
     card_path.write_text(json.dumps(card, indent=2) + "\n")
     (card_path.parent / "MODEL_CARD.md").write_text(render_markdown(card))
     return card["ablation"]

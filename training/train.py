@@ -447,7 +447,7 @@ def finish_run(run_dir: str | Path, compare: list[str | Path] = (), probe: str |
         },
         "uncertainty": uncertainty,
         "ood": ood,
-        "ablation": ablation(cfg, state.best, [s for c in compare for s in recipe_summaries(c)]),
+        "ablation": ablation(cfg, state.best, [s for c in compare for s in recipe_summaries(c)], state.seconds),
         "test_time_augmentation": tta,
         "colour_probe": json.loads(Path(probe).read_text())["results"] if probe else None,
         **exported,
