@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     if argv[:1] == ["card"]:
+        from .card import changed
         from .recipes import add_to_card
 
         parser = argparse.ArgumentParser(prog="python -m training card",
@@ -44,9 +45,9 @@ def main(argv: list[str] | None = None) -> None:
         parser.add_argument("card", help="model_card.json; MODEL_CARD.md beside it is re-rendered")
         parser.add_argument("--add", nargs="+", required=True, help="run folders or model_card.json files")
         args = parser.parse_args(argv[1:])
-        for row in add_to_card(args.card, args.add):
+        for i, row in enumerate(add_to_card(args.card, args.add)):
             print(f"{row['run']:>12}  val balanced accuracy {row['val_balanced_accuracy']:.3f}  "
-                  f"AUC {row['val_macro_auc']:.3f}  {row['differs'] or '(the card model)'}")
+                  f"AUC {row['val_macro_auc']:.3f}  {changed(i, row)}")
         return
 
     if argv[:1] == ["probe"]:

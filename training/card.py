@@ -20,7 +20,7 @@ def _probe_verdict(probe: dict) -> str:
     return f"{best} beats no preprocessing by {gain:+.3f} balanced accuracy on this probe."
 
 
-def _changed(i: int, row: dict) -> str:
+def changed(i: int, row: dict) -> str:
     """What a recipe-table row's run did differently; nothing, below the first row, means a repeat."""
     text = ", ".join(f"{k}={v}" for k, v in row["differs"].items())
     return text or ("(this run)" if i == 0 else "(same recipe, run again)")
@@ -53,7 +53,7 @@ def render_markdown(card: dict) -> str:
     if config.get("ema"):
         recipe += f", a moving average of the weights (momentum {config['ema']}) scored and kept"
     ablation_rows = "\n".join(
-        f"| {r['run']} | {_changed(i, r)} | "
+        f"| {r['run']} | {changed(i, r)} | "
         f"{r['val_balanced_accuracy']:.3f} | {r['val_macro_auc']:.3f} | {r['best_epoch']} | "
         f"{'n/a' if r.get('train_minutes') is None else round(r['train_minutes'])} |"
         for i, r in enumerate(card.get("ablation", []))
