@@ -101,8 +101,10 @@ def run_batch(files, labels_file=None, progress=gr.Progress()):
             except ImageError as exc:
                 errors[i] = str(exc).removeprefix(f"{name}: ")
         if arrays:
-            probs, features = clf.run(scale(np.stack(list(arrays.values())).astype(np.float32)))
-            results = dict(zip(arrays, zip(probs, result_rows(probs, features, clf), strict=True), strict=True))
+            inputs = scale(np.stack(list(arrays.values())).astype(np.float32))
+            probs, features = clf.run(inputs)
+            results = dict(zip(arrays, zip(probs, result_rows(probs, features, clf, inputs), strict=True),
+                               strict=True))
         for i, (name, _) in enumerate(part):
             truth = [labels.get(Path(name).stem, "")] if labels is not None else []
             if i in errors:

@@ -14,6 +14,7 @@ from explain.gradcam import cam_from_features, upsample
 from model import CLASSES, DESCRIPTIONS, display_name, load_classifier
 from model.flags import DEFAULT_UNCERTAIN_BELOW, Flags, flag
 from model.labels import class_index
+from model.preprocessing import prepare_batch
 from model.risk import DISCLAIMER, assess
 
 from .errors import user_error, user_facing
@@ -91,9 +92,11 @@ def _opacity(opacity) -> float:
     return value
 
 
-def flags_of(probs: np.ndarray, features: np.ndarray) -> Flags:
+def flags_of(image: np.ndarray, probs: np.ndarray, features: np.ndarray) -> Flags:
+    """The two flags of one image (its network input feeds the detail score)."""
     clf = classifier()
-    return flag(probs[None], features[None], clf.head_kernel, clf.card())[0]
+    inputs = prepare_batch([image], clf.input_size)
+    return flag(probs[None], features[None], clf.head_kernel, clf.card(), inputs)[0]
 
 
 def summary_text(probs: np.ndarray, flags: Flags, upload) -> str:
@@ -137,7 +140,7 @@ def overview(upload, target: str = TOP_CLASS, opacity: float = DEFAULT_OPACITY):
     probs, features = classifier().predict_with_features([image])
     index = _target_index(target, probs[0])
     return (probabilities(probs[0]), gradcam_image(image, features[0], index, opacity),
-            summary_text(probs[0], flags_of(probs[0], features[0]), upload))
+            summary_text(probs[0], flags_of(image, probs[0], features[0]), upload))
 
 
 @user_facing
@@ -163,7 +166,7 @@ def explain(upload, target: str = TOP_CLASS, num_samples: int = DEFAULT_SAMPLES,
     progress(0.1, desc=f"LIME: {num_samples} perturbed copies")
     result = explanations.explain_lime(clf, image, label=index, num_samples=num_samples)
     risk = assess(probs[0], clf.card())
-    flags = flags_of(probs[0], features[0])
+    flags = flags_of(image, probs[0], features[0])
     details = {
         "probabilities": {c: round(float(p), 6) for c, p in zip(CLASSES, probs[0], strict=True)},
         "prediction": CLASSES[int(probs[0].argmax())],
@@ -196,5 +199,5 @@ def report(upload, target: str = TOP_CLASS, opacity: float = DEFAULT_OPACITY, li
     index = _target_index(target, probs[0])
     cam = np.asarray(gradcam_image(image, features[0], index, _opacity(opacity)))
     lime = read_upload(lime_shown) if lime_shown else None
-    summary = summary_text(probs[0], flags_of(probs[0], features[0]), upload)
+    summary = summary_text(probs[0], flags_of(image, probs[0], features[0]), upload)
     return str(make_report(image, probs[0], cam, lime, summary, model_version()))

@@ -18,7 +18,7 @@ from model.labels import class_index
 from model.preprocessing import check_image, resize, scale
 
 N_SEGMENTS = 40  # slic: ~0.06 s on a 150x200 image; quickshift took 0.4-0.6 s for similar quality
-BATCH_SIZE = 8  # LiteRT/XNNPACK ran fastest per image at batches of 2-8 on 2 cores (benchmarks)
+BATCH_SIZE = 4  # LiteRT/XNNPACK per image on 2 cores: fastest at 2-8 (Intel), 1-4 (AMD, 192x256 input)
 
 
 class BatchedLimeImageExplainer(LimeImageExplainer):

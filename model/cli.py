@@ -27,12 +27,15 @@ HEADER = ["image", *CLASSES, "prediction"]
 EXTRA = ["p_malignant", "suspicious", "uncertain", "not_dermoscopic"]  # after the contract's columns
 
 
-def result_rows(probs: np.ndarray, features: np.ndarray, clf) -> list[list]:
-    """Per image: the 7 probabilities, the prediction, then P(malignant) and the three flags."""
+def result_rows(probs: np.ndarray, features: np.ndarray, clf, inputs: np.ndarray | None = None) -> list[list]:
+    """Per image: the 7 probabilities, the prediction, then P(malignant) and the three flags.
+
+    ``inputs``: the scaled network inputs behind ``probs`` (for the not-dermoscopic flag's detail score).
+    """
     card = clf.card()
     threshold = float(card.get("malignant_operating_point", {}).get("threshold", 0.5))
     rows = []
-    for p, f in zip(probs, flag(probs, features, clf.head_kernel, card), strict=True):
+    for p, f in zip(probs, flag(probs, features, clf.head_kernel, card, inputs), strict=True):
         p_malignant = float(malignant_probability(p))
         rows.append([*(f"{v:.6f}" for v in p), CLASSES[int(p.argmax())], f"{p_malignant:.6f}",
                      int(p_malignant >= threshold), int(f.uncertain), int(f.out_of_distribution)])
@@ -86,8 +89,9 @@ def predict_files(paths: list[Path], out, clf, workers: int = 4, progress: bool 
     written = 0
     with tqdm(total=len(paths), unit="img", disable=not progress or len(paths) < 100, file=sys.stderr) as bar:
         for batch_paths, images in _batches(paths, clf.input_size, workers):
-            probs, features = clf.run(scale(images.astype(np.float32)))
-            for path, row in zip(batch_paths, result_rows(probs, features, clf), strict=True):
+            inputs = scale(images.astype(np.float32))
+            probs, features = clf.run(inputs)
+            for path, row in zip(batch_paths, result_rows(probs, features, clf, inputs), strict=True):
                 writer.writerow([str(path), *row])
             written += len(batch_paths)
             bar.update(len(batch_paths))

@@ -1,6 +1,6 @@
 """When not to trust an answer: 'uncertain' (low calibrated confidence) and 'may not be a
-dermoscopic image' (features unlike the training data, or without the spatial structure of a
-lesion on skin).
+dermoscopic image' (features unlike the training data, features without the spatial structure
+of a lesion on skin, or an input with almost no detail at all).
 
 All thresholds are chosen on the validation split and stored in the model card.
 """
@@ -36,6 +36,17 @@ def structure_score(features: np.ndarray) -> np.ndarray:
     return features.std(axis=(1, 2)).mean(axis=1)
 
 
+def detail_score(inputs: np.ndarray) -> np.ndarray:
+    """Mean absolute difference between neighbouring grey levels of (N, H, W, 3) network inputs.
+
+    Solid colours and smooth gradients have almost none; skin under a dermatoscope always has
+    some. The features cannot be trusted to tell: the network's zero padding gives even a
+    flat image features that vary across it. Low scores mean no detail.
+    """
+    gray = np.asarray(inputs, np.float32).mean(axis=-1)
+    return np.abs(np.diff(gray, axis=1)).mean(axis=(1, 2)) + np.abs(np.diff(gray, axis=2)).mean(axis=(1, 2))
+
+
 @dataclass
 class Flags:
     uncertain: bool
@@ -43,8 +54,13 @@ class Flags:
     ood_score: float
 
 
-def flag(probs: np.ndarray, features: np.ndarray, kernel: np.ndarray, card: dict | None) -> list[Flags]:
-    """The two flags for each row, at the model card's thresholds."""
+def flag(probs: np.ndarray, features: np.ndarray, kernel: np.ndarray, card: dict | None,
+         inputs: np.ndarray | None = None) -> list[Flags]:
+    """The two flags for each row, at the model card's thresholds.
+
+    ``inputs`` are the scaled network inputs the features came from; without them the detail
+    score (when the card has a threshold for it) is not applied.
+    """
     card = card or {}
     below = float(card.get("uncertainty", {}).get("threshold", DEFAULT_UNCERTAIN_BELOW))
     ood = card.get("ood", {})
@@ -52,6 +68,8 @@ def flag(probs: np.ndarray, features: np.ndarray, kernel: np.ndarray, card: dict
     unfamiliar = scores < float(ood["threshold"]) if "threshold" in ood else np.zeros(len(scores), bool)
     if "structure_threshold" in ood:
         unfamiliar |= structure_score(features) < float(ood["structure_threshold"])
+    if "detail_threshold" in ood and inputs is not None:
+        unfamiliar |= detail_score(inputs) < float(ood["detail_threshold"])
     return [
         Flags(uncertain=bool(p.max() < below), out_of_distribution=bool(u), ood_score=float(s))
         for p, s, u in zip(probs, scores, unfamiliar, strict=True)

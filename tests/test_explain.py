@@ -74,7 +74,8 @@ def test_lime_label_selects_the_class(clf, example_image):
     assert not np.allclose(top.weights, other.weights)
 
 
-def test_batched_perturbation_equals_stock_lime(clf, example_image):
+@pytest.mark.parametrize("scaled", [False, True], ids=["uint8", "scaled float"])
+def test_batched_perturbation_equals_stock_lime(clf, example_image, scaled):
     """Same seed, same samples, same labels: the vectorised loop changes speed only."""
     from lime.lime_image import LimeImageExplainer
     from lime.wrappers.scikit_image import SegmentationAlgorithm
@@ -86,7 +87,13 @@ def test_batched_perturbation_equals_stock_lime(clf, example_image):
                                       random_seed=0)
 
     def fn(batch):
-        return clf.run(scale(np.asarray(batch, np.float32)))[0]
+        batch = np.asarray(batch, np.float32)
+        return clf.run(batch if scaled else scale(batch))[0]
+
+    if scaled:  # what explain_lime does: perturb network inputs, superpixels from the 8-bit image
+        segments = segmenter(small)
+        segmenter = lambda _: segments  # noqa: E731
+        small = scale(small.astype(np.float32))
 
     runs = []
     for cls in (LimeImageExplainer, BatchedLimeImageExplainer):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model.flags import flag, ood_score, structure_score
+from model.flags import detail_score, flag, ood_score, structure_score
 from model.metrics import expected_calibration_error, fit_temperature, group_accuracy, temper
 
 
@@ -66,6 +66,25 @@ def test_structure_score_flags_featureless_images():
     assert not lesion.out_of_distribution and flat.out_of_distribution
 
 
+def test_detail_score_flags_flat_inputs_whatever_the_features_say():
+    """Zero padding can give a flat image varied features; its pixels still have no detail."""
+    from model.preprocessing import prepare_batch
+
+    rng = np.random.default_rng(1)
+    textured = rng.integers(90, 200, (60, 80, 3), dtype=np.uint8)
+    solid = np.full((60, 80, 3), (180, 40, 40), np.uint8)
+    gradient = np.repeat(np.linspace(0, 255, 80, dtype=np.uint8)[None, :, None], 60, 0).repeat(3, 2)
+    inputs = prepare_batch([textured, solid, gradient], (60, 80))
+    detail = detail_score(inputs)
+    assert detail[1] == 0 and detail[2] < 0.05 < detail[0]
+    features = rng.uniform(0, 6, (3, 3, 3, 4)).astype(np.float32)  # all three look lesion-like
+    kernel = np.eye(4, 7, dtype=np.float32)
+    card = {"ood": {"threshold": -1e9, "structure_threshold": 0.0, "detail_threshold": 0.05}}
+    probs = np.full((3, 7), 1 / 7)
+    assert [f.out_of_distribution for f in flag(probs, features, kernel, card, inputs)] == [False, True, True]
+    assert not any(f.out_of_distribution for f in flag(probs, features, kernel, card))  # no inputs: not applied
+
+
 def test_shipped_card_matches_the_serving_path(clf):
     """The card's OOD figure is reproduced by the LiteRT runtime on the same generated images."""
     from model.preprocessing import prepare_batch
@@ -74,8 +93,9 @@ def test_shipped_card_matches_the_serving_path(clf):
     card = clf.card()
     others = non_dermoscopic_images()
     assert len(others) == card["ood"]["non_dermoscopic_images"]
-    probs, features = clf.run(prepare_batch([img for _, img in others], clf.input_size))
-    flagged = np.mean([f.out_of_distribution for f in flag(probs, features, clf.head_kernel, card)])
+    inputs = prepare_batch([img for _, img in others], clf.input_size)
+    probs, features = clf.run(inputs)
+    flagged = np.mean([f.out_of_distribution for f in flag(probs, features, clf.head_kernel, card, inputs)])
     assert flagged == pytest.approx(card["ood"]["non_dermoscopic_flagged"], abs=0.5 / len(others))
 
 

@@ -98,6 +98,22 @@ def test_train_resume_and_export_on_tiny_data(ham_folder, tmp_path):
     assert compared["ablation"][1]["differs"] == {"finetune_lr": 1.0}
     assert "finetune_lr=1.0" in (out / "export/MODEL_CARD.md").read_text()
 
+    # the flag recalibrated from the export alone (run folder not needed) gives the run's figures
+    from training.ood import recalibrate
+
+    before = json.loads((out / "export/model_card.json").read_text())
+    tflite = (out / "export/skin_mobilenetv2.tflite").read_bytes()
+    assert "detail_threshold" in before["ood"]
+    before["ood"]["threshold"] = 123.0  # a stale threshold is replaced
+    (out / "export/model_card.json").write_text(json.dumps(before))
+    ood = recalibrate(out / "export", ham_folder)
+    after = json.loads((out / "export/model_card.json").read_text())
+    assert ood == pytest.approx(compared["ood"]) and after["ood"] == ood
+    assert {k: v for k, v in after.items() if k != "ood"} == {k: v for k, v in before.items() if k != "ood"}
+    assert (out / "export/skin_mobilenetv2.tflite").read_bytes() == tflite
+    with pytest.raises(ValueError, match="images"):
+        recalibrate(out / "export", ham_folder, seed=1)  # another split: refused, not silently used
+
 
 def test_shades_of_gray_removes_a_colour_cast():
     from training.probe import shades_of_gray

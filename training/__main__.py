@@ -3,6 +3,8 @@ Evaluate: python -m training evaluate runs/NAME [--compare runs/OLD model_card.j
           (re-score the best weights, figures, export; --compare fills the ablation table)
 Card:     python -m training card model/shipped/model_card.json --add runs/NAME ...
           (add runs that were not shipped to a card's recipe table; the model is untouched)
+Flags:    python -m training flags model/shipped --data DIR
+          (recalibrate the not-dermoscopic flag of an exported model; the model is untouched)
 Probe:    python -m training probe --data DIR --out runs/probe   (colour preprocessing, linear probe)"""
 
 from __future__ import annotations
@@ -48,6 +50,22 @@ def main(argv: list[str] | None = None) -> None:
         for i, row in enumerate(add_to_card(args.card, args.add)):
             print(f"{row['run']:>12}  val balanced accuracy {row['val_balanced_accuracy']:.3f}  "
                   f"AUC {row['val_macro_auc']:.3f}  {changed(i, row)}")
+        return
+
+    if argv[:1] == ["flags"]:
+        from .ood import recalibrate
+
+        parser = argparse.ArgumentParser(prog="python -m training flags",
+                                         description=recalibrate.__doc__.splitlines()[0])
+        parser.add_argument("export", help="folder with the LiteRT model and model_card.json")
+        parser.add_argument("--data", required=True, help="the HAM10000 folder the model was trained on")
+        parser.add_argument("--seed", type=int, default=0, help="the split's seed (the card names it)")
+        args = parser.parse_args(argv[1:])
+        ood = recalibrate(args.export, args.data, args.seed)
+        print(f"not dermoscopic: flags {ood['val_dermoscopic_flagged']:.1%} of validation, "
+              f"{ood['test_dermoscopic_flagged']:.1%} of test, {ood['non_dermoscopic_flagged']:.1%} of "
+              f"{ood['non_dermoscopic_images']} non-dermoscopic images; "
+              f"missed: {', '.join(ood['non_dermoscopic_missed'])}")
         return
 
     if argv[:1] == ["probe"]:

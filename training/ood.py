@@ -1,10 +1,13 @@
-"""Images that are not dermoscopic, for reporting the out-of-distribution flag.
+"""The 'may not be a dermoscopic image' flag: its thresholds, chosen on validation, and how
+often it fires on test images and on images that are not dermoscopic.
 
-Made here, nothing downloaded: the photographs and micrographs that scikit-image ships, plus
-solid colours, gradients, noise, checkerboards, stripes and rendered text.
+Those images are made here, nothing downloaded: the photographs and micrographs that
+scikit-image ships, plus solid colours, gradients, noise, checkerboards, stripes and text.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -52,3 +55,71 @@ def non_dermoscopic_images(seed: int = 0) -> list[tuple[str, np.ndarray]]:
             draw.text((10, 10 + 35 * line), text, fill=(0, 0, 0) if i % 2 == 0 else (220, 220, 220))
         images.append((f"text{i}", np.asarray(img)))
     return images
+
+
+def calibrate(runtime, inputs: dict[str, np.ndarray], features: dict[str, np.ndarray]) -> dict:
+    """The card's ``ood`` entry for ``runtime`` (the exported model itself, so thresholds match what ships).
+
+    ``inputs`` and ``features``: scaled network inputs and their ``out_relu`` features for the
+    "val" and "test" splits. Energy and structure flag the lowest 2.5% of validation images
+    each, detail the lowest 0.5% (flat images are rare in dermoscopy but common among the rest).
+    """
+    from model.flags import detail_score, ood_score, structure_score
+    from model.preprocessing import prepare_batch
+
+    others = non_dermoscopic_images()
+    inputs = {**inputs, "other": prepare_batch([img for _, img in others], runtime.input_size)}
+    features = {**features, "other": runtime.run(inputs["other"])[1]}
+    energy = {name: ood_score(f, runtime.head_kernel) for name, f in features.items()}
+    structure = {name: structure_score(f) for name, f in features.items()}
+    detail = {name: detail_score(x) for name, x in inputs.items()}
+    ood = {
+        "threshold": float(np.percentile(energy["val"], 2.5)),
+        "structure_threshold": float(np.percentile(structure["val"], 2.5)),
+        "detail_threshold": float(np.percentile(detail["val"], 0.5)),
+    }
+    flagged = {name: (energy[name] < ood["threshold"]) | (structure[name] < ood["structure_threshold"])
+               | (detail[name] < ood["detail_threshold"]) for name in features}
+    return ood | {
+        "score": "logsumexp over classes of (spatially pooled out_relu features x head kernel), no bias; "
+        "structure: spatial standard deviation of the out_relu features, mean over channels; "
+        "detail: mean absolute difference of neighbouring grey levels of the network input",
+        "chosen_on": "validation split: 2.5th percentile of its images' energy and structure scores, "
+        "0.5th percentile of their detail scores",
+        "val_dermoscopic_flagged": float(flagged["val"].mean()),
+        "test_dermoscopic_flagged": float(flagged["test"].mean()),
+        "non_dermoscopic_flagged": float(flagged["other"].mean()),
+        "non_dermoscopic_images": len(others),
+        "non_dermoscopic_missed": [n for (n, _), f in zip(others, flagged["other"], strict=True) if not f],
+    }
+
+
+def recalibrate(export_dir: str | Path, data: str | Path, seed: int = 0) -> dict:
+    """Recalibrate an exported model's not-dermoscopic flag on its own lesion split, in place.
+
+    For a model whose run folder is gone (the shipped one): the split is rebuilt from the data
+    and the seed, and must give the card's image counts. Only the card's ``ood`` entry changes;
+    the model files and every other figure stay as they are.
+    """
+    import json
+
+    from model.preprocessing import scale
+    from model.runtime import CARD_FILE, load_classifier
+
+    from .card import render_markdown
+    from .data import load_arrays, read_split
+
+    export_dir = Path(export_dir)
+    card = json.loads((export_dir / CARD_FILE).read_text())
+    meta = read_split(data, seed=seed)
+    counts = {name: int((meta.split == name).sum()) for name in card["data"]["images"]}
+    if counts != card["data"]["images"]:
+        raise ValueError(f"split of {data} with seed {seed} has {counts} images, the card {card['data']['images']}")
+    runtime = load_classifier(export_dir)
+    inputs = {name: scale(load_arrays(list(meta[meta.split == name].path), runtime.input_size, desc=name)
+                          .astype(np.float32)) for name in ("val", "test")}
+    features = {name: runtime.run(x)[1] for name, x in inputs.items()}
+    card["ood"] = calibrate(runtime, inputs, features)
+    (export_dir / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
+    (export_dir / "MODEL_CARD.md").write_text(render_markdown(card))
+    return card["ood"]

@@ -327,13 +327,12 @@ def finish_run(run_dir: str | Path, compare: list[str | Path] = (), probe: str |
     """
     import pandas as pd
 
-    from model.flags import DEFAULT_UNCERTAIN_BELOW, ood_score, structure_score
+    from model.flags import DEFAULT_UNCERTAIN_BELOW
     from model.metrics import expected_calibration_error, fit_temperature, group_accuracy, temper
     from model.network import build_network, calibrated
-    from model.preprocessing import prepare_batch
 
     from .export import export_model, write_card
-    from .ood import non_dermoscopic_images
+    from .ood import calibrate as calibrate_ood
     from .recipes import ablation, recipe_summaries
 
     out = Path(run_dir)
@@ -371,28 +370,9 @@ def finish_run(run_dir: str | Path, compare: list[str | Path] = (), probe: str |
     check = np.asarray(scale(arrays["test"][:8].astype(np.float32)))
     runtime, exported = export_model(calibrated(network, temperature), out / "export", check)
 
-    outputs = {name: runtime.run(scale(arrays[name].astype(np.float32))) for name in arrays}
-    others = non_dermoscopic_images()
-    features = {name: f for name, (_, f) in outputs.items()}
-    features["other"] = runtime.run(prepare_batch([img for _, img in others], cfg.size))[1]
-    energy = {name: ood_score(f, runtime.head_kernel) for name, f in features.items()}
-    structure = {name: structure_score(f) for name, f in features.items()}
-    ood = {  # each score flags the lowest 2.5% of validation images: about 5% together
-        "threshold": float(np.percentile(energy["val"], 2.5)),
-        "structure_threshold": float(np.percentile(structure["val"], 2.5)),
-    }
-    flagged = {name: (energy[name] < ood["threshold"]) | (structure[name] < ood["structure_threshold"])
-               for name in features}
-    ood |= {
-        "score": "logsumexp over classes of (spatially pooled out_relu features x head kernel), no bias; "
-        "structure: spatial standard deviation of the out_relu features, mean over channels",
-        "chosen_on": "validation split: 2.5th percentile of its images' scores, for each of the two scores",
-        "val_dermoscopic_flagged": float(flagged["val"].mean()),
-        "test_dermoscopic_flagged": float(flagged["test"].mean()),
-        "non_dermoscopic_flagged": float(flagged["other"].mean()),
-        "non_dermoscopic_images": len(others),
-        "non_dermoscopic_missed": [n for (n, _), f in zip(others, flagged["other"], strict=True) if not f],
-    }
+    inputs = {name: scale(arrays[name].astype(np.float32)) for name in arrays}
+    outputs = {name: runtime.run(inputs[name]) for name in arrays}
+    ood = calibrate_ood(runtime, inputs, {name: f for name, (_, f) in outputs.items()})
     uncertainty = {
         "threshold": DEFAULT_UNCERTAIN_BELOW,
         "rule": "uncertain when the calibrated top probability is below the threshold (more likely wrong than right)",
