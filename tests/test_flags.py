@@ -105,3 +105,36 @@ def test_shipped_model_has_its_temperature_built_in(clf):
 
     layer = load_network(SHIPPED_DIR / KERAS_FILE).get_layer("temperature")
     assert float(layer.scale) == pytest.approx(1.0 / clf.card()["temperature"], rel=1e-6)
+
+
+def test_cli_and_app_apply_the_detail_score(tmp_path, examples, monkeypatch):
+    """The serving paths pass their network inputs to the flags: a flat picture is flagged by
+    the detail score alone (the card's other two scores switched off here)."""
+    import copy
+    import csv
+    import io
+    from pathlib import Path
+
+    from PIL import Image
+
+    import app.views as views
+    from model import load_classifier, load_image
+    from model.cli import predict_files
+
+    clf = load_classifier()
+    clf._card = copy.deepcopy(clf.card())
+    clf._card["ood"] |= {"threshold": -1e9, "structure_threshold": -1.0, "detail_threshold": 0.01}
+    flat = tmp_path / "flat.png"
+    Image.new("RGB", (200, 150), (180, 60, 90)).save(flat)
+    lesion = Path(examples[0]["path"])
+
+    out = io.StringIO()
+    predict_files([flat, lesion], out, clf, workers=1, progress=False)
+    rows = {Path(r[0]).name: r for r in list(csv.reader(io.StringIO(out.getvalue())))[1:]}
+    assert rows["flat.png"][-1] == "1" and rows[lesion.name][-1] == "0"
+
+    monkeypatch.setattr(views, "classifier", lambda: clf)
+    for path, expected in ((flat, True), (lesion, False)):
+        image = load_image(path)
+        probs, features = clf.predict_with_features([image])
+        assert views.flags_of(image, probs[0], features[0]).out_of_distribution is expected
