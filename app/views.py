@@ -92,11 +92,17 @@ def _opacity(opacity) -> float:
     return value
 
 
-def flags_of(image: np.ndarray, probs: np.ndarray, features: np.ndarray) -> Flags:
-    """The two flags of one image (its network input feeds the detail score)."""
+def run_model(image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One model call: (network input, probabilities, features), each for a batch of this one image."""
     clf = classifier()
     inputs = prepare_batch([image], clf.input_size)
-    return flag(probs[None], features[None], clf.head_kernel, clf.card(), inputs)[0]
+    return (inputs, *clf.run(inputs))
+
+
+def flags_of(inputs: np.ndarray, probs: np.ndarray, features: np.ndarray) -> Flags:
+    """The two flags of one image, from what ``run_model`` returned (the input feeds the detail score)."""
+    clf = classifier()
+    return flag(probs, features, clf.head_kernel, clf.card(), inputs)[0]
 
 
 def summary_text(probs: np.ndarray, flags: Flags, upload) -> str:
@@ -137,10 +143,10 @@ def overview(upload, target: str = TOP_CLASS, opacity: float = DEFAULT_OPACITY):
     """The fast part of the page: probabilities, Grad-CAM and the summary, from one model call."""
     image = read_upload(upload)
     opacity = _opacity(opacity)
-    probs, features = classifier().predict_with_features([image])
+    inputs, probs, features = run_model(image)
     index = _target_index(target, probs[0])
     return (probabilities(probs[0]), gradcam_image(image, features[0], index, opacity),
-            summary_text(probs[0], flags_of(image, probs[0], features[0]), upload))
+            summary_text(probs[0], flags_of(inputs, probs, features), upload))
 
 
 @user_facing
@@ -161,12 +167,12 @@ def explain(upload, target: str = TOP_CLASS, num_samples: int = DEFAULT_SAMPLES,
     image = read_upload(upload)
     num_samples, opacity = _samples(num_samples), _opacity(opacity)
     clf = classifier()
-    probs, features = clf.predict_with_features([image])
+    inputs, probs, features = run_model(image)
     index = _target_index(target, probs[0])
     progress(0.1, desc=f"LIME: {num_samples} perturbed copies")
     result = explanations.explain_lime(clf, image, label=index, num_samples=num_samples)
     risk = assess(probs[0], clf.card())
-    flags = flags_of(image, probs[0], features[0])
+    flags = flags_of(inputs, probs, features)
     details = {
         "probabilities": {c: round(float(p), 6) for c, p in zip(CLASSES, probs[0], strict=True)},
         "prediction": CLASSES[int(probs[0].argmax())],
@@ -195,9 +201,9 @@ def report(upload, target: str = TOP_CLASS, opacity: float = DEFAULT_OPACITY, li
     from .report import make_report
 
     image = read_upload(upload)
-    probs, features = classifier().predict_with_features([image])
+    inputs, probs, features = run_model(image)
     index = _target_index(target, probs[0])
     cam = np.asarray(gradcam_image(image, features[0], index, _opacity(opacity)))
     lime = read_upload(lime_shown) if lime_shown else None
-    summary = summary_text(probs[0], flags_of(image, probs[0], features[0]), upload)
+    summary = summary_text(probs[0], flags_of(inputs, probs, features), upload)
     return str(make_report(image, probs[0], cam, lime, summary, model_version()))

@@ -135,6 +135,4 @@ def test_cli_and_app_apply_the_detail_score(tmp_path, examples, monkeypatch):
 
     monkeypatch.setattr(views, "classifier", lambda: clf)
     for path, expected in ((flat, True), (lesion, False)):
-        image = load_image(path)
-        probs, features = clf.predict_with_features([image])
-        assert views.flags_of(image, probs[0], features[0]).out_of_distribution is expected
+        assert views.flags_of(*views.run_model(load_image(path))).out_of_distribution is expected
