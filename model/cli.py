@@ -27,7 +27,7 @@ HEADER = ["image", *CLASSES, "prediction"]
 EXTRA = ["p_malignant", "suspicious", "uncertain", "not_dermoscopic"]  # after the contract's columns
 
 
-def result_rows(probs: np.ndarray, features: np.ndarray, clf, inputs: np.ndarray | None = None) -> list[list]:
+def result_rows(probs: np.ndarray, features: np.ndarray, clf, inputs: np.ndarray) -> list[list]:
     """Per image: the 7 probabilities, the prediction, then P(malignant) and the three flags.
 
     ``inputs``: the scaled network inputs behind ``probs`` (for the not-dermoscopic flag's detail score).

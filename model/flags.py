@@ -54,22 +54,29 @@ class Flags:
     ood_score: float
 
 
-def flag(probs: np.ndarray, features: np.ndarray, kernel: np.ndarray, card: dict | None,
-         inputs: np.ndarray | None = None) -> list[Flags]:
-    """The two flags for each row, at the model card's thresholds.
+def not_dermoscopic(energy: np.ndarray, features: np.ndarray, ood: dict,
+                    inputs: np.ndarray | None = None) -> np.ndarray:
+    """Which rows the card's ``ood`` thresholds flag: any score below its threshold.
 
-    ``inputs`` are the scaled network inputs the features came from; without them the detail
-    score (when the card has a threshold for it) is not applied.
+    ``energy`` is ``ood_score`` of ``features``; ``inputs`` are the scaled network inputs the
+    features came from (without them the detail score is not applied). The same rule serves
+    requests and, in training, measures the flag's rates, so the card reports what ships.
     """
-    card = card or {}
-    below = float(card.get("uncertainty", {}).get("threshold", DEFAULT_UNCERTAIN_BELOW))
-    ood = card.get("ood", {})
-    scores = ood_score(features, kernel)
-    unfamiliar = scores < float(ood["threshold"]) if "threshold" in ood else np.zeros(len(scores), bool)
+    unfamiliar = energy < float(ood["threshold"]) if "threshold" in ood else np.zeros(len(energy), bool)
     if "structure_threshold" in ood:
         unfamiliar |= structure_score(features) < float(ood["structure_threshold"])
     if "detail_threshold" in ood and inputs is not None:
         unfamiliar |= detail_score(inputs) < float(ood["detail_threshold"])
+    return unfamiliar
+
+
+def flag(probs: np.ndarray, features: np.ndarray, kernel: np.ndarray, card: dict | None,
+         inputs: np.ndarray | None = None) -> list[Flags]:
+    """The two flags for each row, at the model card's thresholds (``inputs``: see ``not_dermoscopic``)."""
+    card = card or {}
+    below = float(card.get("uncertainty", {}).get("threshold", DEFAULT_UNCERTAIN_BELOW))
+    scores = ood_score(features, kernel)
+    unfamiliar = not_dermoscopic(scores, features, card.get("ood", {}), inputs)
     return [
         Flags(uncertain=bool(p.max() < below), out_of_distribution=bool(u), ood_score=float(s))
         for p, s, u in zip(probs, scores, unfamiliar, strict=True)

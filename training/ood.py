@@ -64,7 +64,7 @@ def calibrate(runtime, inputs: dict[str, np.ndarray], features: dict[str, np.nda
     "val" and "test" splits. Energy and structure flag the lowest 2.5% of validation images
     each, detail the lowest 0.5% (flat images are rare in dermoscopy but common among the rest).
     """
-    from model.flags import detail_score, ood_score, structure_score
+    from model.flags import detail_score, not_dermoscopic, ood_score, structure_score
     from model.preprocessing import prepare_batch
 
     others = non_dermoscopic_images()
@@ -78,8 +78,7 @@ def calibrate(runtime, inputs: dict[str, np.ndarray], features: dict[str, np.nda
         "structure_threshold": float(np.percentile(structure["val"], 2.5)),
         "detail_threshold": float(np.percentile(detail["val"], 0.5)),
     }
-    flagged = {name: (energy[name] < ood["threshold"]) | (structure[name] < ood["structure_threshold"])
-               | (detail[name] < ood["detail_threshold"]) for name in features}
+    flagged = {name: not_dermoscopic(energy[name], features[name], ood, inputs[name]) for name in features}
     return ood | {
         "score": "logsumexp over classes of (spatially pooled out_relu features x head kernel), no bias; "
         "structure: spatial standard deviation of the out_relu features, mean over channels; "
