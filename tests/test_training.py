@@ -114,6 +114,15 @@ def test_train_resume_and_export_on_tiny_data(ham_folder, tmp_path):
     with pytest.raises(ValueError, match="images"):
         recalibrate(out / "export", ham_folder, seed=1)  # another split: refused, not silently used
 
+    # the vignette table: in the run's card, and measured again from the export alone
+    from training.vignette import ROBUSTNESS_RADII, measure_exported
+
+    assert [r["radius"] for r in compared["vignette_robustness"]["test"]] == list(ROBUSTNESS_RADII)
+    assert "Robustness to a dermatoscope vignette" in (out / "export/MODEL_CARD.md").read_text()
+    measured = measure_exported(out / "export", ham_folder)
+    assert measured == pytest.approx(compared["vignette_robustness"])
+    assert (out / "export/skin_mobilenetv2.tflite").read_bytes() == tflite
+
 
 def test_shades_of_gray_removes_a_colour_cast():
     from training.probe import shades_of_gray
@@ -164,6 +173,52 @@ def test_rotation_augmentation_tilts_images_and_keeps_shape_and_range():
 
     assert max(row_extents(False)) <= 40
     assert max(row_extents(True)) > 45  # tilted bars span more rows
+
+
+def test_vignette_blacks_out_the_corners_and_keeps_the_centre():
+    from training.vignette import vignette
+
+    images = np.full((2, 150, 200, 3), 200, np.uint8)
+    black = [float((vignette(images, r)[0, ..., 0] == 0).mean()) for r in (1.0, 0.8, 0.6)]
+    assert black[0] < 0.01 < black[1] < black[2] < 0.5  # a smaller circle blacks out more
+    out = vignette(images, 0.6)
+    assert (out[:, :3, :3] == 0).all() and (out[:, 70:80, 95:105] == 200).all()
+
+
+def test_vignette_augmentation_reaches_the_share_of_training_images_asked_for():
+    from training.train import Config, _datasets
+
+    image = np.full((150, 200, 3), 230, np.uint8)
+
+    def dark_corners(share: float) -> float:
+        arrays = {name: np.stack([image] * 64) for name in ("train", "val", "test")}
+        labels = {name: np.arange(64) % 7 for name in arrays}
+        train, plain = _datasets(arrays, labels, Config(data="", out="", vignette=share, batch_size=64))
+        batch = np.asarray(next(iter(train))[0])
+        assert np.asarray(next(iter(plain["val"]))).min() > 0.5  # validation images are never vignetted
+        return float((batch[:, 0, 0, 0] < -0.9).mean())  # top-left corner black ([-1, 1] scale)
+
+    assert dark_corners(0.0) == 0.0
+    assert 0.3 < dark_corners(0.6) < 0.9  # corners stay lit when the circle reaches them (radius near 1)
+    assert dark_corners(1.0) > dark_corners(0.6)
+
+
+def test_vignette_robustness_tells_a_model_that_reads_the_corners_from_one_that_does_not():
+    from training.vignette import robustness
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(100, 255, (20, 60, 80, 3), dtype=np.uint8)
+    labels = np.arange(20) % 2
+
+    def centre_reader(x):  # answers from the centre only, so a vignette cannot change it
+        return np.eye(7)[np.where(x[:, 30, 40, 0] > 0, labels, 0)]
+
+    def corner_reader(x):  # a black corner means class 4
+        return np.eye(7)[np.where(x[:, 0, 0, 0] == 0, 4, labels)]
+
+    steady, fooled = robustness(centre_reader, images, labels), robustness(corner_reader, images, labels)
+    assert all(r["top_class_unchanged"] == 1.0 and r["balanced_accuracy"] == 1.0 for r in steady)
+    assert all(r["top_class_unchanged"] == 0.0 and r["balanced_accuracy"] == 0.0 for r in fooled)
 
 
 def test_logit_adjusted_loss_is_crossentropy_on_shifted_logits_and_balances_a_constant_model():

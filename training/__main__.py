@@ -5,6 +5,8 @@ Card:     python -m training card model/shipped/model_card.json --add runs/NAME 
           (add runs that were not shipped to a card's recipe table; the model is untouched)
 Flags:    python -m training flags model/shipped --data DIR
           (recalibrate the not-dermoscopic flag of an exported model; the model is untouched)
+Vignette: python -m training vignette model/shipped --data DIR
+          (how much a dermatoscope vignette changes an exported model's answers; into its card)
 Probe:    python -m training probe --data DIR --out runs/probe   (colour preprocessing, linear probe)"""
 
 from __future__ import annotations
@@ -68,6 +70,21 @@ def main(argv: list[str] | None = None) -> None:
               f"missed: {', '.join(ood['non_dermoscopic_missed'])}")
         return
 
+    if argv[:1] == ["vignette"]:
+        from .vignette import measure_exported
+
+        parser = argparse.ArgumentParser(prog="python -m training vignette",
+                                         description=measure_exported.__doc__.splitlines()[0])
+        parser.add_argument("export", help="folder with the LiteRT model and model_card.json")
+        parser.add_argument("--data", required=True, help="the HAM10000 folder the model was trained on")
+        parser.add_argument("--seed", type=int, default=0, help="the split's seed (the card names it)")
+        args = parser.parse_args(argv[1:])
+        for split, rows in measure_exported(args.export, args.data, args.seed).items():
+            for row in rows:
+                print(f"{split:>5} radius {row['radius']:.1f} ({row['blacked_out']:.0%} black): balanced accuracy "
+                      f"{row['balanced_accuracy']:.3f}, top class unchanged {row['top_class_unchanged']:.1%}")
+        return
+
     if argv[:1] == ["probe"]:
         from . import probe as colour_probe
 
@@ -96,6 +113,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rotate", action="store_true", help="also rotate training images by random angles")
     parser.add_argument("--balance", choices=BALANCE, default=defaults.balance,
                         help="class imbalance: inverse-frequency weights, logit-adjusted loss, or none")
+    parser.add_argument("--vignette", type=float, default=defaults.vignette,
+                        help="share of training images given a random dermatoscope vignette (0: none)")
     parser.add_argument("--ema", type=float, default=defaults.ema,
                         help="phase 2 keeps a moving average of the weights with this momentum (0: off)")
     parser.add_argument("--weights", default=defaults.weights, help="ImageNet MobileNetV2 .h5 (no top)")

@@ -70,6 +70,18 @@ def read_split(data_dir: str | Path, seed: int = 0, limit: int | None = None) ->
     return split_by_lesion(meta, seed=seed)
 
 
+def card_split(card: dict, data_dir: str | Path, seed: int = 0) -> pd.DataFrame:
+    """The split an exported model was trained on, rebuilt from the data and the seed.
+
+    For a model whose run folder is gone (the shipped one); it must give the card's image counts.
+    """
+    meta = read_split(data_dir, seed=seed)
+    counts = {name: int((meta.split == name).sum()) for name in card["data"]["images"]}
+    if counts != card["data"]["images"]:
+        raise ValueError(f"split of {data_dir} with seed {seed} has {counts} images, the card {card['data']['images']}")
+    return meta
+
+
 def load_split_file(path: str | Path) -> pd.DataFrame:
     return pd.read_csv(path)
 

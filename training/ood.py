@@ -106,14 +106,11 @@ def recalibrate(export_dir: str | Path, data: str | Path, seed: int = 0) -> dict
     from model.runtime import CARD_FILE, load_classifier
 
     from .card import render_markdown
-    from .data import load_arrays, read_split
+    from .data import card_split, load_arrays
 
     export_dir = Path(export_dir)
     card = json.loads((export_dir / CARD_FILE).read_text())
-    meta = read_split(data, seed=seed)
-    counts = {name: int((meta.split == name).sum()) for name in card["data"]["images"]}
-    if counts != card["data"]["images"]:
-        raise ValueError(f"split of {data} with seed {seed} has {counts} images, the card {card['data']['images']}")
+    meta = card_split(card, data, seed)
     runtime = load_classifier(export_dir)
     inputs = {name: scale(load_arrays(list(meta[meta.split == name].path), runtime.input_size, desc=name)
                           .astype(np.float32)) for name in ("val", "test")}
