@@ -114,13 +114,13 @@ def test_train_resume_and_export_on_tiny_data(ham_folder, tmp_path):
     with pytest.raises(ValueError, match="images"):
         recalibrate(out / "export", ham_folder, seed=1)  # another split: refused, not silently used
 
-    # the vignette table: in the run's card, and measured again from the export alone
-    from training.vignette import ROBUSTNESS_RADII, measure_exported
+    # the robustness table: in the run's card, and measured again from the export alone
+    from training.shifts import SHIFTS, measure_exported
 
-    assert [r["radius"] for r in compared["vignette_robustness"]["test"]] == list(ROBUSTNESS_RADII)
-    assert "Robustness to a dermatoscope vignette" in (out / "export/MODEL_CARD.md").read_text()
+    assert [r["shift"] for r in compared["robustness"]["test"]] == list(SHIFTS)
+    assert "Robustness to another clinic's images" in (out / "export/MODEL_CARD.md").read_text()
     measured = measure_exported(out / "export", ham_folder)
-    assert measured == pytest.approx(compared["vignette_robustness"])
+    assert measured == pytest.approx(compared["robustness"])
     assert (out / "export/skin_mobilenetv2.tflite").read_bytes() == tflite
 
 
@@ -176,7 +176,7 @@ def test_rotation_augmentation_tilts_images_and_keeps_shape_and_range():
 
 
 def test_vignette_blacks_out_the_corners_and_keeps_the_centre():
-    from training.vignette import vignette
+    from training.shifts import vignette
 
     images = np.full((2, 150, 200, 3), 200, np.uint8)
     black = [float((vignette(images, r)[0, ..., 0] == 0).mean()) for r in (1.0, 0.8, 0.6)]
@@ -203,8 +203,28 @@ def test_vignette_augmentation_reaches_the_share_of_training_images_asked_for():
     assert dark_corners(1.0) > dark_corners(0.6)
 
 
+def test_cast_scales_each_channel_and_clips():
+    from training.shifts import cast
+
+    image = np.full((1, 4, 4, 3), 200, np.uint8)
+    assert cast(image, (1.1, 1.0, 0.5))[0, 0, 0].tolist() == [220, 200, 100]
+    assert cast(image, (1.5, 1.5, 1.5)).max() == 255
+
+
+def test_cast_augmentation_changes_colours_within_its_range():
+    import tensorflow as tf
+
+    from training.shifts import random_cast
+
+    image = tf.fill((8, 8, 3), 0.5)
+    out = np.stack([np.asarray(random_cast(image, 0.2))[0, 0] for _ in range(30)])
+    assert np.all(out >= 0.5 * 0.8 * 0.8 - 1e-6) and np.all(out <= 0.5 * 1.2 * 1.2 + 1e-6)
+    assert out.std(axis=0).min() > 0.01  # every channel moves
+    assert np.abs(out[:, 0] - out[:, 2]).max() > 0.02  # and not all by the same gain: a colour cast
+
+
 def test_vignette_robustness_tells_a_model_that_reads_the_corners_from_one_that_does_not():
-    from training.vignette import robustness
+    from training.shifts import SHIFTS, robustness
 
     rng = np.random.default_rng(0)
     images = rng.integers(100, 255, (20, 60, 80, 3), dtype=np.uint8)
@@ -216,7 +236,9 @@ def test_vignette_robustness_tells_a_model_that_reads_the_corners_from_one_that_
     def corner_reader(x):  # a black corner means class 4
         return np.eye(7)[np.where(x[:, 0, 0, 0] == 0, 4, labels)]
 
-    steady, fooled = robustness(centre_reader, images, labels), robustness(corner_reader, images, labels)
+    vignettes = {name: shift for name, shift in SHIFTS.items() if name.startswith("vignette")}
+    steady, fooled = robustness(centre_reader, images, labels, vignettes), robustness(corner_reader, images, labels,
+                                                                                      vignettes)
     assert all(r["top_class_unchanged"] == 1.0 and r["balanced_accuracy"] == 1.0 for r in steady)
     assert all(r["top_class_unchanged"] == 0.0 and r["balanced_accuracy"] == 0.0 for r in fooled)
 

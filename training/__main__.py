@@ -5,8 +5,8 @@ Card:     python -m training card model/shipped/model_card.json --add runs/NAME 
           (add runs that were not shipped to a card's recipe table; the model is untouched)
 Flags:    python -m training flags model/shipped --data DIR
           (recalibrate the not-dermoscopic flag of an exported model; the model is untouched)
-Vignette: python -m training vignette model/shipped --data DIR
-          (how much a dermatoscope vignette changes an exported model's answers; into its card)
+Shifts:   python -m training robustness model/shipped --data DIR
+          (how vignettes and colour casts change an exported model's answers; into its card)
 Probe:    python -m training probe --data DIR --out runs/probe   (colour preprocessing, linear probe)"""
 
 from __future__ import annotations
@@ -70,10 +70,10 @@ def main(argv: list[str] | None = None) -> None:
               f"missed: {', '.join(ood['non_dermoscopic_missed'])}")
         return
 
-    if argv[:1] == ["vignette"]:
-        from .vignette import measure_exported
+    if argv[:1] == ["robustness"]:
+        from .shifts import measure_exported
 
-        parser = argparse.ArgumentParser(prog="python -m training vignette",
+        parser = argparse.ArgumentParser(prog="python -m training robustness",
                                          description=measure_exported.__doc__.splitlines()[0])
         parser.add_argument("export", help="folder with the LiteRT model and model_card.json")
         parser.add_argument("--data", required=True, help="the HAM10000 folder the model was trained on")
@@ -81,8 +81,8 @@ def main(argv: list[str] | None = None) -> None:
         args = parser.parse_args(argv[1:])
         for split, rows in measure_exported(args.export, args.data, args.seed).items():
             for row in rows:
-                print(f"{split:>5} radius {row['radius']:.1f} ({row['blacked_out']:.0%} black): balanced accuracy "
-                      f"{row['balanced_accuracy']:.3f}, top class unchanged {row['top_class_unchanged']:.1%}")
+                print(f"{split:>5} {row['shift']:<34} balanced accuracy {row['balanced_accuracy']:.3f}, "
+                      f"top class unchanged {row['top_class_unchanged']:.1%}")
         return
 
     if argv[:1] == ["probe"]:
@@ -115,6 +115,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="class imbalance: inverse-frequency weights, logit-adjusted loss, or none")
     parser.add_argument("--vignette", type=float, default=defaults.vignette,
                         help="share of training images given a random dermatoscope vignette (0: none)")
+    parser.add_argument("--cast", type=float, default=defaults.cast,
+                        help="random exposure and per-channel gains in [1 - CAST, 1 + CAST] (0: none)")
     parser.add_argument("--ema", type=float, default=defaults.ema,
                         help="phase 2 keeps a moving average of the weights with this momentum (0: off)")
     parser.add_argument("--weights", default=defaults.weights, help="ImageNet MobileNetV2 .h5 (no top)")

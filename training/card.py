@@ -26,25 +26,25 @@ def changed(i: int, row: dict) -> str:
     return text or ("(this run)" if i == 0 else "(same recipe, run again)")
 
 
-def _vignette_section(card: dict) -> str:
-    """How a dermatoscope vignette changes the answers (training/vignette.py); empty if not measured."""
-    measured = card.get("vignette_robustness")
+def _robustness_section(card: dict) -> str:
+    """How another clinic's vignettes and light change the answers (training/shifts.py); empty if not measured."""
+    measured = card.get("robustness")
     if not measured:
         return ""
     plain = {split: card["metrics"][split]["balanced_accuracy"] for split in measured}
     rows = "\n".join(
-        f"| {v['radius']:.1f} ({v['blacked_out']:.0%}) | {v['balanced_accuracy']:.3f} | {t['balanced_accuracy']:.3f} | "
+        f"| {v['shift']} | {v['balanced_accuracy']:.3f} | {t['balanced_accuracy']:.3f} | "
         f"{v['top_class_unchanged']:.1%} | {t['top_class_unchanged']:.1%} |"
         for v, t in zip(measured["val"], measured["test"], strict=True)
     )
     return f"""
-## Robustness to a dermatoscope vignette
-Other clinics' dermatoscopes often leave the image black outside a circle; in HAM10000 few images
-have one, more often melanomas than naevi. Each image blacked out outside a centred circle (radius
-in half-diagonals, share of the image blacked out); without it, balanced accuracy is
-{plain['val']:.3f} (validation) and {plain['test']:.3f} (test).
+## Robustness to another clinic's images
+Other clinics' dermatoscopes often leave the image black outside a circle (in HAM10000 few images
+have one, more often melanomas than naevi), and their light and cameras give other colours and
+exposures. Each split's images under each shift (vignette radius in half-diagonals); unshifted,
+balanced accuracy is {plain['val']:.3f} (validation) and {plain['test']:.3f} (test).
 
-| radius (blacked out) | val balanced acc. | test balanced acc. | val top class unchanged | test top class unchanged |
+| shift | val balanced acc. | test balanced acc. | val top class unchanged | test top class unchanged |
 |---|---|---|---|---|
 {rows}
 """
@@ -77,6 +77,8 @@ def render_markdown(card: dict) -> str:
         recipe += ", random rotations"
     if config.get("vignette"):
         recipe += f", random dermatoscope vignettes on {config['vignette']:.0%} of training images"
+    if config.get("cast"):
+        recipe += f", random exposure and colour casts (gains {1 - config['cast']:.2f}-{1 + config['cast']:.2f})"
     if config.get("ema"):
         recipe += f", a moving average of the weights (momentum {config['ema']}) scored and kept"
     ablation_rows = "\n".join(
@@ -169,7 +171,7 @@ measured in each run's own session, on 2-core machines whose speed differed betw
 
 Test-time augmentation (mean over 4 flips), validation balanced accuracy:
 {tta_single:.3f} without, {tta_flips:.3f} with, at {tta_cost}; the shipped runtime does not use it.
-{probe_text}{_vignette_section(card)}
+{probe_text}{_robustness_section(card)}
 ## Training
 - Command: `{train['command']}`
 - Two phases: the head on frozen ImageNet features, then the whole network (batch-norm

@@ -52,7 +52,8 @@ class Config:
     label_smoothing: float = 0.05
     rotate: bool = False  # random rotations (any angle, reflected borders) on top of flips and zoom
     balance: str = "weights"  # class imbalance: "weights" (inverse frequency), "logit_adjust" or "none"
-    vignette: float = 0.0  # share of training images given a random dermatoscope vignette (training/vignette.py)
+    vignette: float = 0.0  # share of training images given a random dermatoscope vignette (training/shifts.py)
+    cast: float = 0.0  # random exposure and per-channel gains in [1 - cast, 1 + cast] (training/shifts.py)
     ema: float = 0.0  # phase 2 keeps an exponential moving average of the weights (e.g. 0.998); 0: off
     seed: int = 0
     weights: str = str(IMAGENET_WEIGHTS)
@@ -116,7 +117,7 @@ def _datasets(arrays, labels, cfg: Config):
     height, width = cfg.size
     import keras
 
-    from .vignette import random_vignette
+    from .shifts import random_cast, random_vignette
 
     rotation = keras.layers.RandomRotation(0.5, fill_mode="reflect", seed=cfg.seed) if cfg.rotate else None
 
@@ -133,6 +134,8 @@ def _datasets(arrays, labels, cfg: Config):
         x = tf.image.random_contrast(x, 0.85, 1.15)
         x = tf.image.random_saturation(x, 0.85, 1.15)
         x = tf.image.random_hue(x, 0.02)
+        if cfg.cast > 0:
+            x = random_cast(x, cfg.cast)
         if cfg.vignette > 0:
             x = random_vignette(tf.clip_by_value(x, 0.0, 1.0), cfg.vignette)
         return scale(tf.clip_by_value(x, 0.0, 1.0) * 255.0), target, weight
@@ -339,7 +342,7 @@ def finish_run(run_dir: str | Path, compare: list[str | Path] = (), probe: str |
     from .export import export_model, write_card
     from .ood import calibrate as calibrate_ood
     from .recipes import ablation, recipe_summaries
-    from .vignette import robustness, runtime_predict
+    from .shifts import robustness, runtime_predict
 
     out = Path(run_dir)
     cfg = Config(**{**json.loads((out / "config.json").read_text()), "out": str(out)})
@@ -379,7 +382,7 @@ def finish_run(run_dir: str | Path, compare: list[str | Path] = (), probe: str |
     inputs = {name: scale(arrays[name].astype(np.float32)) for name in arrays}
     outputs = {name: runtime.run(inputs[name]) for name in arrays}
     ood = calibrate_ood(runtime, inputs, {name: f for name, (_, f) in outputs.items()})
-    vignetted = {name: robustness(runtime_predict(runtime), arrays[name], labels[name]) for name in arrays}
+    shifted = {name: robustness(runtime_predict(runtime), arrays[name], labels[name]) for name in arrays}
     uncertainty = {
         "threshold": DEFAULT_UNCERTAIN_BELOW,
         "rule": "uncertain when the calibrated top probability is below the threshold (more likely wrong than right)",
@@ -436,7 +439,7 @@ def finish_run(run_dir: str | Path, compare: list[str | Path] = (), probe: str |
         "ood": ood,
         "ablation": ablation(cfg, state.best, [s for c in compare for s in recipe_summaries(c)], state.seconds),
         "test_time_augmentation": tta,
-        "vignette_robustness": vignetted,
+        "robustness": shifted,
         "colour_probe": json.loads(Path(probe).read_text())["results"] if probe else None,
         **exported,
     }

@@ -1,22 +1,24 @@
-"""The dermatoscope's vignette: black outside a circular field of view.
+"""What another clinic's images differ in: the dermatoscope's vignette and the light's colour.
 
-In HAM10000 few images have one (3.5%), and more often melanomas (8.9%) and benign keratoses
-(6.8%) than naevi (2.2%): a model can learn the black corners as a sign of the class. Other
-clinics' dermatoscopes vignette most images. Training adds random vignettes to every class
-(``--vignette P``), and the card measures how much a vignette changes the answers.
+In HAM10000 few images have a vignette (black outside a circular field of view: 3.5%), and more
+often melanomas (8.9%) and benign keratoses (6.8%) than naevi (2.2%): a model can learn black
+corners as a sign of the class. Other clinics' dermatoscopes vignette most images, and their
+light and cameras give other colour casts and exposures. Training can add both at random
+(``--vignette P``, ``--cast C``), and every card measures how each shift changes the answers.
 
-Radii are fractions of the image's half-diagonal: 1.0 touches the corners, 0.6 blacks out
-about 40% of a 4:3 image.
+Vignette radii are fractions of the image's half-diagonal: 1.0 touches the corners, 0.6 blacks
+out about 40% of a 4:3 image.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
-ROBUSTNESS_RADII = (0.8, 0.7, 0.6)
-EDGE = 0.03  # width of the soft edge, as a fraction of the half-diagonal
+EDGE = 0.03  # width of the vignette's soft edge, as a fraction of the half-diagonal
 
 
 def _field(height: int, width: int, radius: float, cy: float = 0.0, cx: float = 0.0) -> np.ndarray:
@@ -32,6 +34,23 @@ def vignette(images: np.ndarray, radius: float) -> np.ndarray:
     images = np.asarray(images)
     weights = _field(images.shape[1], images.shape[2], radius)[None, :, :, None]
     return (images.astype(np.float32) * weights).round().astype(np.uint8)
+
+
+def cast(images: np.ndarray, gains: tuple[float, float, float]) -> np.ndarray:
+    """uint8 (N, H, W, 3) images with each of R, G, B multiplied by its gain (light colour, exposure)."""
+    return np.clip(np.asarray(images).astype(np.float32) * np.asarray(gains, np.float32), 0, 255).round().astype(
+        np.uint8)
+
+
+SHIFTS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "vignette, radius 0.8 (13% black)": lambda x: vignette(x, 0.8),
+    "vignette, radius 0.7 (27% black)": lambda x: vignette(x, 0.7),
+    "vignette, radius 0.6 (44% black)": lambda x: vignette(x, 0.6),
+    "warmer light (R x1.12, B x0.88)": lambda x: cast(x, (1.12, 1.0, 0.88)),
+    "cooler light (R x0.88, B x1.12)": lambda x: cast(x, (0.88, 1.0, 1.12)),
+    "20% darker": lambda x: cast(x, (0.8, 0.8, 0.8)),
+    "20% brighter": lambda x: cast(x, (1.2, 1.2, 1.2)),
+}
 
 
 def random_vignette(image, probability: float, seed: int | None = None):
@@ -51,9 +70,19 @@ def random_vignette(image, probability: float, seed: int | None = None):
     return tf.where(apply, image * weights, image)
 
 
+def random_cast(image, strength: float, seed: int | None = None):
+    """TensorFlow op: a float (H, W, 3) image in [0, 1] times an exposure gain and a gain per
+    channel, each drawn from [1 - strength, 1 + strength], clipped to [0, 1]."""
+    import tensorflow as tf
+
+    exposure = tf.random.uniform([], 1 - strength, 1 + strength, seed=seed)
+    channels = tf.random.uniform([3], 1 - strength, 1 + strength, seed=seed)
+    return tf.clip_by_value(image * exposure * channels, 0.0, 1.0)
+
+
 def robustness(predict: Callable[[np.ndarray], np.ndarray], images: np.ndarray, labels: np.ndarray,
-               radii: tuple[float, ...] = ROBUSTNESS_RADII) -> list[dict]:
-    """Balanced accuracy and agreement with the plain answers, for images vignetted at each radius.
+               shifts: dict[str, Callable[[np.ndarray], np.ndarray]] = SHIFTS) -> list[dict]:
+    """Balanced accuracy and agreement with the unshifted answers, for the images under each shift.
 
     ``predict`` takes uint8 (N, H, W, 3) images and returns (N, classes) probabilities.
     """
@@ -61,11 +90,10 @@ def robustness(predict: Callable[[np.ndarray], np.ndarray], images: np.ndarray, 
 
     plain = predict(images).argmax(axis=1)
     rows = []
-    for radius in radii:
-        probs = predict(vignette(images, radius))
+    for name, shift in shifts.items():
+        probs = predict(shift(images))
         rows.append({
-            "radius": radius,
-            "blacked_out": float(1 - _field(images.shape[1], images.shape[2], radius).mean()),
+            "shift": name,
             "balanced_accuracy": classification_metrics(labels, probs)["balanced_accuracy"],
             "top_class_unchanged": float((probs.argmax(axis=1) == plain).mean()),
         })
@@ -79,15 +107,12 @@ def runtime_predict(runtime) -> Callable[[np.ndarray], np.ndarray]:
     return lambda images: runtime.run(scale(np.asarray(images).astype(np.float32)))[0]
 
 
-def measure_exported(export_dir, data, seed: int = 0) -> dict:
-    """Add the vignette robustness of an exported model to its card, in place.
+def measure_exported(export_dir: str | Path, data: str | Path, seed: int = 0) -> dict:
+    """Add the robustness table of an exported model to its card, in place.
 
     For a model whose run folder is gone (the shipped one): its split is rebuilt from the data and
     the seed. The model files and every other figure stay as they are.
     """
-    import json
-    from pathlib import Path
-
     from model.runtime import CARD_FILE, load_classifier
 
     from .card import render_markdown
@@ -97,12 +122,12 @@ def measure_exported(export_dir, data, seed: int = 0) -> dict:
     card = json.loads((export_dir / CARD_FILE).read_text())
     meta = card_split(card, data, seed)
     runtime = load_classifier(export_dir)
-    predict = runtime_predict(runtime)
-    card["vignette_robustness"] = {
-        name: robustness(predict, load_arrays(list(meta[meta.split == name].path), runtime.input_size, desc=name),
+    card["robustness"] = {
+        name: robustness(runtime_predict(runtime),
+                         load_arrays(list(meta[meta.split == name].path), runtime.input_size, desc=name),
                          meta[meta.split == name].label.to_numpy())
         for name in ("val", "test")
     }
     (export_dir / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
     (export_dir / "MODEL_CARD.md").write_text(render_markdown(card))
-    return card["vignette_robustness"]
+    return card["robustness"]
