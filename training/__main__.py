@@ -22,6 +22,15 @@ def _size(text: str) -> tuple[int, int]:
     return height, width
 
 
+def _export_args(command: str, action, argv: list[str]) -> argparse.Namespace:
+    """Arguments of a command that measures an exported model on its own split, in place."""
+    parser = argparse.ArgumentParser(prog=f"python -m training {command}", description=action.__doc__.splitlines()[0])
+    parser.add_argument("export", help="folder with the LiteRT model and model_card.json")
+    parser.add_argument("--data", required=True, help="the HAM10000 folder the model was trained on")
+    parser.add_argument("--seed", type=int, default=0, help="the split's seed (the card names it)")
+    return parser.parse_args(argv)
+
+
 def main(argv: list[str] | None = None) -> None:
     import sys
 
@@ -57,12 +66,7 @@ def main(argv: list[str] | None = None) -> None:
     if argv[:1] == ["flags"]:
         from .ood import recalibrate
 
-        parser = argparse.ArgumentParser(prog="python -m training flags",
-                                         description=recalibrate.__doc__.splitlines()[0])
-        parser.add_argument("export", help="folder with the LiteRT model and model_card.json")
-        parser.add_argument("--data", required=True, help="the HAM10000 folder the model was trained on")
-        parser.add_argument("--seed", type=int, default=0, help="the split's seed (the card names it)")
-        args = parser.parse_args(argv[1:])
+        args = _export_args("flags", recalibrate, argv[1:])
         ood = recalibrate(args.export, args.data, args.seed)
         print(f"not dermoscopic: flags {ood['val_dermoscopic_flagged']:.1%} of validation, "
               f"{ood['test_dermoscopic_flagged']:.1%} of test, {ood['non_dermoscopic_flagged']:.1%} of "
@@ -73,12 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     if argv[:1] == ["robustness"]:
         from .shifts import measure_exported
 
-        parser = argparse.ArgumentParser(prog="python -m training robustness",
-                                         description=measure_exported.__doc__.splitlines()[0])
-        parser.add_argument("export", help="folder with the LiteRT model and model_card.json")
-        parser.add_argument("--data", required=True, help="the HAM10000 folder the model was trained on")
-        parser.add_argument("--seed", type=int, default=0, help="the split's seed (the card names it)")
-        args = parser.parse_args(argv[1:])
+        args = _export_args("robustness", measure_exported, argv[1:])
         for split, rows in measure_exported(args.export, args.data, args.seed).items():
             for row in rows:
                 print(f"{split:>5} {row['shift']:<34} balanced accuracy {row['balanced_accuracy']:.3f}, "
