@@ -105,8 +105,8 @@ def recalibrate(export_dir: str | Path, data: str | Path, seed: int = 0) -> dict
     from model.preprocessing import scale
     from model.runtime import CARD_FILE, load_classifier
 
-    from .card import render_markdown
     from .data import card_split, load_arrays
+    from .export import write_card
 
     export_dir = Path(export_dir)
     card = json.loads((export_dir / CARD_FILE).read_text())
@@ -116,6 +116,5 @@ def recalibrate(export_dir: str | Path, data: str | Path, seed: int = 0) -> dict
                           .astype(np.float32)) for name in ("val", "test")}
     features = {name: runtime.run(x)[1] for name, x in inputs.items()}
     card["ood"] = calibrate(runtime, inputs, features)
-    (export_dir / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
-    (export_dir / "MODEL_CARD.md").write_text(render_markdown(card))
+    write_card(export_dir, card)
     return card["ood"]

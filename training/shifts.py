@@ -115,8 +115,8 @@ def measure_exported(export_dir: str | Path, data: str | Path, seed: int = 0) ->
     """
     from model.runtime import CARD_FILE, load_classifier
 
-    from .card import render_markdown
     from .data import card_split, load_arrays
+    from .export import write_card
 
     export_dir = Path(export_dir)
     card = json.loads((export_dir / CARD_FILE).read_text())
@@ -128,6 +128,5 @@ def measure_exported(export_dir: str | Path, data: str | Path, seed: int = 0) ->
                          meta[meta.split == name].label.to_numpy())
         for name in ("val", "test")
     }
-    (export_dir / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
-    (export_dir / "MODEL_CARD.md").write_text(render_markdown(card))
+    write_card(export_dir, card)
     return card["robustness"]

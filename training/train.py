@@ -137,7 +137,7 @@ def _datasets(arrays, labels, cfg: Config):
         if cfg.cast > 0:
             x = random_cast(x, cfg.cast)
         if cfg.vignette > 0:
-            x = random_vignette(tf.clip_by_value(x, 0.0, 1.0), cfg.vignette)
+            x = random_vignette(x, cfg.vignette)
         return scale(tf.clip_by_value(x, 0.0, 1.0) * 255.0), target, weight
 
     def plain(image):
