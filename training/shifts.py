@@ -1,6 +1,6 @@
 """What another clinic's images differ in: the dermatoscope's vignette and the light's colour.
 
-In HAM10000 few images have a vignette (black outside a circular field of view: 3.5%), and more
+In HAM10000 few images have a vignette (black outside a circular field of view: 3.4%), and more
 often melanomas (8.9%) and benign keratoses (6.8%) than naevi (2.2%): a model can learn black
 corners as a sign of the class. Other clinics' dermatoscopes vignette most images, and their
 light and cameras give other colour casts and exposures. Training can add both at random
