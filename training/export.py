@@ -47,6 +47,25 @@ def export_model(network: keras.Model, out_dir: str | Path, check_images: np.nda
     }
 
 
+def open_export(export_dir: str | Path, data: str | Path, seed: int = 0):
+    """An exported model with its card, and its validation and test images (uint8) and labels.
+
+    For a model whose run folder is gone (the shipped one): the split is rebuilt from the data
+    and the seed (``card_split`` checks it against the card), so its figures can be measured again.
+    """
+    from model.runtime import load_classifier
+
+    from .data import card_split, load_arrays
+
+    export_dir = Path(export_dir)
+    card = json.loads((export_dir / CARD_FILE).read_text())
+    meta = card_split(card, data, seed)
+    runtime = load_classifier(export_dir)
+    parts = {name: meta[meta.split == name] for name in ("val", "test")}
+    arrays = {name: load_arrays(list(part.path), runtime.input_size, desc=name) for name, part in parts.items()}
+    return card, runtime, arrays, {name: part.label.to_numpy() for name, part in parts.items()}
+
+
 def write_card(out_dir: str | Path, card: dict, figures_from: str | Path | None = None) -> None:
     """The model card as JSON and Markdown, with its figures copied beside it."""
     out_dir = Path(out_dir)

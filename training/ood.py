@@ -100,20 +100,12 @@ def recalibrate(export_dir: str | Path, data: str | Path, seed: int = 0) -> dict
     and the seed, and must give the card's image counts. Only the card's ``ood`` entry changes;
     the model files and every other figure stay as they are.
     """
-    import json
-
     from model.preprocessing import scale
-    from model.runtime import CARD_FILE, load_classifier
 
-    from .data import card_split, load_arrays
-    from .export import write_card
+    from .export import open_export, write_card
 
-    export_dir = Path(export_dir)
-    card = json.loads((export_dir / CARD_FILE).read_text())
-    meta = card_split(card, data, seed)
-    runtime = load_classifier(export_dir)
-    inputs = {name: scale(load_arrays(list(meta[meta.split == name].path), runtime.input_size, desc=name)
-                          .astype(np.float32)) for name in ("val", "test")}
+    card, runtime, arrays, _ = open_export(export_dir, data, seed)
+    inputs = {name: scale(x.astype(np.float32)) for name, x in arrays.items()}
     features = {name: runtime.run(x)[1] for name, x in inputs.items()}
     card["ood"] = calibrate(runtime, inputs, features)
     write_card(export_dir, card)

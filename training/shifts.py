@@ -12,7 +12,6 @@ out about 40% of a 4:3 image.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -81,14 +80,16 @@ def random_cast(image, strength: float, seed: int | None = None):
 
 
 def robustness(predict: Callable[[np.ndarray], np.ndarray], images: np.ndarray, labels: np.ndarray,
-               shifts: dict[str, Callable[[np.ndarray], np.ndarray]] = SHIFTS) -> list[dict]:
+               shifts: dict[str, Callable[[np.ndarray], np.ndarray]] = SHIFTS,
+               plain: np.ndarray | None = None) -> list[dict]:
     """Balanced accuracy and agreement with the unshifted answers, for the images under each shift.
 
-    ``predict`` takes uint8 (N, H, W, 3) images and returns (N, classes) probabilities.
+    ``predict`` takes uint8 (N, H, W, 3) images and returns (N, classes) probabilities;
+    ``plain``: those of the unshifted images, when the caller already has them.
     """
     from model.metrics import classification_metrics
 
-    plain = predict(images).argmax(axis=1)
+    plain = (predict(images) if plain is None else np.asarray(plain)).argmax(axis=1)
     rows = []
     for name, shift in shifts.items():
         probs = predict(shift(images))
@@ -113,20 +114,9 @@ def measure_exported(export_dir: str | Path, data: str | Path, seed: int = 0) ->
     For a model whose run folder is gone (the shipped one): its split is rebuilt from the data and
     the seed. The model files and every other figure stay as they are.
     """
-    from model.runtime import CARD_FILE, load_classifier
+    from .export import open_export, write_card
 
-    from .data import card_split, load_arrays
-    from .export import write_card
-
-    export_dir = Path(export_dir)
-    card = json.loads((export_dir / CARD_FILE).read_text())
-    meta = card_split(card, data, seed)
-    runtime = load_classifier(export_dir)
-    card["robustness"] = {
-        name: robustness(runtime_predict(runtime),
-                         load_arrays(list(meta[meta.split == name].path), runtime.input_size, desc=name),
-                         meta[meta.split == name].label.to_numpy())
-        for name in ("val", "test")
-    }
+    card, runtime, arrays, labels = open_export(export_dir, data, seed)
+    card["robustness"] = {name: robustness(runtime_predict(runtime), arrays[name], labels[name]) for name in arrays}
     write_card(export_dir, card)
     return card["robustness"]

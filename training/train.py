@@ -352,12 +352,13 @@ def finish_run(run_dir: str | Path, compare: list[str | Path] = (), probe: str |
     network = build_network(cfg.size, weights=None, dropout=cfg.dropout)
     network.load_weights(out / "best.weights.h5")
 
-    raw, arrays, labels = {}, {}, {}
+    raw, arrays, inputs, labels = {}, {}, {}, {}
     for name in ("val", "test"):  # the test split is scored here only, after every choice
         part = meta[meta.split == name]
         arrays[name] = load_arrays(list(part.path), cfg.size, cfg.workers, desc=f"loading {name}")
+        inputs[name] = scale(arrays[name].astype(np.float32))
         labels[name] = part.label.to_numpy()
-        raw[name] = network.predict(scale(arrays[name].astype(np.float32)), batch_size=64, verbose=0)
+        raw[name] = network.predict(inputs[name], batch_size=64, verbose=0)
 
     # calibration: temperature scaling fitted on validation, built into the exported model
     temperature = fit_temperature(labels["val"], raw["val"])
@@ -376,13 +377,13 @@ def finish_run(run_dir: str | Path, compare: list[str | Path] = (), probe: str |
 
     # export, then the flags on the exported runtime itself: 'uncertain' below a calibrated
     # confidence; 'not dermoscopic' below a feature score whose threshold must match what ships
-    check = np.asarray(scale(arrays["test"][:8].astype(np.float32)))
+    check = np.asarray(inputs["test"][:8])
     runtime, exported = export_model(calibrated(network, temperature), out / "export", check)
 
-    inputs = {name: scale(arrays[name].astype(np.float32)) for name in arrays}
     outputs = {name: runtime.run(inputs[name]) for name in arrays}
     ood = calibrate_ood(runtime, inputs, {name: f for name, (_, f) in outputs.items()})
-    shifted = {name: robustness(runtime_predict(runtime), arrays[name], labels[name]) for name in arrays}
+    shifted = {name: robustness(runtime_predict(runtime), arrays[name], labels[name], plain=outputs[name][0])
+               for name in arrays}
     uncertainty = {
         "threshold": DEFAULT_UNCERTAIN_BELOW,
         "rule": "uncertain when the calibrated top probability is below the threshold (more likely wrong than right)",
