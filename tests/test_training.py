@@ -330,6 +330,29 @@ def test_ema_scores_and_keeps_the_averaged_weights(ham_folder, tmp_path):
     assert abs(raw[1] - raw[0]) > 0.1
 
 
+@pytest.mark.parametrize("train_bn", [False, True])
+def test_train_bn_lets_a_step_move_batch_norm_statistics_only_when_asked(train_bn):
+    """Frozen batch norm keeps ImageNet's statistics (inference mode); ``train_bn`` moves them
+    towards the training images' and trains the scales, in the trained part of the network only."""
+    import keras
+
+    from model.network import build_network
+    from training.train import _set_trainable
+
+    network = build_network((32, 32), weights=None)
+    _set_trainable(network, "block_16_expand", train_bn)
+    trained, untouched = network.get_layer("block_16_expand_BN"), network.get_layer("block_15_expand_BN")
+    before = [np.array(layer.moving_variance) for layer in (trained, untouched)]
+    network.compile(optimizer=keras.optimizers.SGD(0.1), loss="categorical_crossentropy")
+    x = np.random.default_rng(0).uniform(-1, 1, (8, 32, 32, 3)).astype(np.float32)
+    network.train_on_batch(x, np.eye(7)[np.arange(8) % 7])
+    moved = [not np.allclose(layer.moving_variance, b) for layer, b in zip((trained, untouched), before, strict=True)]
+    assert moved == [train_bn, False]
+    trainable = {w.path for w in network.trainable_weights}
+    assert ("block_16_expand_BN/gamma" in trainable) == train_bn
+    assert "block_15_expand_BN/gamma" not in trainable and "block_16_expand/kernel" in trainable
+
+
 def test_ablation_reads_an_option_newer_than_an_old_run_as_its_default():
     from training.recipes import ablation
     from training.train import Config

@@ -118,6 +118,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="random exposure and per-channel gains in [1 - CAST, 1 + CAST] (0: none)")
     parser.add_argument("--ema", type=float, default=defaults.ema,
                         help="phase 2 keeps a moving average of the weights with this momentum (0: off)")
+    parser.add_argument("--train-bn", action="store_true",
+                        help="phase 2 also trains batch norm (scales and statistics); default: ImageNet's, frozen")
     parser.add_argument("--weights", default=defaults.weights, help="ImageNet MobileNetV2 .h5 (no top)")
     parser.add_argument("--limit", type=int, default=None, help="use only N images (smoke tests)")
     args = parser.parse_args(argv)

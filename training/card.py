@@ -81,6 +81,7 @@ def render_markdown(card: dict) -> str:
         recipe += f", random exposure and colour casts (gains {1 - config['cast']:.2f}-{1 + config['cast']:.2f})"
     if config.get("ema"):
         recipe += f", a moving average of the weights (momentum {config['ema']}) scored and kept"
+    bn = "batch norm trained too" if config.get("train_bn") else "batch-norm statistics frozen"
     ablation_rows = "\n".join(
         f"| {r['run']} | {changed(i, r)} | "
         f"{r['val_balanced_accuracy']:.3f} | {r['val_macro_auc']:.3f} | {r['best_epoch']} | "
@@ -174,8 +175,8 @@ Test-time augmentation (mean over 4 flips), validation balanced accuracy:
 {probe_text}{_robustness_section(card)}
 ## Training
 - Command: `{train['command']}`
-- Two phases: the head on frozen ImageNet features, then the whole network (batch-norm
-  statistics frozen) with a cosine learning-rate schedule; {recipe},
+- Two phases: the head on frozen ImageNet features, then the whole network ({bn})
+  with a cosine learning-rate schedule; {recipe},
   label smoothing, flips / zoom / colour jitter; best epoch by validation balanced accuracy
   ({train['best_epoch']['phase']} epoch {train['best_epoch']['epoch']}).
 - Training time: {minutes:.0f} min on {train['machine']}.

@@ -55,6 +55,7 @@ class Config:
     vignette: float = 0.0  # share of training images given a random dermatoscope vignette (training/shifts.py)
     cast: float = 0.0  # random exposure and per-channel gains in [1 - cast, 1 + cast] (training/shifts.py)
     ema: float = 0.0  # phase 2 keeps an exponential moving average of the weights (e.g. 0.998); 0: off
+    train_bn: bool = False  # phase 2 also trains batch norm: statistics of dermoscopy, not ImageNet
     seed: int = 0
     weights: str = str(IMAGENET_WEIGHTS)
     limit: int | None = None  # use only this many images (smoke tests)
@@ -215,14 +216,18 @@ def _epoch_callback(state: RunState, phase: str, network, val_set, val_labels, o
     return EpochEval()
 
 
-def _set_trainable(network, first_trainable: str | None) -> None:
-    """Freeze everything before ``first_trainable`` (None: the whole base); BN stays frozen."""
+def _set_trainable(network, first_trainable: str | None, train_bn: bool = False) -> None:
+    """Freeze everything before ``first_trainable`` (None: the whole base).
+
+    Batch norm stays frozen (ImageNet statistics, inference mode) unless ``train_bn``: then the
+    trained part also learns its scales and moves its statistics towards dermoscopy's.
+    """
     import keras
 
     names = [layer.name for layer in network.layers]
     start = names.index(first_trainable) if first_trainable else names.index("avg_pool")
     for i, layer in enumerate(network.layers):
-        frozen_bn = isinstance(layer, keras.layers.BatchNormalization)
+        frozen_bn = isinstance(layer, keras.layers.BatchNormalization) and not train_bn
         layer.trainable = i >= start and not frozen_bn
 
 
@@ -277,7 +282,7 @@ def train(cfg: Config) -> dict:
             continue
         if epochs <= 0:
             continue
-        _set_trainable(network, first)
+        _set_trainable(network, first, cfg.train_bn and phase == "finetune")
         warmup = min(warmup, epochs - 1)
         schedule = keras.optimizers.schedules.CosineDecay(
             lr / 100 if warmup else lr, decay_steps=(epochs - warmup) * steps, alpha=0.02,
