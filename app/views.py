@@ -100,7 +100,7 @@ def run_model(image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def flags_of(inputs: np.ndarray, probs: np.ndarray, features: np.ndarray) -> Flags:
-    """The two flags of one image, from what ``run_model`` returned (the input feeds the detail score)."""
+    """The two flags of one image, from what ``run_model`` returned (the input feeds the detail and colour scores)."""
     clf = classifier()
     return flag(probs, features, clf.head_kernel, clf.card(), inputs)[0]
 

@@ -1,6 +1,6 @@
 """When not to trust an answer: 'uncertain' (low calibrated confidence) and 'may not be a
 dermoscopic image' (features unlike the training data, features without the spatial structure
-of a lesion on skin, or an input with almost no detail at all).
+of a lesion on skin, an input with almost no detail at all, or one without colour).
 
 All thresholds are chosen on the validation split and stored in the model card.
 """
@@ -47,6 +47,18 @@ def detail_score(inputs: np.ndarray) -> np.ndarray:
     return np.abs(np.diff(gray, axis=1)).mean(axis=(1, 2)) + np.abs(np.diff(gray, axis=2)).mean(axis=(1, 2))
 
 
+def colour_score(inputs: np.ndarray) -> np.ndarray:
+    """90th percentile over pixels of the chroma (largest minus smallest channel) of (N, H, W, 3) inputs.
+
+    Skin under a dermatoscope is always in colour, even where a vignette blacks out the corners
+    (hence a high percentile, not the mean); grey pictures (X-rays, scans, black-and-white
+    photographs, text) have none, which the features do not always tell. Low scores mean no colour.
+    """
+    x = np.asarray(inputs, np.float32)
+    chroma = (x.max(axis=-1) - x.min(axis=-1)).reshape(len(x), -1)
+    return np.percentile(chroma, 90, axis=1)
+
+
 @dataclass
 class Flags:
     uncertain: bool
@@ -59,7 +71,7 @@ def not_dermoscopic(energy: np.ndarray, features: np.ndarray, ood: dict,
     """Which rows the card's ``ood`` thresholds flag: any score below its threshold.
 
     ``energy`` is ``ood_score`` of ``features``; ``inputs`` are the scaled network inputs the
-    features came from (without them the detail score is not applied). The same rule serves
+    features came from (without them the detail and colour scores are not applied). The same rule serves
     requests and, in training, measures the flag's rates, so the card reports what ships.
     """
     unfamiliar = energy < float(ood["threshold"]) if "threshold" in ood else np.zeros(len(energy), bool)
@@ -67,6 +79,8 @@ def not_dermoscopic(energy: np.ndarray, features: np.ndarray, ood: dict,
         unfamiliar |= structure_score(features) < float(ood["structure_threshold"])
     if "detail_threshold" in ood and inputs is not None:
         unfamiliar |= detail_score(inputs) < float(ood["detail_threshold"])
+    if "colour_threshold" in ood and inputs is not None:
+        unfamiliar |= colour_score(inputs) < float(ood["colour_threshold"])
     return unfamiliar
 
 

@@ -85,6 +85,25 @@ def test_detail_score_flags_flat_inputs_whatever_the_features_say():
     assert not any(f.out_of_distribution for f in flag(probs, features, kernel, card))  # no inputs: not applied
 
 
+def test_colour_score_flags_grey_pictures_and_spares_a_vignetted_lesion():
+    """A grey picture has no chroma at all; a coloured lesion keeps its colour score when a
+    vignette blacks out its corners (a high percentile over pixels, not the mean)."""
+    from model.flags import colour_score
+    from model.preprocessing import prepare_batch
+    from training.shifts import vignette
+
+    rng = np.random.default_rng(2)
+    lesion = np.clip(rng.normal((190, 130, 110), 15, (60, 80, 3)), 0, 255).astype(np.uint8)
+    grey = np.repeat(rng.integers(0, 256, (60, 80, 1), dtype=np.uint8), 3, axis=2)
+    inputs = prepare_batch([lesion, vignette(lesion[None], 0.6)[0], grey], (60, 80))
+    colour = colour_score(inputs)
+    assert colour[2] == 0 and colour[1] == pytest.approx(colour[0], rel=0.1) and colour[0] > 0.3
+    features = rng.uniform(0, 6, (3, 3, 3, 4)).astype(np.float32)  # all three look lesion-like
+    card = {"ood": {"threshold": -1e9, "structure_threshold": 0.0, "colour_threshold": 0.1}}
+    flagged = [f.out_of_distribution for f in flag(np.full((3, 7), 1 / 7), features, np.eye(4, 7), card, inputs)]
+    assert flagged == [False, False, True]
+
+
 def test_shipped_card_matches_the_serving_path(clf):
     """The card's OOD figure is reproduced by the LiteRT runtime on the same generated images."""
     from model.preprocessing import prepare_batch

@@ -59,6 +59,8 @@ def render_markdown(card: dict) -> str:
     unc = card["uncertainty"]
     ood = card["ood"]
     detail = f" or the detail score below {ood['detail_threshold']:.4f}" if "detail_threshold" in ood else ""
+    if "colour_threshold" in ood:
+        detail += f" or the colour score below {ood['colour_threshold']:.3f}"
     rows = "\n".join(
         f"| {NAMES[c]} ({c}) | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | "
         f"{m['auc']:.3f} | {m['support']} |"

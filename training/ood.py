@@ -62,9 +62,10 @@ def calibrate(runtime, inputs: dict[str, np.ndarray], features: dict[str, np.nda
 
     ``inputs`` and ``features``: scaled network inputs and their ``out_relu`` features for the
     "val" and "test" splits. Energy and structure flag the lowest 2.5% of validation images
-    each, detail the lowest 0.5% (flat images are rare in dermoscopy but common among the rest).
+    each, detail and colour the lowest 0.5% (flat or grey images are rare in dermoscopy but
+    common among the rest).
     """
-    from model.flags import detail_score, not_dermoscopic, ood_score, structure_score
+    from model.flags import colour_score, detail_score, not_dermoscopic, ood_score, structure_score
     from model.preprocessing import prepare_batch
 
     others = non_dermoscopic_images()
@@ -73,18 +74,21 @@ def calibrate(runtime, inputs: dict[str, np.ndarray], features: dict[str, np.nda
     energy = {name: ood_score(f, runtime.head_kernel) for name, f in features.items()}
     structure = {name: structure_score(f) for name, f in features.items()}
     detail = {name: detail_score(x) for name, x in inputs.items()}
+    colour = {name: colour_score(x) for name, x in inputs.items()}
     ood = {
         "threshold": float(np.percentile(energy["val"], 2.5)),
         "structure_threshold": float(np.percentile(structure["val"], 2.5)),
         "detail_threshold": float(np.percentile(detail["val"], 0.5)),
+        "colour_threshold": float(np.percentile(colour["val"], 0.5)),
     }
     flagged = {name: not_dermoscopic(energy[name], features[name], ood, inputs[name]) for name in features}
     return ood | {
         "score": "logsumexp over classes of (spatially pooled out_relu features x head kernel), no bias; "
         "structure: spatial standard deviation of the out_relu features, mean over channels; "
-        "detail: mean absolute difference of neighbouring grey levels of the network input",
+        "detail: mean absolute difference of neighbouring grey levels of the network input; "
+        "colour: 90th percentile over pixels of the network input's chroma (largest minus smallest channel)",
         "chosen_on": "validation split: 2.5th percentile of its images' energy and structure scores, "
-        "0.5th percentile of their detail scores",
+        "0.5th percentile of their detail and colour scores",
         "val_dermoscopic_flagged": float(flagged["val"].mean()),
         "test_dermoscopic_flagged": float(flagged["test"].mean()),
         "non_dermoscopic_flagged": float(flagged["other"].mean()),
