@@ -126,9 +126,11 @@ def test_shipped_model_has_its_temperature_built_in(clf):
     assert float(layer.scale) == pytest.approx(1.0 / clf.card()["temperature"], rel=1e-6)
 
 
-def test_cli_and_app_apply_the_detail_score(tmp_path, examples, monkeypatch):
-    """The serving paths pass their network inputs to the flags: a flat picture is flagged by
-    the detail score alone (the card's other two scores switched off here)."""
+@pytest.mark.parametrize("score", ["detail", "colour"])
+def test_cli_and_app_apply_the_input_scores(tmp_path, examples, monkeypatch, score):
+    """The serving paths pass their network inputs to the flags: a flat coloured picture is
+    flagged by the detail score alone, a textured grey one by the colour score alone (the
+    card's other scores switched off here)."""
     import copy
     import csv
     import io
@@ -142,16 +144,21 @@ def test_cli_and_app_apply_the_detail_score(tmp_path, examples, monkeypatch):
 
     clf = load_classifier()
     clf._card = copy.deepcopy(clf.card())
-    clf._card["ood"] |= {"threshold": -1e9, "structure_threshold": -1.0, "detail_threshold": 0.01}
-    flat = tmp_path / "flat.png"
-    Image.new("RGB", (200, 150), (180, 60, 90)).save(flat)
+    off = {"threshold": -1e9, "structure_threshold": -1.0, "detail_threshold": -1.0, "colour_threshold": -1.0}
+    clf._card["ood"] |= off | {f"{score}_threshold": 0.01 if score == "detail" else 0.1}
+    odd = tmp_path / "odd.png"
+    if score == "detail":
+        Image.new("RGB", (200, 150), (180, 60, 90)).save(odd)
+    else:
+        grey = np.random.default_rng(3).integers(0, 256, (150, 200), dtype=np.uint8)
+        Image.fromarray(grey).convert("RGB").save(odd)
     lesion = Path(examples[0]["path"])
 
     out = io.StringIO()
-    predict_files([flat, lesion], out, clf, workers=1, progress=False)
+    predict_files([odd, lesion], out, clf, workers=1, progress=False)
     rows = {Path(r[0]).name: r for r in list(csv.reader(io.StringIO(out.getvalue())))[1:]}
-    assert rows["flat.png"][-1] == "1" and rows[lesion.name][-1] == "0"
+    assert rows["odd.png"][-1] == "1" and rows[lesion.name][-1] == "0"
 
     monkeypatch.setattr(views, "classifier", lambda: clf)
-    for path, expected in ((flat, True), (lesion, False)):
+    for path, expected in ((odd, True), (lesion, False)):
         assert views.flags_of(*views.run_model(load_image(path))).out_of_distribution is expected
