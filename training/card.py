@@ -58,9 +58,8 @@ def render_markdown(card: dict) -> str:
     point = card["malignant_operating_point"]
     unc = card["uncertainty"]
     ood = card["ood"]
-    detail = f" or the detail score below {ood['detail_threshold']:.4f}" if "detail_threshold" in ood else ""
-    if "colour_threshold" in ood:
-        detail += f" or the colour score below {ood['colour_threshold']:.3f}"
+    extra = "".join(f" or the {name} score below {ood[name + '_threshold']:{digits}}"
+                    for name, digits in (("detail", ".4f"), ("colour", ".3f")) if name + "_threshold" in ood)
     rows = "\n".join(
         f"| {NAMES[c]} ({c}) | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | "
         f"{m['auc']:.3f} | {m['support']} |"
@@ -146,7 +145,7 @@ malignant lesions (sensitivity) and clears {_pct(point['test_specificity'])} of 
   of images are uncertain; accuracy {_pct(unc['test']['accuracy_confident'])} on the confident ones,
   {_pct(unc['test']['accuracy_uncertain'])} on the uncertain ones.
 - "This may not be a dermoscopic image": flagged when the energy score is below {ood['threshold']:.3f}
-  or the structure score below {ood.get('structure_threshold', float('nan')):.3f}{detail} ({ood['score']}); thresholds:
+  or the structure score below {ood.get('structure_threshold', float('nan')):.3f}{extra} ({ood['score']}); thresholds:
   {ood['chosen_on']}. It flags {_pct(ood['test_dermoscopic_flagged'])} of the test split's dermoscopic
   images (false positives) and {_pct(ood['non_dermoscopic_flagged'])} of {ood['non_dermoscopic_images']}
   non-dermoscopic images (scikit-image photographs and micrographs, solid colours, noise, patterns,
