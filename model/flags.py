@@ -60,6 +60,9 @@ def colour_score(inputs: np.ndarray) -> np.ndarray:
     return np.percentile(chroma.reshape(len(x), -1), 90, axis=1)
 
 
+INPUT_SCORES = {"detail": detail_score, "colour": colour_score}  # on the network input, not the features
+
+
 @dataclass
 class Flags:
     uncertain: bool
@@ -78,10 +81,9 @@ def not_dermoscopic(energy: np.ndarray, features: np.ndarray, ood: dict,
     unfamiliar = energy < float(ood["threshold"]) if "threshold" in ood else np.zeros(len(energy), bool)
     if "structure_threshold" in ood:
         unfamiliar |= structure_score(features) < float(ood["structure_threshold"])
-    if "detail_threshold" in ood and inputs is not None:
-        unfamiliar |= detail_score(inputs) < float(ood["detail_threshold"])
-    if "colour_threshold" in ood and inputs is not None:
-        unfamiliar |= colour_score(inputs) < float(ood["colour_threshold"])
+    for name, score in INPUT_SCORES.items():
+        if f"{name}_threshold" in ood and inputs is not None:
+            unfamiliar |= score(inputs) < float(ood[f"{name}_threshold"])
     return unfamiliar
 
 

@@ -65,22 +65,17 @@ def calibrate(runtime, inputs: dict[str, np.ndarray], features: dict[str, np.nda
     each, detail and colour the lowest 0.5% (flat or grey images are rare in dermoscopy but
     common among the rest).
     """
-    from model.flags import colour_score, detail_score, not_dermoscopic, ood_score, structure_score
+    from model.flags import INPUT_SCORES, not_dermoscopic, ood_score, structure_score
     from model.preprocessing import prepare_batch
 
     others = non_dermoscopic_images()
     inputs = {**inputs, "other": prepare_batch([img for _, img in others], runtime.input_size)}
     features = {**features, "other": runtime.run(inputs["other"])[1]}
     energy = {name: ood_score(f, runtime.head_kernel) for name, f in features.items()}
-    structure = {name: structure_score(f) for name, f in features.items()}
-    detail = {name: detail_score(x) for name, x in inputs.items()}
-    colour = {name: colour_score(x) for name, x in inputs.items()}
     ood = {
         "threshold": float(np.percentile(energy["val"], 2.5)),
-        "structure_threshold": float(np.percentile(structure["val"], 2.5)),
-        "detail_threshold": float(np.percentile(detail["val"], 0.5)),
-        "colour_threshold": float(np.percentile(colour["val"], 0.5)),
-    }
+        "structure_threshold": float(np.percentile(structure_score(features["val"]), 2.5)),
+    } | {f"{name}_threshold": float(np.percentile(score(inputs["val"]), 0.5)) for name, score in INPUT_SCORES.items()}
     flagged = {name: not_dermoscopic(energy[name], features[name], ood, inputs[name]) for name in features}
     return ood | {
         "score": "logsumexp over classes of (spatially pooled out_relu features x head kernel), no bias; "
