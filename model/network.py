@@ -24,23 +24,57 @@ FEATURE_LAYER = "out_relu"  # last convolutional activation: what Grad-CAM expla
 LOGITS_LAYER = "logits"
 
 
+@keras.saving.register_keras_serializable(package="skin")
+class ShadesOfGray(keras.layers.Layer):
+    """Colour constancy (Finlayson & Trezzi, 2004) as the network's first step.
+
+    Each image's illuminant (the Minkowski p-norm mean of each channel) is made grey, which
+    undoes a light source's or camera's colour cast. Inside the graph it ships in the LiteRT
+    file, so every caller (app, CLI, LIME) gets it with no change to preprocessing.
+    Takes and returns MobileNetV2 inputs in [-1, 1].
+    """
+
+    def __init__(self, power: int = 6, **kwargs):
+        super().__init__(**kwargs)
+        self.power = power
+
+    def call(self, x):
+        ops = keras.ops
+        pixels = (x + 1.0) * 0.5
+        illuminant = ops.power(ops.mean(ops.power(pixels, self.power), axis=(1, 2), keepdims=True), 1.0 / self.power)
+        gain = ops.mean(illuminant, axis=-1, keepdims=True) / ops.maximum(illuminant, 1e-6)
+        return ops.clip(pixels * gain, 0.0, 1.0) * 2.0 - 1.0
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "power": self.power}
+
+
+COLOUR = ("none", "shades_of_gray")  # colour handling before the base network
+
+
 def build_network(
     input_size: tuple[int, int] = INPUT_SIZE,
     weights: str | os.PathLike[str] | None = IMAGENET_WEIGHTS,
     dropout: float = 0.2,
+    colour: str = "none",
 ) -> keras.Model:
     """MobileNetV2 (ImageNet weights from a local file) with a pooling -> dense head.
 
     The base's layers live in the same functional graph as the head (no nested model), so
     ``out_relu`` is reachable for Grad-CAM, and the head is linear after pooling, which
-    makes the closed-form Grad-CAM in ``explain`` exact.
+    makes the closed-form Grad-CAM in ``explain`` exact. ``colour="shades_of_gray"`` puts
+    colour constancy (``ShadesOfGray``) between the input and the base.
     """
+    if colour not in COLOUR:
+        raise ValueError(f"colour must be one of {COLOUR}, got {colour!r}")
     if weights is not None and not Path(weights).is_file():
         raise FileNotFoundError(
             f"ImageNet weights not found at {weights}; set SKIN_IMAGENET_WEIGHTS or pass weights="
         )
+    inputs = keras.Input((*input_size, 3), name="image")
     base = keras.applications.MobileNetV2(
         input_shape=(*input_size, 3),
+        input_tensor=ShadesOfGray(name="shades_of_gray")(inputs) if colour == "shades_of_gray" else inputs,
         include_top=False,
         weights=None if weights is None else str(weights),
     )
@@ -48,7 +82,7 @@ def build_network(
     x = keras.layers.Dropout(dropout, name="head_dropout")(x)
     logits = keras.layers.Dense(len(CLASSES), name=LOGITS_LAYER)(x)
     probs = keras.layers.Softmax(name="probs", dtype="float32")(logits)
-    return keras.Model(base.input, probs, name="skin_mobilenetv2")
+    return keras.Model(inputs, probs, name="skin_mobilenetv2")
 
 
 def serving_model(network: keras.Model) -> keras.Model:

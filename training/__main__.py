@@ -96,6 +96,8 @@ def main(argv: list[str] | None = None) -> None:
         colour_probe.probe(args.data, args.out, limit=args.limit)
         return
 
+    from model.network import COLOUR
+
     defaults = Config(data="", out="")
     parser = argparse.ArgumentParser(
         prog="python -m training", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -118,6 +120,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="random exposure and per-channel gains in [1 - CAST, 1 + CAST] (0: none)")
     parser.add_argument("--ema", type=float, default=defaults.ema,
                         help="phase 2 keeps a moving average of the weights with this momentum (0: off)")
+    parser.add_argument("--colour", choices=COLOUR, default=defaults.colour,
+                        help="colour constancy inside the network (shades_of_gray) or none")
     parser.add_argument("--train-bn", action="store_true",
                         help="phase 2 also trains batch norm (scales and statistics); default: ImageNet's, frozen")
     parser.add_argument("--weights", default=defaults.weights, help="ImageNet MobileNetV2 .h5 (no top)")

@@ -56,6 +56,7 @@ class Config:
     cast: float = 0.0  # random exposure and per-channel gains in [1 - cast, 1 + cast] (training/shifts.py)
     ema: float = 0.0  # phase 2 keeps an exponential moving average of the weights (e.g. 0.998); 0: off
     train_bn: bool = False  # phase 2 also trains batch norm: statistics of dermoscopy, not ImageNet
+    colour: str = "none"  # "shades_of_gray": colour constancy inside the network (model.network.ShadesOfGray)
     seed: int = 0
     weights: str = str(IMAGENET_WEIGHTS)
     limit: int | None = None  # use only this many images (smoke tests)
@@ -264,7 +265,7 @@ def train(cfg: Config) -> dict:
         labels[name] = part.label.to_numpy()
     train_set, plain_sets = _datasets(arrays, labels, cfg)
 
-    network = build_network(cfg.size, cfg.weights, cfg.dropout)
+    network = build_network(cfg.size, cfg.weights, cfg.dropout, cfg.colour)
     if cfg.balance == "logit_adjust":  # trained on logits, served with its softmax (same weights)
         trainee = keras.Model(network.input, network.get_layer(LOGITS_LAYER).output)
         loss = logit_adjusted_loss(labels["train"], cfg.label_smoothing)
@@ -354,7 +355,7 @@ def finish_run(run_dir: str | Path, compare: list[str | Path] = (), probe: str |
     cfg.size = tuple(cfg.size)
     state = RunState(out / "state.json")
     meta = pd.read_csv(out / "split.csv")
-    network = build_network(cfg.size, weights=None, dropout=cfg.dropout)
+    network = build_network(cfg.size, weights=None, dropout=cfg.dropout, colour=cfg.colour)
     network.load_weights(out / "best.weights.h5")
 
     raw, arrays, inputs, labels = {}, {}, {}, {}
@@ -411,7 +412,8 @@ def finish_run(run_dir: str | Path, compare: list[str | Path] = (), probe: str |
         "version": out.name,
         "classes": list(CLASSES),
         "input_size": {"height": cfg.size[0], "width": cfg.size[1]},
-        "preprocessing": "RGB, whole image resized to the input size (no crop), scaled to [-1, 1]",
+        "preprocessing": "RGB, whole image resized to the input size (no crop), scaled to [-1, 1]"
+        + (", Shades of Gray colour constancy (p = 6) as the network's first layer" if cfg.colour != "none" else ""),
         "architecture": "MobileNetV2 1.0 (ImageNet) -> global average pooling -> dropout -> dense(7) "
         "-> temperature scaling -> softmax",
         "temperature": temperature,
