@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -168,3 +170,48 @@ def group_accuracy(labels: np.ndarray, probs: np.ndarray, below: float) -> dict:
         "accuracy_confident": float(correct[~uncertain].mean()) if (~uncertain).any() else None,
         "accuracy_uncertain": float(correct[uncertain].mean()) if uncertain.any() else None,
     }
+
+
+def melanoma_recall(labels: np.ndarray, probs: np.ndarray) -> float:
+    """Share of melanomas whose top class is melanoma."""
+    melanoma = np.asarray(labels) == CLASSES.index("mel")
+    return float((probs[melanoma].argmax(1) == CLASSES.index("mel")).mean()) if melanoma.any() else float("nan")
+
+
+HEADLINE: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
+    "balanced_accuracy": lambda labels, probs: float(balanced_accuracy_score(labels, probs.argmax(1))),
+    "accuracy": lambda labels, probs: float((probs.argmax(1) == labels).mean()),
+    "macro_auc": macro_auc,
+    "melanoma_recall": melanoma_recall,
+    "ece": expected_calibration_error,
+}
+
+
+def bootstrap_intervals(
+    labels: np.ndarray,
+    probs: np.ndarray,
+    groups: np.ndarray | None = None,
+    statistics: dict[str, Callable[[np.ndarray, np.ndarray], float]] = HEADLINE,
+    resamples: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict[str, list[float]]:
+    """Percentile bootstrap intervals of each statistic, resampling whole groups (lesions).
+
+    Images of one lesion are not independent: resampling images would give intervals that are
+    too narrow, so the lesions are drawn with replacement and each brings all its images.
+    """
+    labels = np.asarray(labels)
+    groups = np.arange(len(labels)) if groups is None else np.asarray(groups)
+    _, group_of = np.unique(groups, return_inverse=True)
+    members = np.split(np.argsort(group_of, kind="stable"), np.cumsum(np.bincount(group_of))[:-1])
+    rng = np.random.default_rng(seed)
+    values = {name: [] for name in statistics}
+    with warnings.catch_warnings():  # a resample may lack a rare class; its statistics skip it
+        warnings.simplefilter("ignore")
+        for _ in range(resamples):
+            index = np.concatenate([members[g] for g in rng.integers(0, len(members), len(members))])
+            for name, statistic in statistics.items():
+                values[name].append(statistic(labels[index], probs[index]))
+    tail = (1 - level) / 2 * 100
+    return {name: [float(v) for v in np.nanpercentile(vals, [tail, 100 - tail])] for name, vals in values.items()}

@@ -41,7 +41,7 @@ def test_split_on_real_metadata_keeps_lesions_together_and_stratifies(tmp_path):
 
 
 @pytest.mark.slow
-def test_train_resume_and_export_on_tiny_data(ham_folder, tmp_path):
+def test_train_resume_and_export_on_tiny_data(ham_folder, tmp_path, capsys):
     from model import load_classifier
     from training.train import Config, train
 
@@ -126,6 +126,25 @@ def test_train_resume_and_export_on_tiny_data(ham_folder, tmp_path):
     measured = json.loads((out / "export/model_card.json").read_text())["robustness"]
     assert measured == pytest.approx(compared["robustness"])
     assert (out / "export/skin_mobilenetv2.tflite").read_bytes() == tflite
+
+    # intervals: in the run's card and table, and measured again from the export alone
+    ci = compared["metrics"]["test"]["ci95"]
+    assert set(ci) >= {"balanced_accuracy", "accuracy", "macro_auc", "melanoma_recall", "ece",
+                       "malignant_sensitivity", "malignant_specificity"}
+    low, high = ci["balanced_accuracy"]
+    assert low <= compared["metrics"]["test"]["balanced_accuracy"] <= high
+    assert "test 95% interval" in (out / "export/MODEL_CARD.md").read_text()
+    stale = json.loads((out / "export/model_card.json").read_text())
+    for part in stale["metrics"].values():
+        del part["ci95"]
+    (out / "export/model_card.json").write_text(json.dumps(stale))
+    training_cli(["intervals", str(out / "export"), "--data", str(ham_folder)])
+    remeasured = json.loads((out / "export/model_card.json").read_text())["metrics"]["test"]["ci95"]
+    assert remeasured["balanced_accuracy"] == pytest.approx(ci["balanced_accuracy"], abs=1e-3)
+
+    # a run compared with itself differs by nothing
+    training_cli(["compare", str(out), str(out), "--split", "test"])
+    assert "balanced_accuracy +0.000 (+0.000 to +0.000)" in capsys.readouterr().out
 
 
 def test_shades_of_gray_removes_a_colour_cast():
@@ -433,3 +452,49 @@ def test_card_add_records_an_unshipped_run_and_leaves_the_rest_of_the_card_alone
     main(["card", str(card_path), "--add", str(again)])
     markdown = (tmp_path / "MODEL_CARD.md").read_text()
     assert "| again | (same recipe, run again) |" in markdown and markdown.count("(this run)") == 1
+
+
+def _lesion_predictions(lesions: int = 200, images_per_lesion: int = 4, seed: int = 0):
+    """Labels and probabilities where each lesion's images share one answer, right or wrong."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 7, lesions)
+    answers = np.where(rng.random(lesions) < 0.7, labels, (labels + 1) % 7)
+    probs = np.full((lesions, 7), 0.02)
+    probs[np.arange(lesions), answers] = 0.88
+    repeat = np.repeat(np.arange(lesions), images_per_lesion)
+    return labels[repeat], probs[repeat], repeat
+
+
+def test_bootstrap_resamples_lesions_so_copies_do_not_narrow_the_interval():
+    from model.metrics import bootstrap_intervals
+
+    labels, probs, lesions = _lesion_predictions()
+    by_lesion = bootstrap_intervals(labels, probs, lesions, resamples=400)
+    by_image = bootstrap_intervals(labels, probs, None, resamples=400)  # as if the copies were independent
+    one_each = bootstrap_intervals(labels[::4], probs[::4], None, resamples=400)
+    for name in ("accuracy", "balanced_accuracy"):
+        width = np.diff(by_lesion[name])[0]
+        assert width == pytest.approx(np.diff(one_each[name])[0], rel=0.3)
+        assert width > 1.5 * np.diff(by_image[name])[0]
+        accuracy = (probs.argmax(1) == labels).mean()
+        if name == "accuracy":
+            assert by_lesion[name][0] < accuracy < by_lesion[name][1]
+
+
+def test_paired_difference_sees_a_small_sure_gain_that_separate_intervals_hide():
+    from model.metrics import bootstrap_intervals
+    from training.intervals import paired_differences
+
+    labels, probs, lesions = _lesion_predictions()
+    better = probs.copy()
+    wrong = np.flatnonzero(probs.argmax(1) != labels)
+    fixed = wrong[np.isin(lesions[wrong], np.unique(lesions[wrong])[:8])]  # 8 lesions answered right now
+    better[fixed] = 0.02
+    better[fixed, labels[fixed]] = 0.88
+    paired = paired_differences(labels, probs, better, lesions, resamples=300)["accuracy"]
+    assert paired["difference"] == pytest.approx(8 / 200)
+    assert paired["ci95"][0] > 0  # never worse on any resample
+    apart = [bootstrap_intervals(labels, p, lesions, resamples=400)["accuracy"] for p in (probs, better)]
+    assert apart[1][0] < apart[0][1]  # the two runs' own intervals overlap
+    same = paired_differences(labels, probs, probs, lesions, resamples=50)
+    assert all(d["difference"] == 0 and d["ci95"] == [0, 0] for d in same.values())

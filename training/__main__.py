@@ -7,6 +7,10 @@ Flags:    python -m training flags model/shipped --data DIR
           (recalibrate the not-dermoscopic flag of an exported model; the model is untouched)
 Shifts:   python -m training robustness model/shipped --data DIR
           (how vignettes and colour casts change an exported model's answers; into its card)
+Intervals: python -m training intervals model/shipped --data DIR
+          (95% lesion-bootstrap intervals of an exported model's figures; into its card)
+Compare:  python -m training compare runs/BASE runs/OTHER ... [--split val]
+          (each run minus the first on the same images, with paired 95% intervals)
 Probe:    python -m training probe --data DIR --out runs/probe   (colour preprocessing, linear probe)"""
 
 from __future__ import annotations
@@ -82,6 +86,29 @@ def main(argv: list[str] | None = None) -> None:
             for row in rows:
                 print(f"{split:>5} {row['shift']:<34} balanced accuracy {row['balanced_accuracy']:.3f}, "
                       f"top class unchanged {row['top_class_unchanged']:.1%}")
+        return
+
+    if argv[:1] == ["intervals"]:
+        from .intervals import measure_exported as measure_intervals
+
+        args = _export_args("intervals", measure_intervals, argv[1:])
+        for split, ci in measure_intervals(args.export, args.data, args.seed).items():
+            for name, (low, high) in ((k, v) for k, v in ci.items() if k != "method"):
+                print(f"{split:>5} {name:<22} {low:.3f} - {high:.3f}")
+        return
+
+    if argv[:1] == ["compare"]:
+        from .intervals import compare_runs
+
+        parser = argparse.ArgumentParser(prog="python -m training compare",
+                                         description="Paired differences of runs from the first, with intervals.")
+        parser.add_argument("runs", nargs="+", help="run folders; the first is the baseline")
+        parser.add_argument("--split", choices=("val", "test"), default="val")
+        args = parser.parse_args(argv[1:])
+        for run, differences in compare_runs(args.runs, args.split).items():
+            print(f"{run} - {args.runs[0]} ({args.split}): " + "; ".join(
+                f"{name} {d['difference']:+.3f} ({d['ci95'][0]:+.3f} to {d['ci95'][1]:+.3f})"
+                for name, d in differences.items()))
         return
 
     if argv[:1] == ["probe"]:

@@ -20,6 +20,35 @@ def _probe_verdict(probe: dict) -> str:
     return f"{best} beats no preprocessing by {gain:+.3f} balanced accuracy on this probe."
 
 
+def _interval(metrics: dict, name: str) -> str:
+    """A figure's 95% interval as "low-high", or n/a for a card measured before intervals."""
+    ci = metrics.get("ci95", {}).get(name)
+    return "n/a" if ci is None else f"{ci[0]:.3f}-{ci[1]:.3f}"
+
+
+def _ci_text(metrics: dict, name: str) -> str:
+    ci = metrics.get("ci95", {}).get(name)
+    return "" if ci is None else f", 95% interval {ci[0]:.1%}-{ci[1]:.1%}"
+
+
+def _results_table(test: dict, val: dict) -> str:
+    """The headline figures on test (with intervals) and validation."""
+    rows = (
+        ("balanced accuracy (mean recall)", "balanced_accuracy", test["balanced_accuracy"], val["balanced_accuracy"]),
+        ("accuracy", "accuracy", test["accuracy"], val["accuracy"]),
+        ("macro one-vs-rest ROC AUC", "macro_auc", test["macro_auc"], val["macro_auc"]),
+        ("melanoma recall", "melanoma_recall", test["per_class"]["mel"]["recall"], val["per_class"]["mel"]["recall"]),
+        ("malignant (mel+bcc+akiec) vs benign ROC AUC", None, test["malignant_auc"], val["malignant_auc"]),
+        ("expected calibration error (15 bins, calibrated)", "ece", test["ece"], val["ece"]),
+    )
+    lines = [f"| {label} | {t:.3f} | {_interval(test, key) if key else 'n/a'} | {v:.3f} | "
+             f"{_interval(val, key) if key else 'n/a'} |" for label, key, t, v in rows]
+    method = test.get("ci95", {}).get("method")
+    note = f"\n\nIntervals: {method}." if method else ""
+    return ("| metric | test | test 95% interval | validation | validation 95% interval |\n|---|---|---|---|---|\n"
+            + "\n".join(lines) + note)
+
+
 def changed(i: int, row: dict) -> str:
     """What a recipe-table row's run did differently; nothing, below the first row, means a repeat."""
     text = ", ".join(f"{k}={v}" for k, v in row["differs"].items())
@@ -124,12 +153,7 @@ def render_markdown(card: dict) -> str:
   was scored once, at the end.
 
 ## Results on the test split ({test['n']} images)
-| metric | test | validation |
-|---|---|---|
-| balanced accuracy (mean recall) | {test['balanced_accuracy']:.3f} | {val['balanced_accuracy']:.3f} |
-| accuracy | {test['accuracy']:.3f} | {val['accuracy']:.3f} |
-| macro one-vs-rest ROC AUC | {test['macro_auc']:.3f} | {val['macro_auc']:.3f} |
-| malignant (mel+bcc+akiec) vs benign ROC AUC | {test['malignant_auc']:.3f} | {val['malignant_auc']:.3f} |
+{_results_table(test, val)}
 
 | class | precision | recall | F1 | AUC | support |
 |---|---|---|---|---|---|
@@ -137,7 +161,8 @@ def render_markdown(card: dict) -> str:
 
 Risk summary: flagged as suspicious when P(mel) + P(bcc) + P(akiec) >= {point['threshold']:.3f},
 a threshold {point['chosen_on']}. On the test split it catches {_pct(point['test_sensitivity'])} of
-malignant lesions (sensitivity) and clears {_pct(point['test_specificity'])} of benign ones (specificity).
+malignant lesions (sensitivity{_ci_text(test, 'malignant_sensitivity')}) and clears {_pct(point['test_specificity'])} of
+benign ones (specificity{_ci_text(test, 'malignant_specificity')}).
 
 ## Calibration and when not to answer
 - Temperature scaling fitted on validation: T = {card['temperature']:.3f}. Expected calibration error

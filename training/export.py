@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import NamedTuple
 
 import keras
 import numpy as np
@@ -47,8 +48,18 @@ def export_model(network: keras.Model, out_dir: str | Path, check_images: np.nda
     }
 
 
-def open_export(export_dir: str | Path, data: str | Path, seed: int = 0):
-    """An exported model with its card, and its validation and test images (uint8) and labels.
+class Opened(NamedTuple):
+    """An exported model with its card, and its split's validation and test images."""
+
+    card: dict
+    runtime: Classifier
+    arrays: dict[str, np.ndarray]  # "val", "test": uint8 (N, H, W, 3) at the model's input size
+    labels: dict[str, np.ndarray]
+    lesions: dict[str, np.ndarray]  # each image's lesion_id (for intervals that resample lesions)
+
+
+def open_export(export_dir: str | Path, data: str | Path, seed: int = 0) -> Opened:
+    """An exported model with its card, and its validation and test images, labels and lesions.
 
     For a model whose run folder is gone (the shipped one): the split is rebuilt from the data
     and the seed (``card_split`` checks it against the card), so its figures can be measured again.
@@ -62,8 +73,13 @@ def open_export(export_dir: str | Path, data: str | Path, seed: int = 0):
     meta = card_split(card, data, seed)
     runtime = load_classifier(export_dir)
     parts = {name: meta[meta.split == name] for name in ("val", "test")}
-    arrays = {name: load_arrays(list(part.path), runtime.input_size, desc=name) for name, part in parts.items()}
-    return card, runtime, arrays, {name: part.label.to_numpy() for name, part in parts.items()}
+    return Opened(
+        card,
+        runtime,
+        {name: load_arrays(list(part.path), runtime.input_size, desc=name) for name, part in parts.items()},
+        {name: part.label.to_numpy() for name, part in parts.items()},
+        {name: part.lesion_id.to_numpy() for name, part in parts.items()},
+    )
 
 
 def write_card(out_dir: str | Path, card: dict, figures_from: str | Path | None = None) -> None:

@@ -103,7 +103,7 @@ def recalibrate(export_dir: str | Path, data: str | Path, seed: int = 0) -> dict
 
     from .export import open_export, write_card
 
-    card, runtime, arrays, _ = open_export(export_dir, data, seed)
+    card, runtime, arrays = open_export(export_dir, data, seed)[:3]
     inputs = {name: scale(x.astype(np.float32)) for name, x in arrays.items()}
     features = {name: runtime.run(x)[1] for name, x in inputs.items()}
     card["ood"] = calibrate(runtime, inputs, features)

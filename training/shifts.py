@@ -116,7 +116,7 @@ def measure_exported(export_dir: str | Path, data: str | Path, seed: int = 0) ->
     """
     from .export import open_export, write_card
 
-    card, runtime, arrays, labels = open_export(export_dir, data, seed)
+    card, runtime, arrays, labels = open_export(export_dir, data, seed)[:4]
     card["robustness"] = {name: robustness(runtime_predict(runtime), arrays[name], labels[name]) for name in arrays}
     write_card(export_dir, card)
     return card["robustness"]

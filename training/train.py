@@ -346,6 +346,7 @@ def finish_run(run_dir: str | Path, compare: list[str | Path] = (), probe: str |
     from model.network import build_network, calibrated
 
     from .export import export_model, write_card
+    from .intervals import split_intervals
     from .ood import calibrate as calibrate_ood
     from .recipes import ablation, recipe_summaries
     from .shifts import robustness, runtime_predict
@@ -380,6 +381,9 @@ def finish_run(run_dir: str | Path, compare: list[str | Path] = (), probe: str |
     tta = flip_tta(network, arrays["val"], labels["val"], raw["val"], temperature)  # measured on validation only
     point = operating_point(labels["val"], probs["val"], sensitivity=0.90)
     test_point = at_threshold(labels["test"], probs["test"], point["threshold"])
+    for name in results:
+        lesions = meta[meta.split == name].lesion_id.to_numpy()
+        results[name]["ci95"] = split_intervals(labels[name], probs[name], lesions, point["threshold"])
 
     # export, then the flags on the exported runtime itself: 'uncertain' below a calibrated
     # confidence; 'not dermoscopic' below a feature score whose threshold must match what ships
