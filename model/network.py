@@ -49,7 +49,27 @@ class ShadesOfGray(keras.layers.Layer):
         return {**super().get_config(), "power": self.power}
 
 
-COLOUR = ("none", "shades_of_gray")  # colour handling before the base network
+@keras.saving.register_keras_serializable(package="skin")
+class GrayEqualised(keras.layers.Layer):
+    """The earlier seeds' preprocessing as a layer: grayscale, histogram equalisation, three channels.
+
+    Kept for the colour ablation (it matches ``cv2.equalizeHist`` of ``cv2.cvtColor`` to within a
+    grey level on 99.9% of pixels). Takes and returns MobileNetV2 inputs in [-1, 1].
+    """
+
+    def call(self, x):
+        ops = keras.ops
+        grey = ops.sum((x + 1.0) * 127.5 * ops.convert_to_tensor([0.299, 0.587, 0.114]), axis=-1)
+        level = ops.reshape(ops.cast(ops.floor(grey + 0.5), "int32"), (ops.shape(grey)[0], -1))
+        cdf = ops.cumsum(ops.sum(ops.one_hot(level, 256), axis=1), axis=1)  # (N, 256)
+        total = cdf[:, -1:]
+        first = ops.min(ops.where(cdf > 0, cdf, total), axis=1, keepdims=True)
+        table = ops.floor((cdf - first) * 255.0 / ops.maximum(total - first, 1.0) + 0.5)
+        equalised = ops.reshape(ops.take_along_axis(table, level, axis=1), ops.shape(grey))
+        return ops.repeat(equalised[..., None] / 127.5 - 1.0, 3, axis=-1)
+
+
+COLOUR = {"none": None, "shades_of_gray": ShadesOfGray, "gray_equalised": GrayEqualised}  # before the base
 
 
 def build_network(
@@ -62,11 +82,11 @@ def build_network(
 
     The base's layers live in the same functional graph as the head (no nested model), so
     ``out_relu`` is reachable for Grad-CAM, and the head is linear after pooling, which
-    makes the closed-form Grad-CAM in ``explain`` exact. ``colour="shades_of_gray"`` puts
-    colour constancy (``ShadesOfGray``) between the input and the base.
+    makes the closed-form Grad-CAM in ``explain`` exact. ``colour`` puts colour constancy
+    (``ShadesOfGray``) or the seeds' grey equalisation (``GrayEqualised``) between input and base.
     """
     if colour not in COLOUR:
-        raise ValueError(f"colour must be one of {COLOUR}, got {colour!r}")
+        raise ValueError(f"colour must be one of {', '.join(COLOUR)}, got {colour!r}")
     if weights is not None and not Path(weights).is_file():
         raise FileNotFoundError(
             f"ImageNet weights not found at {weights}; set SKIN_IMAGENET_WEIGHTS or pass weights="
@@ -74,7 +94,7 @@ def build_network(
     inputs = keras.Input((*input_size, 3), name="image")
     base = keras.applications.MobileNetV2(
         input_shape=(*input_size, 3),
-        input_tensor=ShadesOfGray(name="shades_of_gray")(inputs) if colour == "shades_of_gray" else inputs,
+        input_tensor=COLOUR[colour](name=colour)(inputs) if COLOUR[colour] else inputs,
         include_top=False,
         weights=None if weights is None else str(weights),
     )

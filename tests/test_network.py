@@ -44,7 +44,19 @@ def test_shades_of_gray_layer_matches_the_reference_and_undoes_a_cast():
     assert np.asarray(layer(-np.ones((1, 40, 40, 3), np.float32))).max() == -1.0  # black stays black, no NaN
 
 
-@pytest.mark.parametrize("colour", ["none", "shades_of_gray"])
+def test_gray_equalised_layer_matches_opencv():
+    from model.network import GrayEqualised
+    from training.probe import gray_equalised
+
+    scenes = _scenes()
+    out = np.asarray(GrayEqualised()(scale(scenes.astype(np.float32))))
+    reference = gray_equalised(scenes).astype(np.float32)
+    levels = np.abs((out + 1.0) * 127.5 - reference)
+    assert levels.max() <= 8 and (levels > 0.5).mean() < 0.01  # OpenCV's fixed-point grey: one level apart
+    assert np.ptp(out, axis=-1).max() == 0  # three equal channels
+
+
+@pytest.mark.parametrize("colour", ["none", "shades_of_gray", "gray_equalised"])
 def test_exported_network_keeps_its_colour_handling(colour, tmp_path):
     """The layer travels in the .keras and LiteRT files: a cast moves the answers only without it."""
     from model.network import build_network, load_network
@@ -63,7 +75,7 @@ def test_exported_network_keeps_its_colour_handling(colour, tmp_path):
     moved = np.abs(runtime.run(cast)[0] - runtime.run(scenes)[0]).max()
     if colour == "none":
         assert moved > 0.01
-    else:
+    elif colour == "shades_of_gray":
         assert moved < 1e-3
     reloaded = load_network(tmp_path / KERAS_FILE)
     assert np.abs(reloaded.predict(scenes, verbose=0) - network.predict(scenes, verbose=0)).max() < 1e-5

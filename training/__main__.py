@@ -148,7 +148,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ema", type=float, default=defaults.ema,
                         help="phase 2 keeps a moving average of the weights with this momentum (0: off)")
     parser.add_argument("--colour", choices=COLOUR, default=defaults.colour,
-                        help="colour constancy inside the network (shades_of_gray) or none")
+                        help="a first layer of the network: Shades of Gray colour constancy, "
+                             "grayscale + histogram equalisation, or none")
     parser.add_argument("--train-bn", action="store_true",
                         help="phase 2 also trains batch norm (scales and statistics); default: ImageNet's, frozen")
     parser.add_argument("--weights", default=defaults.weights, help="ImageNet MobileNetV2 .h5 (no top)")

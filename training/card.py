@@ -111,8 +111,8 @@ def render_markdown(card: dict) -> str:
         recipe += f", random exposure and colour casts (gains {1 - config['cast']:.2f}-{1 + config['cast']:.2f})"
     if config.get("ema"):
         recipe += f", a moving average of the weights (momentum {config['ema']}) scored and kept"
-    if config.get("colour", "none") != "none":
-        recipe += ", Shades of Gray colour constancy in the network"
+    recipe += {"shades_of_gray": ", Shades of Gray colour constancy in the network",
+               "gray_equalised": ", grayscale and histogram equalisation in the network"}.get(config.get("colour"), "")
     bn = "batch norm trained too" if config.get("train_bn") else "batch-norm statistics frozen"
     ablation_rows = "\n".join(
         f"| {r['run']} | {changed(i, r)} | "

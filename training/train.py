@@ -56,7 +56,7 @@ class Config:
     cast: float = 0.0  # random exposure and per-channel gains in [1 - cast, 1 + cast] (training/shifts.py)
     ema: float = 0.0  # phase 2 keeps an exponential moving average of the weights (e.g. 0.998); 0: off
     train_bn: bool = False  # phase 2 also trains batch norm: statistics of dermoscopy, not ImageNet
-    colour: str = "none"  # "shades_of_gray": colour constancy inside the network (model.network.ShadesOfGray)
+    colour: str = "none"  # "shades_of_gray" or "gray_equalised": a first layer of the network (model.network.COLOUR)
     seed: int = 0
     weights: str = str(IMAGENET_WEIGHTS)
     limit: int | None = None  # use only this many images (smoke tests)
@@ -417,7 +417,8 @@ def finish_run(run_dir: str | Path, compare: list[str | Path] = (), probe: str |
         "classes": list(CLASSES),
         "input_size": {"height": cfg.size[0], "width": cfg.size[1]},
         "preprocessing": "RGB, whole image resized to the input size (no crop), scaled to [-1, 1]"
-        + (", Shades of Gray colour constancy (p = 6) as the network's first layer" if cfg.colour != "none" else ""),
+        + {"none": "", "shades_of_gray": ", Shades of Gray colour constancy (p = 6) as the network's first layer",
+           "gray_equalised": ", grayscale and histogram equalisation as the network's first layer"}[cfg.colour],
         "architecture": "MobileNetV2 1.0 (ImageNet) -> global average pooling -> dropout -> dense(7) "
         "-> temperature scaling -> softmax",
         "temperature": temperature,
