@@ -28,15 +28,21 @@ def _cast(scenes: np.ndarray) -> np.ndarray:
     return x * gains[:, None, None, :]
 
 
+def _shades_of_gray(images: np.ndarray, power: int = 6) -> np.ndarray:
+    """Finlayson & Trezzi (2004) on uint8 images, written plainly: the reference for the layer."""
+    x = images.astype(np.float64)
+    illuminant = np.mean(x**power, axis=(1, 2), keepdims=True) ** (1.0 / power)
+    gain = illuminant.mean(axis=-1, keepdims=True) / illuminant
+    return np.clip(x * gain, 0, 255)
+
+
 def test_shades_of_gray_layer_matches_the_reference_and_undoes_a_cast():
     from model.network import ShadesOfGray
-    from training.probe import shades_of_gray
 
     scenes = _scenes()
     layer = ShadesOfGray()
     balanced = np.asarray(layer(scale(scenes.astype(np.float32))))
-    reference = scale(shades_of_gray(scenes).astype(np.float32))
-    assert np.abs(balanced - reference).max() <= 1.01 / 127.5  # the reference rounds to uint8
+    assert np.abs(balanced - scale(_shades_of_gray(scenes))).max() < 1e-4
 
     cast = _cast(scenes)
     assert cast.max() < 255 and np.abs(cast - scenes).max() > 20
@@ -44,16 +50,31 @@ def test_shades_of_gray_layer_matches_the_reference_and_undoes_a_cast():
     assert np.asarray(layer(-np.ones((1, 40, 40, 3), np.float32))).max() == -1.0  # black stays black, no NaN
 
 
-def test_gray_equalised_layer_matches_opencv():
+def test_grey_scenes_under_a_strong_cast_come_out_grey():
+    from model.network import ShadesOfGray
+
+    rng = np.random.default_rng(0)
+    scene = rng.uniform(60, 200, (2, 30, 40, 1)).repeat(3, axis=-1)
+    cast = np.clip(scene * np.array([1.25, 1.0, 0.7]), 0, 255)  # a warm light, clipping some red
+    balanced = (np.asarray(ShadesOfGray()(scale(cast.astype(np.float32)))) + 1) * 127.5
+    assert np.ptp(balanced.mean(axis=(1, 2)), axis=1).max() < 4  # grey again
+    assert np.ptp(cast.mean(axis=(1, 2)), axis=1).min() > 40
+
+
+def test_gray_equalised_layer_matches_opencv_and_spreads_a_dull_histogram():
+    import cv2
+
     from model.network import GrayEqualised
-    from training.probe import gray_equalised
 
     scenes = _scenes()
     out = np.asarray(GrayEqualised()(scale(scenes.astype(np.float32))))
-    reference = gray_equalised(scenes).astype(np.float32)
+    reference = np.stack([cv2.equalizeHist(cv2.cvtColor(s, cv2.COLOR_RGB2GRAY)) for s in scenes])[..., None]
     levels = np.abs((out + 1.0) * 127.5 - reference)
     assert levels.max() <= 8 and (levels > 0.5).mean() < 0.01  # OpenCV's fixed-point grey: one level apart
     assert np.ptp(out, axis=-1).max() == 0  # three equal channels
+    dull = np.random.default_rng(0).integers(100, 140, (1, 30, 40, 3)).astype(np.float32)
+    spread = (np.asarray(GrayEqualised()(scale(dull))) + 1) * 127.5
+    assert spread.min() < 30 and spread.max() > 225
 
 
 @pytest.mark.parametrize("colour", ["none", "shades_of_gray", "gray_equalised"])

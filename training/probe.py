@@ -3,10 +3,11 @@
     python -m training probe --data ../shared/data/ham10000 --out runs/probe
 
 For each variant (none, Shades of Gray colour constancy, the seeds' grayscale + histogram
-equalisation) the frozen ImageNet MobileNetV2 embeds the train and validation splits (the same
-lesion-grouped split as training, seed 0) and a class-balanced logistic regression is fitted on
-train and scored on validation. Minutes instead of a fine-tuning run per variant: it measures
-what each input keeps of the information the features can use, not the fine-tuned result.
+equalisation: the layers of ``model.network.COLOUR``) the frozen ImageNet MobileNetV2 embeds the
+train and validation splits (the same lesion-grouped split as training, seed 0) and a
+class-balanced logistic regression is fitted on train and scored on validation. Minutes instead
+of a fine-tuning run per variant: it measures what each input keeps of the information the
+features can use, not the fine-tuned result.
 """
 
 from __future__ import annotations
@@ -20,33 +21,12 @@ from model.labels import CLASSES
 from model.preprocessing import INPUT_SIZE, scale
 
 
-def shades_of_gray(images: np.ndarray, power: int = 6) -> np.ndarray:
-    """Colour constancy (Finlayson & Trezzi, 2004): the Minkowski p-norm illuminant made grey."""
-    x = images.astype(np.float32)
-    illuminant = np.power(np.mean(np.power(x, power), axis=(-3, -2), keepdims=True), 1.0 / power)
-    gain = illuminant.mean(axis=-1, keepdims=True) / np.maximum(illuminant, 1e-6)
-    return np.clip(x * gain + 0.5, 0, 255).astype(np.uint8)
-
-
-def gray_equalised(images: np.ndarray) -> np.ndarray:
-    """The seeds' preprocessing: grayscale, histogram equalisation, copied to three channels."""
-    import cv2
-
-    out = np.empty_like(images)
-    for i, image in enumerate(images):
-        out[i] = cv2.equalizeHist(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY))[..., None]
-    return out
-
-
-VARIANTS = {"none": lambda a: a, "shades_of_gray": shades_of_gray, "gray_equalised": gray_equalised}
-
-
 def probe(data: str, out: str, seed: int = 0, limit: int | None = None) -> dict:
     import keras
     from sklearn.linear_model import LogisticRegression
 
     from model.metrics import classification_metrics
-    from model.network import IMAGENET_WEIGHTS
+    from model.network import COLOUR, IMAGENET_WEIGHTS
 
     from .data import load_arrays, read_split
 
@@ -57,8 +37,10 @@ def probe(data: str, out: str, seed: int = 0, limit: int | None = None) -> dict:
     base = keras.applications.MobileNetV2(input_shape=(*INPUT_SIZE, 3), include_top=False, pooling="avg",
                                           weights=str(IMAGENET_WEIGHTS))
     results = {}
-    for variant, transform in VARIANTS.items():
-        features = {name: base.predict(scale(transform(a).astype(np.float32)), batch_size=64, verbose=0)
+    for variant, layer in COLOUR.items():  # the colour layers a trained network would start with
+        image = keras.Input((*INPUT_SIZE, 3))
+        embed = keras.Model(image, base(layer()(image) if layer else image))
+        features = {name: embed.predict(scale(a.astype(np.float32)), batch_size=64, verbose=0)
                     for name, a in arrays.items()}
         head = LogisticRegression(max_iter=2000, class_weight="balanced", C=1.0)
         head.fit(features["train"], labels["train"])
