@@ -28,6 +28,14 @@ def macro_auc(labels: np.ndarray, probs: np.ndarray) -> float:
     return float(np.mean(aucs)) if aucs else float("nan")
 
 
+def malignant_auc(labels: np.ndarray, probs: np.ndarray) -> float:
+    """ROC AUC of P(malignant) for malignant (mel, bcc, akiec) vs benign; NaN if one side is absent."""
+    malignant = np.isin(labels, MALIGNANT_INDEX)
+    if not 0 < malignant.sum() < len(labels):
+        return float("nan")
+    return float(roc_auc_score(malignant, malignant_probability(probs)))
+
+
 def classification_metrics(labels: np.ndarray, probs: np.ndarray) -> dict:
     """Accuracy, balanced accuracy, macro AUC, per-class figures and the confusion matrix."""
     labels = np.asarray(labels)
@@ -39,6 +47,7 @@ def classification_metrics(labels: np.ndarray, probs: np.ndarray) -> dict:
     malignant = np.isin(labels, MALIGNANT_INDEX)
     p_malignant = malignant_probability(probs)
     flagged = p_malignant >= 0.5
+    auc_malignant = malignant_auc(labels, probs)
     per_class = {
         c: {
             "precision": float(precision[k]),
@@ -56,9 +65,7 @@ def classification_metrics(labels: np.ndarray, probs: np.ndarray) -> dict:
         "accuracy": float((pred == labels).mean()),
         "balanced_accuracy": float(balanced_accuracy_score(labels, pred)),
         "macro_auc": macro_auc(labels, probs),
-        "malignant_auc": float(roc_auc_score(malignant, p_malignant))
-        if 0 < malignant.sum() < len(labels)
-        else None,
+        "malignant_auc": None if np.isnan(auc_malignant) else auc_malignant,
         "malignant_sensitivity_at_0.5": float(flagged[malignant].mean()) if malignant.any() else None,
         "malignant_specificity_at_0.5": float((~flagged[~malignant]).mean())
         if (~malignant).any()
@@ -182,6 +189,7 @@ HEADLINE: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
     "balanced_accuracy": lambda labels, probs: float(balanced_accuracy_score(labels, probs.argmax(1))),
     "accuracy": lambda labels, probs: float((probs.argmax(1) == labels).mean()),
     "macro_auc": macro_auc,
+    "malignant_auc": malignant_auc,
     "melanoma_recall": melanoma_recall,
     "ece": expected_calibration_error,
 }

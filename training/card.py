@@ -20,15 +20,15 @@ def _probe_verdict(probe: dict) -> str:
     return f"{best} beats no preprocessing by {gain:+.3f} balanced accuracy on this probe."
 
 
-def _interval(metrics: dict, name: str) -> str:
-    """A figure's 95% interval as "low-high", or n/a for a card measured before intervals."""
+def _interval(metrics: dict, name: str, digits: str = ".3f") -> str | None:
+    """A figure's 95% interval as "low-high"; None for a card measured before intervals."""
     ci = metrics.get("ci95", {}).get(name)
-    return "n/a" if ci is None else f"{ci[0]:.3f}-{ci[1]:.3f}"
+    return None if ci is None else f"{ci[0]:{digits}}-{ci[1]:{digits}}"
 
 
 def _ci_text(metrics: dict, name: str) -> str:
-    ci = metrics.get("ci95", {}).get(name)
-    return "" if ci is None else f", 95% interval {ci[0]:.1%}-{ci[1]:.1%}"
+    interval = _interval(metrics, name, ".1%")
+    return f", 95% interval {interval}" if interval else ""
 
 
 def _results_table(test: dict, val: dict) -> str:
@@ -38,11 +38,11 @@ def _results_table(test: dict, val: dict) -> str:
         ("accuracy", "accuracy", test["accuracy"], val["accuracy"]),
         ("macro one-vs-rest ROC AUC", "macro_auc", test["macro_auc"], val["macro_auc"]),
         ("melanoma recall", "melanoma_recall", test["per_class"]["mel"]["recall"], val["per_class"]["mel"]["recall"]),
-        ("malignant (mel+bcc+akiec) vs benign ROC AUC", None, test["malignant_auc"], val["malignant_auc"]),
+        ("malignant (mel+bcc+akiec) vs benign ROC AUC", "malignant_auc", test["malignant_auc"], val["malignant_auc"]),
         ("expected calibration error (15 bins, calibrated)", "ece", test["ece"], val["ece"]),
     )
-    lines = [f"| {label} | {t:.3f} | {_interval(test, key) if key else 'n/a'} | {v:.3f} | "
-             f"{_interval(val, key) if key else 'n/a'} |" for label, key, t, v in rows]
+    lines = [f"| {label} | {t:.3f} | {_interval(test, key) or 'n/a'} | {v:.3f} | {_interval(val, key) or 'n/a'} |"
+             for label, key, t, v in rows]
     method = test.get("ci95", {}).get("method")
     note = f"\n\nIntervals: {method}." if method else ""
     return ("| metric | test | test 95% interval | validation | validation 95% interval |\n|---|---|---|---|---|\n"

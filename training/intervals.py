@@ -11,22 +11,19 @@ from pathlib import Path
 
 import numpy as np
 
-from model.metrics import HEADLINE, bootstrap_intervals
-from model.risk import MALIGNANT_INDEX, malignant_probability
+from model.metrics import HEADLINE, at_threshold, bootstrap_intervals
 
 
 def split_intervals(labels: np.ndarray, probs: np.ndarray, lesions: np.ndarray, threshold: float) -> dict:
     """Intervals of the headline figures and of the risk summary's sensitivity and specificity."""
 
-    def flagged_share(malignant: bool):
+    def at(key: str):
         def statistic(y: np.ndarray, p: np.ndarray) -> float:
-            chosen = np.isin(y, MALIGNANT_INDEX) == malignant
-            flagged = malignant_probability(p[chosen]) >= threshold
-            return float((flagged if malignant else ~flagged).mean()) if chosen.any() else float("nan")
+            value = at_threshold(y, p, threshold)[key]
+            return float("nan") if value is None else value
         return statistic
 
-    statistics = {**HEADLINE, "malignant_sensitivity": flagged_share(True),
-                  "malignant_specificity": flagged_share(False)}
+    statistics = {**HEADLINE, "malignant_sensitivity": at("sensitivity"), "malignant_specificity": at("specificity")}
     return {
         "method": "95% percentile bootstrap, 1,000 resamples of the split's lesions (each with all its images)",
         **bootstrap_intervals(labels, probs, lesions, statistics),
