@@ -36,14 +36,12 @@ def measure_exported(export_dir: str | Path, data: str | Path, seed: int = 0) ->
     For a model whose run folder is gone (the shipped one): its split is rebuilt from the data and
     the seed, and its answers are the exported runtime's. Nothing but the intervals changes.
     """
-    from model.preprocessing import scale
-
     from .export import open_export, write_card
 
     opened = open_export(export_dir, data, seed)
     threshold = opened.card["malignant_operating_point"]["threshold"]
     for name, images in opened.arrays.items():
-        probs, _ = opened.runtime.run(scale(images.astype(np.float32)))
+        probs = opened.runtime.predict(images)
         opened.card["metrics"][name]["ci95"] = split_intervals(opened.labels[name], probs, opened.lesions[name],
                                                                threshold)
     write_card(export_dir, opened.card)
