@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from model.flags import INPUT_SCORES
 from model.labels import CLASSES, NAMES
 
 
@@ -87,8 +88,8 @@ def render_markdown(card: dict) -> str:
     point = card["malignant_operating_point"]
     unc = card["uncertainty"]
     ood = card["ood"]
-    extra = "".join(f" or the {name} score below {ood[name + '_threshold']:{digits}}"
-                    for name, digits in (("detail", ".4f"), ("colour", ".3f")) if name + "_threshold" in ood)
+    extra = "".join(f" or the {name} score below {ood[name + '_threshold']:.3g}"
+                    for name in INPUT_SCORES if name + "_threshold" in ood)
     rows = "\n".join(
         f"| {NAMES[c]} ({c}) | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | "
         f"{m['auc']:.3f} | {m['support']} |"
@@ -111,8 +112,6 @@ def render_markdown(card: dict) -> str:
         recipe += f", random exposure and colour casts (gains {1 - config['cast']:.2f}-{1 + config['cast']:.2f})"
     if config.get("ema"):
         recipe += f", a moving average of the weights (momentum {config['ema']}) scored and kept"
-    recipe += {"shades_of_gray": ", Shades of Gray colour constancy in the network",
-               "gray_equalised": ", grayscale and histogram equalisation in the network"}.get(config.get("colour"), "")
     bn = "batch norm trained too" if config.get("train_bn") else "batch-norm statistics frozen"
     ablation_rows = "\n".join(
         f"| {r['run']} | {changed(i, r)} | "
