@@ -125,6 +125,8 @@ def main(argv: list[str] | None = None) -> None:
 
     from model.network import COLOUR
 
+    from .mixing import MIX
+
     defaults = Config(data="", out="")
     parser = argparse.ArgumentParser(
         prog="python -m training", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -150,6 +152,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--colour", choices=COLOUR, default=defaults.colour,
                         help="a first layer of the network: Shades of Gray colour constancy, "
                              "grayscale + histogram equalisation, or none")
+    parser.add_argument("--mix", choices=MIX, default=defaults.mix,
+                        help="mix pairs of training images (CutMix: a box of one in the other; MixUp: a blend), "
+                             "targets and class weights in the same proportion")
+    parser.add_argument("--mix-share", type=float, default=defaults.mix_share,
+                        help="share of training images mixed when --mix is on")
     parser.add_argument("--train-bn", action="store_true",
                         help="phase 2 also trains batch norm (scales and statistics); default: ImageNet's, frozen")
     parser.add_argument("--weights", default=defaults.weights, help="ImageNet MobileNetV2 .h5 (no top)")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from model.flags import INPUT_SCORES
 from model.labels import CLASSES, NAMES
 
+from .mixing import MIX_NAMES
+
 
 def _pct(value) -> str:
     return "n/a" if value is None else f"{value:.1%}"
@@ -110,6 +112,8 @@ def render_markdown(card: dict) -> str:
         recipe += f", random dermatoscope vignettes on {config['vignette']:.0%} of training images"
     if config.get("cast"):
         recipe += f", random exposure and colour casts (gains {1 - config['cast']:.2f}-{1 + config['cast']:.2f})"
+    if config.get("mix", "none") != "none":
+        recipe += f", {MIX_NAMES[config['mix']]} on {config['mix_share']:.0%} of training images"
     if config.get("ema"):
         recipe += f", a moving average of the weights (momentum {config['ema']}) scored and kept"
     bn = "batch norm trained too" if config.get("train_bn") else "batch-norm statistics frozen"

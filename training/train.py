@@ -57,6 +57,8 @@ class Config:
     ema: float = 0.0  # phase 2 keeps an exponential moving average of the weights (e.g. 0.998); 0: off
     train_bn: bool = False  # phase 2 also trains batch norm: statistics of dermoscopy, not ImageNet
     colour: str = "none"  # "shades_of_gray" or "gray_equalised": a first layer of the network (model.network.COLOUR)
+    mix: str = "none"  # "cutmix" or "mixup": pairs of training images mixed (training/mixing.py)
+    mix_share: float = 0.5  # share of training images mixed when ``mix`` is on
     seed: int = 0
     weights: str = str(IMAGENET_WEIGHTS)
     limit: int | None = None  # use only this many images (smoke tests)
@@ -119,6 +121,7 @@ def _datasets(arrays, labels, cfg: Config):
     height, width = cfg.size
     import keras
 
+    from .mixing import mixer
     from .shifts import random_cast, random_vignette
 
     rotation = keras.layers.RandomRotation(0.5, fill_mode="reflect", seed=cfg.seed) if cfg.rotate else None
@@ -159,8 +162,11 @@ def _datasets(arrays, labels, cfg: Config):
         .shuffle(len(arrays["train"]), seed=cfg.seed, reshuffle_each_iteration=True)
         .map(augment, num_parallel_calls=tf.data.AUTOTUNE)
         .batch(cfg.batch_size)
-        .prefetch(tf.data.AUTOTUNE)
     )
+    mix = mixer(cfg.mix, cfg.mix_share, cfg.seed)
+    if mix is not None:
+        train = train.map(mix, num_parallel_calls=tf.data.AUTOTUNE)
+    train = train.prefetch(tf.data.AUTOTUNE)
     plain_sets = {
         name: tf.data.Dataset.from_tensor_slices(arrays[name])
         .map(plain, num_parallel_calls=tf.data.AUTOTUNE)
