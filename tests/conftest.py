@@ -45,12 +45,12 @@ def example_image(examples) -> np.ndarray:
 
 
 def make_ham_folder(root: Path, per_class: int = 8, size=(150, 200), seed: int = 0) -> Path:
-    """A tiny dataset in HAM10000 layout: coloured blobs, some lesions with two images."""
+    """A tiny dataset in HAM10000 layout: coloured blobs (boxed in lesion_boxes.csv), some lesions with two images."""
     from model.labels import CLASSES
 
     rng = np.random.default_rng(seed)
     (root / "images").mkdir(parents=True)
-    rows = []
+    rows, boxes = [], []
     n = 0
     for k, dx in enumerate(CLASSES):
         for j in range(per_class):
@@ -61,7 +61,11 @@ def make_ham_folder(root: Path, per_class: int = 8, size=(150, 200), seed: int =
                 h, w = size
                 yy, xx = np.mgrid[:h, :w]
                 radius = 20 + 5 * k + rng.integers(0, 10)
-                blob = (yy - h / 2 - rng.integers(-10, 10)) ** 2 + (xx - w / 2) ** 2 < radius**2
+                cy, cx = h / 2 + rng.integers(-10, 10), w / 2
+                blob = (yy - cy) ** 2 + (xx - cx) ** 2 < radius**2
+                boxes.append({"image_id": image_id,
+                              "top": max(0, int(cy - radius)), "bottom": min(h, int(cy + radius) + 1),
+                              "left": max(0, int(cx - radius)), "right": min(w, int(cx + radius) + 1)})
                 img = np.full((h, w, 3), (225, 180, 160), np.uint8)
                 img[blob] = np.array([40 + 30 * k, 120 - 10 * k, 60 + 20 * (k % 3)], np.uint8)
                 img = np.clip(img + rng.normal(0, 8, img.shape), 0, 255).astype(np.uint8)
@@ -72,6 +76,10 @@ def make_ham_folder(root: Path, per_class: int = 8, size=(150, 200), seed: int =
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
+    with open(root / "lesion_boxes.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(boxes[0]))
+        writer.writeheader()
+        writer.writerows(boxes)
     return root
 
 

@@ -117,3 +117,52 @@ def test_overlays_are_rgb_images_of_the_input_size(clf, example_image):
     assert lime_img.shape == example_image.shape and lime_img.dtype == np.uint8
     changed = np.any(lime_img != example_image, axis=-1)
     assert 0.01 < changed.mean() < 0.9  # some superpixels are marked, not the whole image
+
+
+def test_box_mask_scales_the_box_to_the_map_and_localisation_scores_read_it():
+    from explain.quality import box_mask, centre_prior, energy_share, pointing_hit
+
+    mask = box_mask((75, 100), (30, 90, 40, 120), box_shape=(150, 200))  # box given on the 150x200 file
+    assert mask.shape == (75, 100) and mask.sum() == 30 * 40
+    assert mask[15:45, 20:60].all() and not mask[:15].any() and not mask[:, 60:].any()
+
+    inside = np.where(mask, 1.0, 0.0)
+    assert pointing_hit(inside, mask) and energy_share(inside, mask) == pytest.approx(1.0)
+    assert not pointing_hit(1.0 - inside, mask) and energy_share(1.0 - inside, mask) == pytest.approx(0.0)
+    assert energy_share(np.ones((75, 100)), mask) == pytest.approx(mask.mean())  # a flat map: the box's area
+    assert np.isnan(energy_share(-np.ones((75, 100)), mask))  # nothing positive: no answer
+    assert energy_share(inside - 5 * (1 - inside), mask) == pytest.approx(1.0)  # only the positive part counts
+
+    prior = centre_prior((75, 100))
+    assert np.unravel_index(prior.argmax(), prior.shape) == (37, 49) and prior[0, 0] < 0.05
+    assert pointing_hit(prior, mask)  # a centred lesion: the image-blind map wins the pointing game
+
+
+class RegionModel:
+    """Class 0's probability is the mean brightness of one patch: what a faithful map must point at."""
+
+    input_size = (30, 40)
+
+    def run(self, batch):
+        p = (np.asarray(batch)[:, 5:15, 5:15].mean((1, 2, 3)) + 1) / 2
+        probs = np.stack([p, 1 - p, *np.zeros((5, len(p)))], axis=1)
+        return probs.astype(np.float32), np.zeros((len(p), 1, 1, 1), np.float32)
+
+
+def test_deletion_falls_fast_and_insertion_rises_fast_when_the_map_points_at_what_the_model_uses():
+    from explain.quality import STEPS, deletion_insertion
+
+    image = np.full((60, 80, 3), 20, np.uint8)
+    image[10:30, 10:30] = 240  # the patch the model reads, at twice the input size
+    right = np.zeros((60, 80), np.float32)
+    right[10:30, 10:30] = 1.0
+    good = deletion_insertion(RegionModel(), image, right, label=0)
+    bad = deletion_insertion(RegionModel(), image, 1.0 - right, label=0)
+    for result in (good, bad):
+        assert len(result["deletion"]) == len(result["insertion"]) == STEPS + 1
+        assert result["deletion"][0] == pytest.approx(result["insertion"][-1])  # the image itself
+        assert result["deletion"][-1] == pytest.approx(result["insertion"][0])  # all blurred
+        assert result["deletion"][0] > 0.9 > 0.6 > result["deletion"][-1]
+    assert good["deletion_auc"] < bad["deletion_auc"] - 0.3
+    assert good["insertion_auc"] > bad["insertion_auc"] + 0.3
+    assert good["deletion"][1] < 0.6  # the patch is 8% of the pixels: the first tenth removes it

@@ -142,6 +142,22 @@ def test_train_resume_and_export_on_tiny_data(ham_folder, tmp_path, capsys):
     remeasured = json.loads((out / "export/model_card.json").read_text())["metrics"]["test"]["ci95"]
     assert remeasured["balanced_accuracy"] == pytest.approx(ci["balanced_accuracy"], abs=1e-3)
 
+    # explanations: scored from the export against the lesion boxes, into its card and nothing else
+    before = json.loads((out / "export/model_card.json").read_text())
+    training_cli(["explanations", str(out / "export"), "--data", str(ham_folder), "--images", "7"])
+    after = json.loads((out / "export/model_card.json").read_text())
+    assert {k: v for k, v in after.items() if k != "explanations"} == before
+    measured = after["explanations"]
+    for split in ("val", "test"):
+        assert 0 < measured[split]["images"] <= 7
+        for method in ("Grad-CAM", "LIME", "centre prior", "random"):
+            scores = measured[split][method]
+            assert all(0 <= scores[m] <= 1 for m in ("pointing_hit", "energy_in_box", "deletion_auc", "insertion_auc"))
+            assert scores["deletion_auc_ci95"][0] <= scores["deletion_auc"] <= scores["deletion_auc_ci95"][1]
+    assert "How far the explanations can be trusted" in (out / "export/MODEL_CARD.md").read_text()
+    assert (out / "export" / measured["figure"]).is_file()
+    assert (out / "export/skin_mobilenetv2.tflite").read_bytes() == tflite
+
     # a run compared with itself differs by nothing
     training_cli(["compare", str(out), str(out), "--split", "test"])
     assert "balanced_accuracy +0.000 (+0.000 to +0.000)" in capsys.readouterr().out

@@ -11,6 +11,8 @@ Intervals: python -m training intervals model/shipped --data DIR
           (95% lesion-bootstrap intervals of an exported model's figures; into its card)
 Compare:  python -m training compare runs/BASE runs/OTHER ... [--split val]
           (each run minus the first on the same images, with paired 95% intervals)
+Explanations: python -m training explanations model/shipped --data DIR [--images 140]
+          (Grad-CAM and LIME scored against lesion boxes and by deletion / insertion; into its card)
 Probe:    python -m training probe --data DIR --out runs/probe   (colour preprocessing, linear probe)"""
 
 from __future__ import annotations
@@ -26,12 +28,17 @@ def _size(text: str) -> tuple[int, int]:
     return height, width
 
 
-def _export_args(command: str, action, argv: list[str]) -> argparse.Namespace:
-    """Arguments of a command that measures an exported model on its own split, in place."""
+def _export_args(command: str, action, argv: list[str], images: int | None = None) -> argparse.Namespace:
+    """Arguments of a command that measures an exported model on its own split, in place.
+
+    ``images``: the command scores a sample of each split, this many images by default.
+    """
     parser = argparse.ArgumentParser(prog=f"python -m training {command}", description=action.__doc__.splitlines()[0])
     parser.add_argument("export", help="folder with the LiteRT model and model_card.json")
     parser.add_argument("--data", required=True, help="the HAM10000 folder the model was trained on")
     parser.add_argument("--seed", type=int, default=0, help="the split's seed (the card names it)")
+    if images is not None:
+        parser.add_argument("--images", type=int, default=images, help="images per split")
     return parser.parse_args(argv)
 
 
@@ -95,6 +102,17 @@ def main(argv: list[str] | None = None) -> None:
         for split, ci in measure_intervals(args.export, args.data, args.seed).items():
             for name, (low, high) in ((k, v) for k, v in ci.items() if k != "method"):
                 print(f"{split:>5} {name:<22} {low:.3f} - {high:.3f}")
+        return
+
+    if argv[:1] == ["explanations"]:
+        from .explanations import METHODS, METRICS
+        from .explanations import measure_exported as measure_explanations
+
+        args = _export_args("explanations", measure_explanations, argv[1:], images=140)
+        measured = measure_explanations(args.export, args.data, args.images, args.seed)
+        for split in ("val", "test"):
+            for method in METHODS:
+                print(f"{split:>5} {method:<13} " + "  ".join(f"{m} {measured[split][method][m]:.3f}" for m in METRICS))
         return
 
     if argv[:1] == ["compare"]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from model.flags import INPUT_SCORES
 from model.labels import CLASSES, NAMES
 
+from .explanations import METHODS, METRICS
 from .mixing import MIX_NAMES
 
 
@@ -56,6 +57,41 @@ def changed(i: int, row: dict) -> str:
     """What a recipe-table row's run did differently; nothing, below the first row, means a repeat."""
     text = ", ".join(f"{k}={v}" for k, v in row["differs"].items())
     return text or ("(this run)" if i == 0 else "(same recipe, run again)")
+
+
+def _explanations_section(card: dict) -> str:
+    """How far Grad-CAM and LIME can be trusted (training/explanations.py); empty if not measured."""
+    measured = card.get("explanations")
+    if not measured:
+        return ""
+    test, val = measured["test"], measured["val"]
+
+    def cell(split: dict, method: str, metric: str) -> str:
+        low, high = split[method][f"{metric}_ci95"]
+        return f"{split[method][metric]:.2f} ({low:.2f}-{high:.2f})"
+
+    rows = "\n".join(
+        f"| {method} | " + " | ".join(cell(test, method, m) for m in METRICS) + " | "
+        + " / ".join(f"{val[method][m]:.2f}" for m in METRICS) + " |"
+        for method in METHODS
+    )
+    return f"""
+## How far the explanations can be trusted
+The app's Grad-CAM and LIME (top class, as served) on {test['images']} test and {val['images']} validation
+images ({measured['sample']}), beside two maps that ignore the model: a Gaussian at the image
+centre and random noise. Localisation against the lesion's bounding box (`lesion_boxes.csv`):
+the pointing game (is the map's peak in the box?) and the share of the map's positive mass in the
+box (the box covers {test['box_area']:.0%} of a test image on average). Faithfulness: the
+probability of the explained class as the map's top pixels are blurred away (deletion area: lower
+is better) or put back into a blurred copy (insertion area: higher is better), a tenth at a time.
+Mean (95% bootstrap interval over lesions); `python -m training explanations`.
+
+| map | pointing game | mass in box | deletion area | insertion area | validation (same four) |
+|---|---|---|---|---|---|
+{rows}
+
+[Mean deletion and insertion curves, test split]({measured['figure']})
+"""
 
 
 def _robustness_section(card: dict) -> str:
@@ -203,7 +239,7 @@ measured in each run's own session, on 2-core machines whose speed differed betw
 
 Test-time augmentation (mean over 4 flips), validation balanced accuracy:
 {tta_single:.3f} without, {tta_flips:.3f} with, at {tta_cost}; the shipped runtime does not use it.
-{probe_text}{_robustness_section(card)}
+{probe_text}{_robustness_section(card)}{_explanations_section(card)}
 ## Training
 - Command: `{train['command']}`
 - Two phases: the head on frozen ImageNet features, then the whole network ({bn})
