@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from model.labels import CLASSES
 from model.metrics import bootstrap_intervals
@@ -130,7 +131,7 @@ def measure_exported(export_dir: str | Path, data: str | Path, images: int = 70,
     for name in ("val", "test"):
         part = balanced_sample(meta[meta.split == name], images, seed)
         per_image = []
-        for row in part.itertuples():
+        for row in tqdm(list(part.itertuples()), desc=f"explaining {name}", mininterval=10):
             box = tuple(boxes.loc[row.image_id, ["top", "bottom", "left", "right"]])
             scores, curves = score_image(clf, load_image(row.path), box, rng)
             per_image.append(scores)
