@@ -30,7 +30,8 @@ except ModelFileError as exc:
     raise SystemExit(f"Cannot start the demo: {exc}") from None
 
 CARD_MD = SHIPPED_DIR / "MODEL_CARD.md"
-LEGEND_GRADCAM = "Grad-CAM: the warmer (red) a region, the more it raised the score of the explained class."
+LEGEND_GRADCAM = ("Grad-CAM: the warmer (red) a region, the more it raised the score of the explained class. "
+                  "Both maps show roughly where the model looked, not proof of why (measured: model card).")
 LEGEND_LIME = ("LIME: outlined green regions support the explained class, red ones argue against it "
                "(5 strongest each).")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from pathlib import Path
 
 import numpy as np
@@ -199,11 +199,11 @@ def bootstrap_intervals(
     labels: np.ndarray,
     probs: np.ndarray,
     groups: np.ndarray | None = None,
-    statistics: dict[str, Callable[[np.ndarray, np.ndarray], float]] = HEADLINE,
+    statistics: dict[Hashable, Callable[[np.ndarray, np.ndarray], float]] = HEADLINE,
     resamples: int = 1000,
     level: float = 0.95,
     seed: int = 0,
-) -> dict[str, list[float]]:
+) -> dict[Hashable, list[float]]:
     """Percentile bootstrap intervals of each statistic, resampling whole groups (lesions).
 
     Images of one lesion are not independent: resampling images would give intervals that are

@@ -156,6 +156,14 @@ def test_train_resume_and_export_on_tiny_data(ham_folder, tmp_path, capsys):
             assert scores["deletion_auc_ci95"][0] <= scores["deletion_auc"] <= scores["deletion_auc_ci95"][1]
     assert "How far the explanations can be trusted" in (out / "export/MODEL_CARD.md").read_text()
     assert (out / "export" / measured["figure"]).is_file()
+    per_image = pd.read_csv(out / "export" / measured["per_image"])
+    assert len(per_image) == 4 * (measured["val"]["images"] + measured["test"]["images"])
+    test_rows = per_image[per_image.split == "test"]
+    for method in ("Grad-CAM", "LIME"):  # the card's means and paired differences come from the per-image rows
+        mine, centre = (test_rows[test_rows.method == m].deletion_auc.to_numpy() for m in (method, "centre prior"))
+        assert measured["test"][method]["deletion_auc"] == pytest.approx(mine.mean(), abs=1e-4)
+        paired = measured["test"][method]["minus_centre_prior"]["deletion_auc"]
+        assert paired["difference"] == pytest.approx((mine - centre).mean(), abs=1e-4)
     assert (out / "export/skin_mobilenetv2.tflite").read_bytes() == tflite
 
     # a run compared with itself differs by nothing

@@ -5,7 +5,7 @@ from __future__ import annotations
 from model.flags import INPUT_SCORES
 from model.labels import CLASSES, NAMES
 
-from .explanations import METHODS, METRICS
+from .explanations import COMPARED, METHODS, METRICS, MINUS_BASELINE
 from .mixing import MIX_NAMES
 
 
@@ -75,6 +75,19 @@ def _explanations_section(card: dict) -> str:
         + " / ".join(f"{val[method][m]:.2f}" for m in METRICS) + " |"
         for method in METHODS
     )
+    def paired(method: str, metric: str) -> str:
+        d = test[method][MINUS_BASELINE][metric]
+        return f"{d['difference']:+.2f} ({d['ci95'][0]:+.2f} to {d['ci95'][1]:+.2f})"
+
+    paired_rows = "\n".join(f"| {method} | " + " | ".join(paired(method, m) for m in METRICS) + " |"
+                             for method in COMPARED if MINUS_BASELINE in test[method])
+    paired_table = f"""
+Minus the centre prior on the same test images (paired; deletion: negative is better):
+
+| map | pointing game | mass in box | deletion area | insertion area |
+|---|---|---|---|---|
+{paired_rows}
+""" if paired_rows else ""
     return f"""
 ## How far the explanations can be trusted
 The app's Grad-CAM and LIME (top class, as served) on {test['images']} test and {val['images']} validation
@@ -89,7 +102,7 @@ Mean (95% bootstrap interval over lesions); `python -m training explanations`.
 | map | pointing game | mass in box | deletion area | insertion area | validation (same four) |
 |---|---|---|---|---|---|
 {rows}
-
+{paired_table}
 [Mean deletion and insertion curves, test split]({measured['figure']})
 """
 

@@ -22,6 +22,7 @@ from model.preprocessing import load_image
 BOXES_FILE = "lesion_boxes.csv"
 METRICS = ("pointing_hit", "energy_in_box", "deletion_auc", "insertion_auc")
 METHODS = ("Grad-CAM", "LIME", "centre prior", "random")
+COMPARED = ("Grad-CAM", "LIME")  # the app's maps, each also given minus the centre prior
 
 
 def read_boxes(data_dir: str | Path) -> pd.DataFrame:
@@ -57,8 +58,8 @@ def saliency_maps(clf, image: np.ndarray, rng: np.random.Generator) -> tuple[int
     }
 
 
-def score_image(clf, image: np.ndarray, box: tuple, rng: np.random.Generator) -> tuple[dict, dict]:
-    """Each method's four metrics on one image, and its deletion and insertion curves."""
+def score_image(clf, image: np.ndarray, box: tuple, rng: np.random.Generator) -> tuple[int, dict, dict]:
+    """The explained class, each method's four metrics on one image, and its deletion and insertion curves."""
     from explain.quality import box_mask, deletion_insertion, energy_share, pointing_hit
 
     label, maps = saliency_maps(clf, image, rng)
@@ -71,21 +72,47 @@ def score_image(clf, image: np.ndarray, box: tuple, rng: np.random.Generator) ->
             "energy_in_box": energy_share(saliency, mask),
             "deletion_auc": faithfulness["deletion_auc"],
             "insertion_auc": faithfulness["insertion_auc"],
+            "box_area": float(mask.mean()),
         }
         curves[method] = (faithfulness["deletion"], faithfulness["insertion"])
-    scores["box_area"] = float(mask.mean())
-    return scores, curves
+    return label, scores, curves
 
 
-def summarise(per_image: list[dict], lesions: np.ndarray) -> dict:
-    """Mean of each method's metrics with a 95% bootstrap interval over lesions."""
-    summary = {"box_area": float(np.mean([s["box_area"] for s in per_image]))}
-    for method in METHODS:
-        table = np.array([[s[method][m] for m in METRICS] for s in per_image], dtype=float)
-        statistics = {m: (lambda _, t, j=j: float(np.nanmean(t[:, j]))) for j, m in enumerate(METRICS)}
-        bounds = bootstrap_intervals(np.zeros(len(table)), table, lesions, statistics)
-        summary[method] = {m: float(np.nanmean(table[:, j])) for j, m in enumerate(METRICS)}
-        summary[method].update({f"{m}_ci95": bounds[m] for m in METRICS})
+BASELINE = "centre prior"  # what the model's maps must beat: lesions sit near the centre
+MINUS_BASELINE = "minus_centre_prior"
+
+
+def _mean(j: int, k: int, minus: int | None = None):
+    """Statistic for the bootstrap: mean of metric k of method j (minus method ``minus``'s, image by image)."""
+    def statistic(_, cube: np.ndarray) -> float:
+        values = cube[:, j, k] if minus is None else cube[:, j, k] - cube[:, minus, k]
+        return float(np.nanmean(values))
+    return statistic
+
+
+def summarise(scores: pd.DataFrame) -> dict:
+    """Each method's mean metrics (95% bootstrap interval over lesions); the app's maps also minus the centre prior.
+
+    ``scores``: one row per image and method (the per-image CSV), images in the same order for each
+    method. The differences are paired (same images, same resamples): what makes an image hard for
+    every map cancels.
+    """
+    cube = np.stack([scores[scores.method == m][list(METRICS)].to_numpy(float) for m in METHODS], axis=1)
+    lesions = scores[scores.method == METHODS[0]].lesion_id.to_numpy()
+    base = METHODS.index(BASELINE)
+    statistics = {(m, metric): _mean(j, k) for j, m in enumerate(METHODS) for k, metric in enumerate(METRICS)}
+    statistics.update({(m, metric, BASELINE): _mean(METHODS.index(m), k, minus=base)
+                       for m in COMPARED for k, metric in enumerate(METRICS)})
+    bounds = bootstrap_intervals(np.zeros(len(cube)), cube, lesions, statistics)
+    summary: dict = {"images": len(cube), "box_area": float(scores[scores.method == BASELINE].box_area.mean())}
+    for m in METHODS:
+        summary[m] = {}
+        for metric in METRICS:
+            summary[m][metric] = statistics[m, metric](None, cube)
+            summary[m][f"{metric}_ci95"] = bounds[m, metric]
+    for m in COMPARED:
+        summary[m][MINUS_BASELINE] = {metric: {"difference": statistics[m, metric, BASELINE](None, cube),
+                                               "ci95": bounds[m, metric, BASELINE]} for metric in METRICS}
     return summary
 
 
@@ -112,6 +139,7 @@ def plot_curves(curves: dict[str, list], path: Path) -> None:
 
 
 FIGURE = "explanations_test.png"
+SCORES_FILE = "explanations.csv"  # one row per image and map: the card's figures can be recomputed from it
 
 
 def measure_exported(export_dir: str | Path, data: str | Path, images: int = 70, seed: int = 0) -> dict:
@@ -127,21 +155,25 @@ def measure_exported(export_dir: str | Path, data: str | Path, images: int = 70,
     boxes = read_boxes(data)
     clf = load_classifier(export_dir)
     rng = np.random.default_rng(seed)
-    results, test_curves = {}, {m: [] for m in METHODS}
+    rows, test_curves = [], {m: [] for m in METHODS}
     for name in ("val", "test"):
         part = balanced_sample(meta[meta.split == name], images, seed)
-        per_image = []
         for row in tqdm(list(part.itertuples()), desc=f"explaining {name}", mininterval=10):
             box = tuple(boxes.loc[row.image_id, ["top", "bottom", "left", "right"]])
-            scores, curves = score_image(clf, load_image(row.path), box, rng)
-            per_image.append(scores)
-            for method in METHODS if name == "test" else ():
-                test_curves[method].append(curves[method])
-        results[name] = {"images": len(part), **summarise(per_image, part.lesion_id.to_numpy())}
+            label, scores, curves = score_image(clf, load_image(row.path), box, rng)
+            for method in METHODS:
+                rows.append({"split": name, "image_id": row.image_id, "lesion_id": row.lesion_id, "dx": row.dx,
+                             "explained": CLASSES[label], "method": method, **scores[method]})
+                if name == "test":
+                    test_curves[method].append(curves[method])
+    frame = pd.DataFrame(rows)
+    frame.to_csv(export_dir / SCORES_FILE, index=False, float_format="%.5g")
+    results = {name: summarise(frame[frame.split == name]) for name in ("val", "test")}
     plot_curves(test_curves, export_dir / FIGURE)
     card["explanations"] = {
         "sample": f"an equal share of each class, fewer where a class has fewer; seed {seed}",
         "figure": FIGURE,
+        "per_image": SCORES_FILE,
         **results,
     }
     write_card(export_dir, card)
