@@ -105,10 +105,10 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     if argv[:1] == ["explanations"]:
-        from .explanations import METHODS, METRICS
+        from .explanations import IMAGES_PER_SPLIT, METHODS, METRICS
         from .explanations import measure_exported as measure_explanations
 
-        args = _export_args("explanations", measure_explanations, argv[1:], images=140)
+        args = _export_args("explanations", measure_explanations, argv[1:], images=IMAGES_PER_SPLIT)
         measured = measure_explanations(args.export, args.data, args.images, args.seed)
         for split in ("val", "test"):
             for method in METHODS:

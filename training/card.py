@@ -75,6 +75,7 @@ def _explanations_section(card: dict) -> str:
         + " / ".join(f"{val[method][m]:.2f}" for m in METRICS) + " |"
         for method in METHODS
     )
+
     def paired(method: str, metric: str) -> str:
         d = test[method][MINUS_BASELINE][metric]
         return f"{d['difference']:+.2f} ({d['ci95'][0]:+.2f} to {d['ci95'][1]:+.2f})"
