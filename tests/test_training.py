@@ -153,7 +153,7 @@ def test_train_resume_and_export_on_tiny_data(ham_folder, tmp_path, capsys):
         for method in ("Grad-CAM", "LIME", "centre prior", "random"):
             scores = measured[split][method]
             assert all(0 <= scores[m] <= 1 for m in ("pointing_hit", "energy_in_box", "deletion_auc", "insertion_auc"))
-            assert scores["deletion_auc_ci95"][0] <= scores["deletion_auc"] <= scores["deletion_auc_ci95"][1]
+            assert scores["ci95"]["deletion_auc"][0] <= scores["deletion_auc"] <= scores["ci95"]["deletion_auc"][1]
     assert "How far the explanations can be trusted" in (out / "export/MODEL_CARD.md").read_text()
     assert (out / "export" / measured["figure"]).is_file()
     per_image = pd.read_csv(out / "export" / measured["per_image"])

@@ -67,8 +67,7 @@ def _explanations_section(card: dict) -> str:
     test, val = measured["test"], measured["val"]
 
     def cell(split: dict, method: str, metric: str) -> str:
-        low, high = split[method][f"{metric}_ci95"]
-        return f"{split[method][metric]:.2f} ({low:.2f}-{high:.2f})"
+        return f"{split[method][metric]:.2f} ({_interval(split[method], metric, '.2f')})"
 
     rows = "\n".join(
         f"| {method} | " + " | ".join(cell(test, method, m) for m in METRICS) + " | "

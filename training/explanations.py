@@ -106,11 +106,9 @@ def summarise(scores: pd.DataFrame) -> dict:
                        for m in COMPARED for k, metric in enumerate(METRICS)})
     bounds = bootstrap_intervals(np.zeros(len(cube)), cube, lesions, statistics)
     summary: dict = {"images": len(cube), "box_area": float(scores[scores.method == BASELINE].box_area.mean())}
-    for m in METHODS:
-        summary[m] = {}
-        for metric in METRICS:
-            summary[m][metric] = statistics[m, metric](None, cube)
-            summary[m][f"{metric}_ci95"] = bounds[m, metric]
+    for m in METHODS:  # laid out as the card's headline metrics: values, then "ci95" by name
+        summary[m] = {metric: statistics[m, metric](None, cube) for metric in METRICS}
+        summary[m]["ci95"] = {metric: bounds[m, metric] for metric in METRICS}
     for m in COMPARED:
         summary[m][MINUS_BASELINE] = {metric: {"difference": statistics[m, metric, BASELINE](None, cube),
                                                "ci95": bounds[m, metric, BASELINE]} for metric in METRICS}
