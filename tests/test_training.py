@@ -456,6 +456,34 @@ def test_card_add_records_an_unshipped_run_and_leaves_the_rest_of_the_card_alone
     assert "| again | (same recipe, run again) |" in markdown and markdown.count("(this run)") == 1
 
 
+def test_card_probe_replaces_the_colour_table_and_its_verdict_reads_the_recipe_table(tmp_path):
+    import shutil
+
+    from model.runtime import SHIPPED_DIR
+    from training.__main__ import main
+
+    card_path = tmp_path / "model_card.json"
+    shutil.copy(SHIPPED_DIR / "model_card.json", card_path)
+    before = json.loads(card_path.read_text())
+    results = {"none": {"balanced_accuracy": 0.49, "macro_auc": 0.87, "accuracy": 0.69},
+               "shades_of_gray": {"balanced_accuracy": 0.52, "macro_auc": 0.86, "accuracy": 0.70}}
+    (tmp_path / "probe.json").write_text(json.dumps({"results": results}))
+    with pytest.raises(SystemExit):  # neither runs nor a probe: refused
+        main(["card", str(card_path)])
+
+    main(["card", str(card_path), "--probe", str(tmp_path / "probe.json")])
+    after = json.loads(card_path.read_text())
+    assert after["colour_probe"] == results
+    assert {k: v for k, v in after.items() if k != "colour_probe"} == {k: v for k, v in before.items()
+                                                                       if k != "colour_probe"}
+    markdown = (tmp_path / "MODEL_CARD.md").read_text()
+    assert "| shades_of_gray | 0.520 | 0.860 |" in markdown
+    assert "shades_of_gray beats no preprocessing by +0.030 balanced accuracy on this probe" in markdown
+    tuned = next(r for r in before["ablation"] if r["differs"] == {"colour": "shades_of_gray"})  # v20
+    assert (f"fine-tuned whole with it, a run reached {tuned['val_balanced_accuracy']:.3f} validation balanced "
+            f"accuracy against this model's {before['ablation'][0]['val_balanced_accuracy']:.3f}") in markdown
+
+
 def _lesion_predictions(lesions: int = 200, images_per_lesion: int = 4, seed: int = 0):
     """Labels and probabilities where each lesion's images share one answer, right or wrong."""
     rng = np.random.default_rng(seed)

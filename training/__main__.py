@@ -1,8 +1,8 @@
 """Train:    python -m training --data DIR --out runs/NAME [options]
 Evaluate: python -m training evaluate runs/NAME [--compare runs/OLD model_card.json ...]
           (re-score the best weights, figures, export; --compare fills the ablation table)
-Card:     python -m training card model/shipped/model_card.json --add runs/NAME ...
-          (add runs that were not shipped to a card's recipe table; the model is untouched)
+Card:     python -m training card model/shipped/model_card.json --add runs/NAME ... [--probe probe.json]
+          (add runs that were not shipped to a card's recipe table, or a new colour probe; the model is untouched)
 Flags:    python -m training flags model/shipped --data DIR
           (recalibrate the not-dermoscopic flag of an exported model; the model is untouched)
 Shifts:   python -m training robustness model/shipped --data DIR
@@ -67,9 +67,13 @@ def main(argv: list[str] | None = None) -> None:
         parser = argparse.ArgumentParser(prog="python -m training card",
                                          description="Add runs to a model card's recipe table (validation figures).")
         parser.add_argument("card", help="model_card.json; MODEL_CARD.md beside it is re-rendered")
-        parser.add_argument("--add", nargs="+", required=True, help="run folders or model_card.json files")
+        parser.add_argument("--add", nargs="*", default=[], help="run folders or model_card.json files")
+        parser.add_argument("--probe", default=None, help="probe.json from `python -m training probe`: "
+                                                          "replaces the card's colour-preprocessing table")
         args = parser.parse_args(argv[1:])
-        for i, row in enumerate(add_to_card(args.card, args.add)):
+        if not args.add and not args.probe:
+            parser.error("nothing to do: give --add RUN ... and/or --probe probe.json")
+        for i, row in enumerate(add_to_card(args.card, args.add, args.probe)):
             print(f"{row['run']:>12}  val balanced accuracy {row['val_balanced_accuracy']:.3f}  "
                   f"AUC {row['val_macro_auc']:.3f}  {changed(i, row)}")
         return

@@ -13,15 +13,23 @@ def _pct(value) -> str:
     return "n/a" if value is None else f"{value:.1%}"
 
 
-def _probe_verdict(probe: dict) -> str:
-    """One sentence from the probe's numbers: does any colour preprocessing beat none?"""
+def _probe_verdict(probe: dict, card: dict) -> str:
+    """Sentences from the probe's numbers: does any colour preprocessing beat none? Did fine-tuning with it?"""
     none = probe["none"]["balanced_accuracy"]
     best = max(probe, key=lambda name: probe[name]["balanced_accuracy"])
     gain = probe[best]["balanced_accuracy"] - none
     if best == "none" or gain < 0.01:
-        return (f"No colour preprocessing beats none by 0.01 or more (best: {best}, {gain:+.3f}); "
-                "the shipped model takes the RGB image as it is.")
-    return f"{best} beats no preprocessing by {gain:+.3f} balanced accuracy on this probe."
+        text = f"No colour preprocessing beats none by 0.01 or more (best: {best}, {gain:+.3f})"
+    else:
+        text = f"{best} beats no preprocessing by {gain:+.3f} balanced accuracy on this probe"
+    rows = card.get("ablation", [])
+    tuned = next((r for r in rows[1:] if r.get("differs") == {"colour": best}), None)
+    if tuned:  # the probe scores frozen features; the recipe table has the whole network fine-tuned with it
+        text += (f"; fine-tuned whole with it, a run reached {tuned['val_balanced_accuracy']:.3f} validation "
+                 f"balanced accuracy against this model's {rows[0]['val_balanced_accuracy']:.3f} (recipe table)")
+    colour = card.get("training", {}).get("config", {}).get("colour", "none")
+    return text + (". The shipped model takes the RGB image as it is." if colour == "none"
+                   else f". The shipped model's first layer: {colour}.")
 
 
 def _interval(metrics: dict, name: str, digits: str = ".3f") -> str | None:
@@ -182,7 +190,7 @@ def render_markdown(card: dict) -> str:
         "logistic regression on train, scored on validation):\n\n| input | val balanced accuracy | val macro AUC |\n"
         "|---|---|---|\n" + "\n".join(f"| {name} | {r['balanced_accuracy']:.3f} | {r['macro_auc']:.3f} |"
                                      for name, r in probe.items())
-        + "\n\n" + _probe_verdict(probe) + "\n"
+        + "\n\n" + _probe_verdict(probe, card) + "\n"
     )
     return f"""# Model card: {card['name']} ({card.get('version', '')})
 

@@ -51,3 +51,8 @@ def probe(data: str, out: str, seed: int = 0, limit: int | None = None) -> dict:
     Path(out).mkdir(parents=True, exist_ok=True)
     (Path(out) / "probe.json").write_text(json.dumps({"classes": list(CLASSES), "results": results}, indent=2))
     return results
+
+
+def read_results(path: str | Path) -> dict:
+    """The per-variant results of a ``probe.json`` (what a model card's colour_probe holds)."""
+    return json.loads(Path(path).read_text())["results"]

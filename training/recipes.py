@@ -79,14 +79,19 @@ def card_config(card: dict) -> Config:
     return Config(data="", out=card.get("version", "model"), **config)
 
 
-def add_to_card(card_path: str | Path, sources: list[str | Path]) -> list[dict]:
+def add_to_card(card_path: str | Path, sources: list[str | Path], probe: str | Path | None = None) -> list[dict]:
     """Add runs (folders or cards) to a model card's recipe table; rewrite its JSON and Markdown.
 
     The model, its figures and its other numbers are untouched: this records runs that were
     measured on validation but not shipped. A run already in the table is replaced by the one given.
+    ``probe`` (a ``python -m training probe`` result) replaces the card's colour-preprocessing table.
     """
     card_path = Path(card_path)
     card = json.loads(card_path.read_text())
+    if probe:
+        from .probe import read_results
+
+        card["colour_probe"] = read_results(probe)
     added = {s["name"]: s for source in sources for s in recipe_summaries(source)}
     earlier = [added.pop(s["name"], s) for s in recipe_summaries(card_path)[1:]]  # replaced in place
     card["ablation"] = ablation(card_config(card), card["training"]["best_epoch"], earlier + list(added.values()),

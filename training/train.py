@@ -354,6 +354,7 @@ def finish_run(run_dir: str | Path, compare: list[str | Path] = (), probe: str |
     from .export import export_model, write_card
     from .intervals import split_intervals
     from .ood import calibrate as calibrate_ood
+    from .probe import read_results as read_probe
     from .recipes import ablation, recipe_summaries
     from .shifts import robustness, runtime_predict
 
@@ -459,7 +460,7 @@ def finish_run(run_dir: str | Path, compare: list[str | Path] = (), probe: str |
         "ablation": ablation(cfg, state.best, [s for c in compare for s in recipe_summaries(c)], state.seconds),
         "test_time_augmentation": tta,
         "robustness": shifted,
-        "colour_probe": json.loads(Path(probe).read_text())["results"] if probe else None,
+        "colour_probe": read_probe(probe) if probe else None,
         **exported,
     }
     write_card(out / "export", card, figures_from=out)
