@@ -27,7 +27,7 @@ def _probe_verdict(probe: dict, card: dict) -> str:
     if tuned:  # the probe scores frozen features; the recipe table has the whole network fine-tuned with it
         text += (f"; fine-tuned whole with it, a run reached {tuned['val_balanced_accuracy']:.3f} validation "
                  f"balanced accuracy against this model's {rows[0]['val_balanced_accuracy']:.3f} (recipe table)")
-    colour = card.get("training", {}).get("config", {}).get("colour", "none")
+    colour = card["training"]["config"].get("colour", "none")
     return text + (". The shipped model takes the RGB image as it is." if colour == "none"
                    else f". The shipped model's first layer: {colour}.")
 
@@ -88,14 +88,7 @@ def _explanations_section(card: dict) -> str:
         return f"{d['difference']:+.2f} ({d['ci95'][0]:+.2f} to {d['ci95'][1]:+.2f})"
 
     paired_rows = "\n".join(f"| {method} | " + " | ".join(paired(method, m) for m in METRICS) + " |"
-                             for method in COMPARED if MINUS_BASELINE in test[method])
-    paired_table = f"""
-Minus the centre prior on the same test images (paired; deletion: negative is better):
-
-| map | pointing game | mass in box | deletion area | insertion area |
-|---|---|---|---|---|
-{paired_rows}
-""" if paired_rows else ""
+                             for method in COMPARED)
     return f"""
 ## How far the explanations can be trusted
 The app's Grad-CAM and LIME (top class, as served) on {test['images']} test and {val['images']} validation
@@ -110,7 +103,13 @@ Mean (95% bootstrap interval over lesions); `python -m training explanations`.
 | map | pointing game | mass in box | deletion area | insertion area | validation (same four) |
 |---|---|---|---|---|---|
 {rows}
-{paired_table}
+
+Minus the centre prior on the same test images (paired; deletion: negative is better):
+
+| map | pointing game | mass in box | deletion area | insertion area |
+|---|---|---|---|---|
+{paired_rows}
+
 [Mean deletion and insertion curves, test split]({measured['figure']})
 """
 
