@@ -181,6 +181,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="share of training images mixed when --mix is on")
     parser.add_argument("--train-bn", action="store_true",
                         help="phase 2 also trains batch norm (scales and statistics); default: ImageNet's, frozen")
+    parser.add_argument("--extra", default=defaults.extra,
+                        help="ISIC 2017 folder (labels.csv, images/): its train part joins the training split; "
+                             "its validation and test parts are never read for training")
     parser.add_argument("--weights", default=defaults.weights, help="ImageNet MobileNetV2 .h5 (no top)")
     parser.add_argument("--limit", type=int, default=None, help="use only N images (smoke tests)")
     args = parser.parse_args(argv)

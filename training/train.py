@@ -22,7 +22,7 @@ from model.labels import CLASSES
 from model.network import IMAGENET_WEIGHTS, LOGITS_LAYER
 from model.preprocessing import INPUT_SIZE, scale
 
-from .data import SPLITS, load_arrays, read_split
+from .data import SPLITS, load_arrays, read_isic2017_train, read_split
 from .evaluate import (
     at_threshold,
     classification_metrics,
@@ -60,6 +60,7 @@ class Config:
     mix: str = "none"  # "cutmix" or "mixup": pairs of training images mixed (training/mixing.py)
     mix_share: float = 0.5  # share of training images mixed when ``mix`` is on
     seed: int = 0
+    extra: str | None = None  # ISIC 2017 folder: its train part joins the training split (data.read_isic2017_train)
     weights: str = str(IMAGENET_WEIGHTS)
     limit: int | None = None  # use only this many images (smoke tests)
     workers: int = 4
@@ -250,17 +251,24 @@ def train(cfg: Config) -> dict:
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
     state = RunState(out / "state.json")
 
+    import pandas as pd
+
     split_path = out / "split.csv"
     if split_path.is_file():
-        import pandas as pd
-
         meta = pd.read_csv(split_path)
         print(f"resuming with the split saved in {split_path}")
     else:
-        meta = read_split(cfg.data, cfg.seed, cfg.limit)
+        meta = read_split(cfg.data, cfg.seed, cfg.limit).assign(source="ham10000")
+        if cfg.extra:
+            extra = read_isic2017_train(cfg.extra)
+            if cfg.limit:
+                extra = extra.sample(n=min(cfg.limit, len(extra)), random_state=cfg.seed)
+            meta = pd.concat([meta, extra], ignore_index=True)
         meta.to_csv(split_path, index=False)
     for name in SPLITS:
         part = meta[meta.split == name]
+        if "source" in part and part.source.nunique() > 1:
+            print(f"{name}: " + ", ".join(f"{n} images from {s}" for s, n in part.source.value_counts().items()))
         print(f"{name}: {len(part)} images of {part.lesion_id.nunique()} lesions; "
               + ", ".join(f"{c} {n}" for c, n in part.dx.value_counts().items()))
 
@@ -409,6 +417,7 @@ def finish_run(run_dir: str | Path, compare: list[str | Path] = (), probe: str |
     }
     plot_history(state.history, out / "training_curves.png")
     n_test = len(labels["test"])
+    ham = meta.source.eq("ham10000") if "source" in meta else pd.Series(True, index=meta.index)
     plot_roc_curves(labels["test"], probs["test"], out / "roc_test.png", f"ROC curves, test split ({n_test} images)")
     plot_reliability(labels["test"], raw["test"], probs["test"], out / "reliability_test.png",
                      title="Reliability, test split")
@@ -431,8 +440,12 @@ def finish_run(run_dir: str | Path, compare: list[str | Path] = (), probe: str |
         "temperature": temperature,
         "data": {
             "dataset": "HAM10000 (Tschandl et al., Sci. Data 5, 180161, 2018), CC BY-NC 4.0",
-            "images": {n: int((meta.split == n).sum()) for n in SPLITS},
-            "lesions": {n: int(meta[meta.split == n].lesion_id.nunique()) for n in SPLITS},
+            "images": {n: int(((meta.split == n) & ham).sum()) for n in SPLITS},
+            "lesions": {n: int(meta[(meta.split == n) & ham].lesion_id.nunique()) for n in SPLITS},
+            **({"extra_train": {"dataset": "ISIC 2017 challenge, train part only (Codella et al., ISBI 2018)",
+                                "images": int((~ham).sum()),
+                                **{dx: int(n) for dx, n in meta[~ham].dx.value_counts().items()}}}
+               if (~ham).any() else {}),
             "split": f"by lesion_id, stratified by dx, 70/15/15, seed {cfg.seed}",
         },
         "training": {
