@@ -13,6 +13,12 @@ Compare:  python -m training compare runs/BASE runs/OTHER ... [--split val]
           (each run minus the first on the same images, with paired 95% intervals)
 Explanations: python -m training explanations model/shipped --data DIR [--images 140]
           (Grad-CAM and LIME scored against lesion boxes and by deletion / insertion; into its card)
+External: python -m training external model/shipped --data DIR
+          (HAM10000 validation, ISIC 2017 validation + test, ISIC 2018 validation; into its card)
+Choose:   python -m training choose model/shipped runs/NAME/export ... --data DIR [--out choice.json]
+          (each candidate against the shipped model under docs/selection-rule.md, paired; into the chosen card)
+Gallery:  python -m training gallery model/shipped --data DIR
+          (the similar-cases gallery from the training split, its embedding chosen on validation; into its card)
 Probe:    python -m training probe --data DIR --out runs/probe   (colour preprocessing, linear probe)"""
 
 from __future__ import annotations
@@ -131,6 +137,59 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{run} - {args.runs[0]} ({args.split}): " + "; ".join(
                 f"{name} {d['difference']:+.3f} ({d['ci95'][0]:+.3f} to {d['ci95'][1]:+.3f})"
                 for name, d in differences.items()))
+        return
+
+    if argv[:1] == ["gallery"]:
+        from .gallery import build
+
+        args = _export_args("gallery", build, argv[1:])
+        built = build(args.export, args.data, args.seed)
+        for kind, splits in built["measured"].items():
+            print(f"{kind:>16}  " + "  ".join(f"{split} {m}: {v:.3f}" for split, r in splits.items()
+                                              for m, v in r.items()))
+        print(f"chosen on validation: {built['embedding']}; {built['images']} images, {built['bytes'] / 1e6:.1f} MB")
+        return
+
+    if argv[:1] in (["external"], ["choose"]):
+        import json
+        from pathlib import Path
+
+        from . import external
+
+        choosing = argv[0] == "choose"
+        parser = argparse.ArgumentParser(prog=f"python -m training {argv[0]}", description=external.__doc__,
+                                         formatter_class=argparse.RawDescriptionHelpFormatter)
+        parser.add_argument("export", help="export folder (LiteRT model and model_card.json)"
+                            + ("; the shipped one, the baseline" if choosing else ""))
+        if choosing:
+            parser.add_argument("candidates", nargs="+", help="candidate export folders")
+            parser.add_argument("--out", default=None, help="write the whole comparison here (JSON)")
+        parser.add_argument("--data", required=True, help="the HAM10000 folder (its validation split is one set)")
+        parser.add_argument("--external-root", default=None,
+                            help=f"folder holding {external.ISIC2017_DIR}/ and {external.ISIC2018_DIR}/ "
+                                 "(default: the one holding --data)")
+        parser.add_argument("--seed", type=int, default=0, help="the split's seed (the card names it)")
+        args = parser.parse_args(argv[1:])
+        if not choosing:
+            measured = external.measure_exported(args.export, args.data, args.seed, args.external_root)
+            for name, s in measured["sets"].items():
+                print(f"{name:>13} {s['images']:>5} images  " + "  ".join(
+                    f"{k} {s[k]:.3f} ({s['ci95'][k][0]:.3f}-{s['ci95'][k][1]:.3f})" for k in external.STATISTICS))
+            print(f"G (mean balanced accuracy) {measured['G']:.3f}")
+            return
+        result = external.choose(args.export, args.candidates, args.data, args.seed, args.external_root)
+        print(f"shipped {result['shipped']['version']}: G {result['shipped']['G']:.3f}")
+        for name, c in result["candidates"].items():
+            print(f"{name}: G {c['G']:.3f} ({c['paired']['G']:+.3f}); " + "; ".join(
+                f"{k} {v['balanced_accuracy']['difference']:+.3f} ({v['balanced_accuracy']['ci95'][0]:+.3f} to "
+                f"{v['balanced_accuracy']['ci95'][1]:+.3f})" for k, v in c["paired"].items() if k != "G"))
+            for check, ok in c["checks"].items():
+                print(f"    {'pass' if ok else 'FAIL'}  {check}")
+        print(f"chosen: {result['chosen'] or 'none: the shipped model stays'}")
+        if args.out:
+            Path(args.out).write_text(json.dumps(result, indent=1))
+        if result["chosen"]:
+            external.record_choice(result)
         return
 
     if argv[:1] == ["probe"]:

@@ -178,7 +178,8 @@ def _datasets(arrays, labels, cfg: Config):
     return train, plain_sets
 
 
-def _epoch_callback(state: RunState, phase: str, network, val_set, val_labels, out: Path, patience: int | None):
+def _epoch_callback(state: RunState, phase: str, network, val_set, val_labels, out: Path, patience: int | None,
+                    train_images: int):
     import keras
 
     class EpochEval(keras.callbacks.Callback):
@@ -188,6 +189,7 @@ def _epoch_callback(state: RunState, phase: str, network, val_set, val_labels, o
             self.started = time.time()
 
         def on_epoch_end(self, epoch, logs=None):
+            fitted = time.time() - self.started  # training only: the validation pass below is not counted
             probs = network.predict(val_set, verbose=0)
             metrics = classification_metrics(val_labels, probs)
             val_loss = float(-np.log(np.clip(probs[np.arange(len(probs)), val_labels], 1e-7, 1)).mean())
@@ -200,6 +202,8 @@ def _epoch_callback(state: RunState, phase: str, network, val_set, val_labels, o
                 "val_balanced_accuracy": metrics["balanced_accuracy"],
                 "val_macro_auc": metrics["macro_auc"],
                 "lr": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
+                "train_seconds": round(fitted, 1),
+                "train_images_per_second": round(train_images / fitted, 1),
             }
             state.history = [
                 h for h in state.history if (h["phase"], h["epoch"]) != (phase, epoch + 1)
@@ -315,7 +319,8 @@ def train(cfg: Config) -> dict:
         callbacks = [keras.callbacks.BackupAndRestore(str(out / f"backup_{phase}"))]
         if ema is not None:
             callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
-        callbacks.append(_epoch_callback(state, phase, network, plain_sets["val"], labels["val"], out, patience))
+        callbacks.append(_epoch_callback(state, phase, network, plain_sets["val"], labels["val"], out, patience,
+                                         len(arrays["train"])))
         trainee.fit(
             train_set,
             epochs=epochs,
@@ -327,6 +332,15 @@ def train(cfg: Config) -> dict:
         state.save()
 
     return finish_run(out)
+
+
+def throughput(history: list[dict]) -> dict:
+    """Median training images per second of each phase (validation passes excluded), where the run measured it."""
+    phases = {}
+    for record in history:
+        if "train_images_per_second" in record:
+            phases.setdefault(record["phase"], []).append(record["train_images_per_second"])
+    return {phase: {"median_images_per_second": float(np.median(v)), "epochs": len(v)} for phase, v in phases.items()}
 
 
 def flip_tta(network, images: np.ndarray, labels: np.ndarray, plain: np.ndarray, temperature: float) -> dict:
@@ -360,6 +374,8 @@ def finish_run(run_dir: str | Path, compare: list[str | Path] = (), probe: str |
     from model.network import build_network, calibrated
 
     from .export import export_model, write_card
+    from .external import score as score_external
+    from .external import validation_sets
     from .intervals import split_intervals
     from .ood import calibrate as calibrate_ood
     from .probe import read_results as read_probe
@@ -415,6 +431,7 @@ def finish_run(run_dir: str | Path, compare: list[str | Path] = (), probe: str |
         "val": group_accuracy(labels["val"], probs["val"], DEFAULT_UNCERTAIN_BELOW),
         "test": group_accuracy(labels["test"], probs["test"], DEFAULT_UNCERTAIN_BELOW),
     }
+    external, _ = score_external(runtime.predict, validation_sets(cfg.data, cfg.seed))
     plot_history(state.history, out / "training_curves.png")
     n_test = len(labels["test"])
     ham = meta.source.eq("ham10000") if "source" in meta else pd.Series(True, index=meta.index)
@@ -452,6 +469,7 @@ def finish_run(run_dir: str | Path, compare: list[str | Path] = (), probe: str |
             "config": {k: v for k, v in asdict(cfg).items() if k not in ("data", "out", "weights")},
             "best_epoch": state.best,
             "train_seconds": round(state.seconds, 1),
+            "throughput": throughput(state.history),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
             "command": cfg.command,
         },
@@ -473,6 +491,7 @@ def finish_run(run_dir: str | Path, compare: list[str | Path] = (), probe: str |
         "ablation": ablation(cfg, state.best, [s for c in compare for s in recipe_summaries(c)], state.seconds),
         "test_time_augmentation": tta,
         "robustness": shifted,
+        "external_validation": external,
         "colour_probe": read_probe(probe) if probe else None,
         **exported,
     }
