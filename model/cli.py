@@ -19,7 +19,7 @@ import numpy as np
 from .flags import flag
 from .labels import CLASSES
 from .preprocessing import ImageError, load_image, resize, scale
-from .risk import malignant_probability
+from .risk import malignant_probability, operating_point
 from .runtime import MAX_BATCH, ModelFileError, load_classifier
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
@@ -33,7 +33,7 @@ def result_rows(probs: np.ndarray, features: np.ndarray, clf, inputs: np.ndarray
     ``inputs``: the scaled network inputs behind ``probs`` (for the not-dermoscopic flag's detail score).
     """
     card = clf.card()
-    threshold = float(card.get("malignant_operating_point", {}).get("threshold", 0.5))
+    threshold = operating_point(card)["threshold"]
     rows = []
     for p, f in zip(probs, flag(probs, features, clf.head_kernel, card, inputs), strict=True):
         p_malignant = float(malignant_probability(p))

@@ -56,10 +56,25 @@ class Risk:
         return "\n\n".join(lines)
 
 
+def operating_point(card: dict | None = None) -> dict:
+    """The card's malignant operating point; ``None`` means the shipped model's card.
+
+    The shipped point is the default so that the app, the Python API and the CLI give one
+    verdict for one image. A card without an operating point falls back to 0.5.
+    """
+    if card is None:
+        from .runtime import shipped_card
+
+        card = shipped_card()
+    point = dict(card.get("malignant_operating_point", {}))
+    point["threshold"] = float(point.get("threshold", DEFAULT_THRESHOLD))
+    return point
+
+
 def assess(probs: np.ndarray, card: dict | None = None) -> Risk:
-    """The risk summary of one probability row, at the model card's operating point."""
-    point = (card or {}).get("malignant_operating_point", {})
-    threshold = float(point.get("threshold", DEFAULT_THRESHOLD))
+    """The risk summary of one probability row, at the operating point of ``card`` (default: the shipped one)."""
+    point = operating_point(card)
+    threshold = point["threshold"]
     p = float(malignant_probability(probs))
     top = int(np.argmax(probs))
     return Risk(

@@ -12,6 +12,7 @@ import json
 import os
 import threading
 from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,16 @@ KERAS_FILE = "skin_mobilenetv2.keras"
 LITERT_FILE = "skin_mobilenetv2.tflite"
 CARD_FILE = "model_card.json"
 MAX_BATCH = 32  # larger requests are run in chunks of this many images
+
+
+@cache
+def shipped_card() -> dict:
+    """The shipped model's card, read once: the defaults every door (app, API, CLI) shares.
+
+    Plain JSON, so callers such as ``model.risk`` need neither TensorFlow nor LiteRT.
+    """
+    path = SHIPPED_DIR / CARD_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 class ModelFileError(RuntimeError):
