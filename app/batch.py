@@ -14,7 +14,7 @@ import gradio as gr
 import numpy as np
 
 from model import CLASSES, ImageError, load_image
-from model.cli import EXTRA, HEADER, IMAGE_SUFFIXES, result_rows
+from model.cli import ERROR, EXTRA, HEADER, IMAGE_SUFFIXES, result_rows
 from model.preprocessing import resize, scale
 
 from .errors import user_error, user_facing
@@ -117,7 +117,7 @@ def run_batch(files, labels_file=None, progress=gr.Progress()):
                 good_truth.append(CLASSES.index(truth[0]))
             elif labels is not None:
                 unlabelled += 1
-    headers = [*HEADER, *EXTRA, *(["true_dx"] if labels is not None else []), "error"]
+    headers = [*HEADER, *EXTRA, *(["true_dx"] if labels is not None else []), ERROR]
     out = new_file("predictions", ".csv")
     with open(out, "w", newline="") as fh:
         writer = csv.writer(fh)
