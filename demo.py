@@ -111,8 +111,9 @@ with gr.Blocks(title="Skin lesion classifier with explanations", analytics_enabl
                        concurrency_limit=4)
 
 
-if __name__ == "__main__":
-    demo.launch(max_file_size=MAX_UPLOAD, enable_monitoring=False, footer_links=["api"], css=CSS,
-                prevent_thread_lock=True)
+if __name__ == "__main__" and gr.NO_RELOAD:  # `gradio demo.py` re-runs this file on edits: launch once
+    served = demo  # reload mode rebinds `demo` to each new version; block on the server that runs
+    served.launch(max_file_size=MAX_UPLOAD, enable_monitoring=False, footer_links=["api"], css=CSS,
+                  prevent_thread_lock=True)
     views.warm_up()  # serving already; load what explanations need before the first upload
-    demo.block_thread()
+    served.block_thread()
