@@ -11,7 +11,7 @@ from PIL import Image
 
 import explain as explanations  # its heavy parts load on first use
 from explain.gradcam import cam_from_features, upsample
-from model import CLASSES, DESCRIPTIONS, display_name, load_classifier
+from model import CLASSES, display_name, load_classifier
 from model.flags import DEFAULT_UNCERTAIN_BELOW, Flags, flag
 from model.labels import class_index
 from model.preprocessing import prepare_batch
@@ -106,8 +106,7 @@ def flags_of(inputs: np.ndarray, probs: np.ndarray, features: np.ndarray) -> Fla
 
 
 def summary_text(probs: np.ndarray, flags: Flags, upload) -> str:
-    """Warnings first, then the top class in plain words, the risk summary, and the truth of an example."""
-    top = CLASSES[int(probs.argmax())]
+    """Warnings first, then the risk summary (top class in plain words within it), and the truth of an example."""
     parts = []
     if flags.out_of_distribution:
         parts.append("⚠️ **This may not be a dermoscopic image.** The model only knows dermoscopic images of "
@@ -115,7 +114,6 @@ def summary_text(probs: np.ndarray, flags: Flags, upload) -> str:
     if flags.uncertain:
         parts.append(f"⚠️ **Uncertain:** no class reaches {flag_threshold():.0%}; the answer is more likely "
                      "wrong than right.")
-    parts.append(f"**{display_name(top)}**: {DESCRIPTIONS[top]}.")
     parts.append(assess(probs, classifier().card()).summary())
     truth = true_diagnosis(upload_source(upload))
     if truth:

@@ -44,7 +44,7 @@ def _wait_for_analysis(page) -> None:
     for overlay in ("#gradcam img", "#lime img"):
         page.wait_for_selector(overlay, state="attached", timeout=TIMEOUT)
         page.locator(overlay).scroll_into_view_if_needed()  # lazy images load once seen
-    page.wait_for_function("() => /risk/i.test(document.querySelector('#summary')?.innerText || '')",
+    page.wait_for_function("() => /flags an image/.test(document.querySelector('#summary')?.innerText || '')",
                            timeout=TIMEOUT)
 
 

@@ -65,3 +65,19 @@ def test_the_shipped_default_needs_no_tensorflow_or_litert():
             "assert not bad, bad")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_flagged_benign_top_class_is_explained_not_contradicted():
+    """'a benign blood-vessel lesion' then 'higher risk of malignancy' read as a contradiction."""
+    card = {"malignant_operating_point": {"threshold": 0.17}}
+    vasc = assess(np.array([0.05, 0.1, 0.0, 0.0, 0.16, 0.09, 0.6]), card)
+    assert vasc.suspicious and vasc.top_class == "vasc"
+    text = vasc.summary()
+    assert "Vascular lesion (vasc), 60%: a benign blood-vessel lesion" in text
+    assert "higher risk of malignancy" not in text
+    assert "That class is benign, but the malignant classes together are too likely to rule out" in text
+    assert "together get 31%, at or above the 17%" in text
+    melanoma = assess(np.array([0.05, 0.1, 0.0, 0.0, 0.6, 0.25, 0.0]), card).summary()
+    assert "That class is benign" not in melanoma and "Suspicious" in melanoma
+    calm = assess(np.array([0.0, 0.0, 0.1, 0.0, 0.05, 0.85, 0.0]), card).summary()
+    assert "below the 17%" in calm and "That class is benign" not in calm
