@@ -45,4 +45,12 @@ def true_diagnosis(data: bytes | str | Path) -> str | None:
     if row is None:
         return None
     how = DX_TYPES.get(row["dx_type"], row["dx_type"])
-    return f"True diagnosis of this HAM10000 example: **{NAMES[row['dx']]} ({row['dx']})**, by {how}."
+    text = f"True diagnosis of this HAM10000 example: **{NAMES[row['dx']]} ({row['dx']})**, by {how}."
+    if row.get("role") == "failure":
+        text += " It is shown as a failure: an image the model gets wrong."
+    return text
+
+
+def labels() -> list[str]:
+    """What each example's thumbnail says under it: its truth and how the model does on it."""
+    return [row.get("caption") or f"{NAMES[row['dx']]} ({row['dx']})" for row in EXAMPLES]

@@ -16,7 +16,7 @@ import model, explain, training
 from model import load_classifier, load_image
 root = Path(sys.argv[1])
 assert Path(model.__file__).resolve().parent == root / "model", model.__file__
-probs = load_classifier().predict([load_image(root / "examples" / "ISIC_0031900.jpg")])
+probs = load_classifier().predict([load_image(root / "examples" / "ISIC_0033394.jpg")])
 assert probs.shape == (1, 7) and abs(probs.sum() - 1) < 1e-5
 print("ok", explain.__name__, training.__name__)
 """

@@ -38,7 +38,7 @@ def test_an_option_newer_than_an_old_run_reads_as_what_runs_did_before_it():
 
 
 @pytest.mark.parametrize("command", [[], ["evaluate"], ["card"], ["flags"], ["robustness"], ["intervals"],
-                                     ["compare"], ["explanations"], ["probe"]])
+                                     ["compare"], ["explanations"], ["probe"], ["examples"]])
 def test_help_shows_a_default_for_every_option_and_no_tensorflow_noise(command):
     result = subprocess.run([sys.executable, "-m", "training", *command, "--help"], cwd=ROOT,
                             capture_output=True, text=True, timeout=120)

@@ -13,7 +13,9 @@ Compare:  python -m training compare runs/BASE runs/OTHER ... [--split val]
           (each run minus the first on the same images, with paired 95% intervals)
 Explanations: python -m training explanations model/shipped --data DIR [--images 140]
           (Grad-CAM and LIME scored against lesion boxes and by deletion / insertion; into its card)
-Probe:    python -m training probe --data DIR --out runs/probe   (colour preprocessing, linear probe)"""
+Probe:    python -m training probe --data DIR --out runs/probe   (colour preprocessing, linear probe)
+Examples: python -m training examples model/shipped --data DIR --out examples/
+          (the app's teaching examples, chosen by a stated rule from the model's test split)"""
 
 from __future__ import annotations
 
@@ -136,6 +138,20 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{run} - {args.runs[0]} ({args.split}): " + "; ".join(
                 f"{name} {d['difference']:+.3f} ({d['ci95'][0]:+.3f} to {d['ci95'][1]:+.3f})"
                 for name, d in differences.items()))
+        return
+
+    if argv[:1] == ["examples"]:
+        from .examples import RULE, write_examples
+
+        parser = argparse.ArgumentParser(prog="python -m training examples", description=RULE,
+                                         formatter_class=HelpFormatter)
+        parser.add_argument("export", help="folder with the LiteRT model and model_card.json")
+        parser.add_argument("--data", required=True, help="the HAM10000 folder the model was trained on")
+        parser.add_argument("--out", default="examples", help="folder for the images, examples.csv and README.md")
+        parser.add_argument("--seed", type=int, default=0, help="the split's seed (the card names it)")
+        args = parser.parse_args(argv[1:])
+        for row in write_examples(args.export, args.data, args.out, args.seed):
+            print(f"{row['file']}  {row['caption']}")
         return
 
     if argv[:1] == ["probe"]:
