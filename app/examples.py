@@ -52,5 +52,16 @@ def true_diagnosis(data: bytes | str | Path) -> str | None:
 
 
 def labels() -> list[str]:
-    """What each example's thumbnail says under it: its truth and how the model does on it."""
-    return [row.get("caption") or f"{NAMES[row['dx']]} ({row['dx']})" for row in EXAMPLES]
+    """What each example's thumbnail says under it, short enough for a thumbnail: truth and the model's answer.
+
+    The full caption (examples.csv) is in examples/README.md.
+    """
+    out = []
+    for row in EXAMPLES:
+        if row.get("role") == "failure":
+            out.append(f"Failure: {row['dx']} as {row['prediction']}")
+        elif row.get("role") == "correct":
+            out.append(f"{row['dx']}: right, {float(row['confidence']):.0%}")
+        else:
+            out.append(row["dx"] + (f": model says {row['prediction']}" if row.get("prediction") else ""))
+    return out

@@ -18,12 +18,14 @@ from model.preprocessing import prepare_batch
 from model.risk import DISCLAIMER, assess
 
 from .errors import user_error, user_facing
-from .examples import true_diagnosis
+from .examples import EXAMPLES, true_diagnosis
 from .uploads import read_upload, upload_source
 
 TOP_CLASS = "top class"
 DEFAULT_SAMPLES = 1000
 DEFAULT_OPACITY = 0.45
+# The class dropdown: people read names, the API keeps taking "top class" or a code
+TARGET_CHOICES = [("Top class (the model's answer)", TOP_CLASS), *((display_name(c), c) for c in CLASSES)]
 
 
 @cache
@@ -125,6 +127,11 @@ def flag_threshold() -> float:
     return float(classifier().card().get("uncertainty", {}).get("threshold", DEFAULT_UNCERTAIN_BELOW))
 
 
+def pick_example(selected: gr.SelectData) -> str:
+    """The image of the example thumbnail that was clicked."""
+    return EXAMPLES[selected.index]["path"]
+
+
 @user_facing
 def classify(upload) -> dict[str, float]:
     """API /classify: the 7 probabilities."""
@@ -136,15 +143,32 @@ def gradcam_image(image: np.ndarray, features: np.ndarray, index: int, opacity: 
     return as_png(explanations.gradcam_overlay(image, cam, alpha=opacity), "Grad-CAM", CLASSES[index])
 
 
+def explained_caption(index: int, probs: np.ndarray, target: str | None) -> str:
+    """Which class both maps explain, said on the page (it is not visible in the maps themselves)."""
+    top = int(probs.argmax())
+    if target in (None, "", TOP_CLASS) or index == top:
+        return f"Both maps explain **{display_name(CLASSES[index])}**, the model's top class."
+    return (f"Both maps explain **{display_name(CLASSES[index])}**, chosen in Settings (the model's top class is "
+            f"{display_name(CLASSES[top])}).")
+
+
 @user_facing
 def overview(upload, target: str = TOP_CLASS, opacity: float = DEFAULT_OPACITY):
-    """The fast part of the page: probabilities, Grad-CAM and the summary, from one model call."""
+    """The fast part of the page: probabilities, Grad-CAM, the summary and what the maps explain, in one call."""
     image = read_upload(upload)
     opacity = _opacity(opacity)
     inputs, probs, features = run_model(image)
     index = _target_index(target, probs[0])
     return (probabilities(probs[0]), gradcam_image(image, features[0], index, opacity),
-            summary_text(probs[0], flags_of(inputs, probs, features), upload))
+            summary_text(probs[0], flags_of(inputs, probs, features), upload),
+            explained_caption(index, probs[0], target))
+
+
+@user_facing
+def caption(upload, target: str = TOP_CLASS) -> str:
+    """The page's "which class the maps explain" line after an /explain call."""
+    probs = classifier().predict([read_upload(upload)])[0]
+    return explained_caption(_target_index(target, probs), probs, target)
 
 
 @user_facing

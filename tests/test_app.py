@@ -110,3 +110,24 @@ def test_documented_client_examples_run(app_server, examples):
     n = len(examples)
     assert out.count("\n  ") >= 7 + 3 and "classify:" in out and "explain:" in out
     assert "not a medical device" in out and f"batch: {n} of {n} images classified" in out and ".png" in out
+
+
+def test_every_api_output_is_labelled_and_the_readme_lists_every_detail(client, examples):
+    """view_api() used to name two outputs value_19 and value_36; the README omitted five details."""
+    import re
+
+    from gradio_client import handle_file
+
+    from tests.conftest import ROOT
+
+    api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    assert set(api) == {"/classify", "/explain", "/batch", "/report"}
+    for name, endpoint in api.items():
+        for part in endpoint["parameters"] + endpoint["returns"]:
+            assert part["label"] and not re.fullmatch(r"value_\d+", part["label"]), (name, part)
+    details = client.predict(handle_file(str(examples[0]["path"])), "top class", 100, 0.45, api_name="/explain")[4]
+    readme = (ROOT / "README.md").read_text()
+    row = next(line for line in readme.splitlines() if line.startswith("| `/explain` |"))
+    assert set(re.findall(r"`(\w+)`", row.split("details (JSON:", 1)[1])) == set(details)
+    demo = (ROOT / "demo.py").read_text().split('"""')[1]
+    assert all(f"/{n}" in demo for n in ("classify", "explain", "batch", "report"))  # the docstring lists all four

@@ -89,6 +89,10 @@ def test_shipped_examples_come_from_the_cards_test_split_and_only_from_ham10000(
 def test_the_app_labels_each_thumbnail_with_its_caption(shipped_examples):
     from app.examples import EXAMPLES, labels, true_diagnosis
 
-    assert labels() == [r["caption"] for r in shipped_examples] and len(EXAMPLES) == len(shipped_examples)
+    shown = labels()
+    assert len(shown) == len(EXAMPLES) == len(shipped_examples)
+    for text, row in zip(shown, shipped_examples, strict=True):
+        assert len(text) <= 24  # fits under a thumbnail
+        assert row["dx"] in text and (text.startswith("Failure:") == (row["role"] == "failure"))
     failure = next(r for r in EXAMPLES if r["role"] == "failure")
     assert "a failure" in true_diagnosis(failure["path"])
