@@ -121,14 +121,15 @@ def full_markdown(text: str) -> str:
     """MODEL_CARD.md without its figure links (shown as images instead) and with no accidental lists.
 
     A wrapped line that starts with a number and a full stop ("1009. No lesion") renders as an
-    ordered list; outside a list it is escaped.
+    ordered list; where it continues a line that is not itself numbered, it is escaped.
     """
     names = "|".join(re.escape(name) for name, _ in FIGURES)
     kept = []
     for line in text.splitlines():
         if re.search(rf"\]\(({names})\)", line):
             continue
-        if re.match(r"\s*\d+\. ", line) and not (kept and re.match(r"\s*(\d+\.|-|\*) ", kept[-1])):
+        continues = kept and kept[-1].strip() and not re.match(r"\s*\d+\. ", kept[-1])
+        if re.match(r"\s*\d+\. ", line) and continues:
             line = re.sub(r"^(\s*\d+)\. ", r"\1\\. ", line)
         kept.append(line)
     return "\n".join(kept)

@@ -85,7 +85,25 @@ def test_batch_endpoint_takes_a_zip_without_labels(client, examples, tmp_path):
     assert "3 of 4 images classified" in summary and "balanced accuracy" not in summary
     broken = next(r for r in table["data"] if r[0] == "broken.jpg")
     assert "not an image" in broken[-1]
+    assert "Not read: **broken.jpg** (not an image file" in summary  # which file, and why
     assert plot is None
+
+
+def test_batch_endpoint_names_a_damaged_zip_as_such(client, examples, tmp_path):
+    from gradio_client import handle_file
+
+    whole = tmp_path / "whole.zip"
+    import zipfile
+
+    with zipfile.ZipFile(whole, "w") as zf:
+        zf.write(examples[0]["path"], examples[0]["file"])
+    damaged = tmp_path / "damaged.zip"
+    damaged.write_bytes(whole.read_bytes()[:-30])  # the directory at its end is cut off
+    table, summary, _, _ = client.predict([handle_file(str(damaged)), handle_file(str(examples[1]["path"]))],
+                                          None, api_name="/batch")
+    row = next(r for r in table["data"] if r[0] == "damaged.zip")
+    assert "damaged or truncated zip file" in row[-1] and "not an image" not in row[-1]
+    assert "1 of 2 images classified" in summary and "damaged.zip" in summary
 
 
 def test_report_endpoint_makes_a_png(client, examples):
