@@ -101,7 +101,8 @@ def test_first_screen_shows_the_examples_and_keeps_the_disclaimer_in_view(browse
 def test_explaining_another_class_says_which_class_the_maps_explain(browser, app_server, examples):
     page = _open(browser, app_server, 1280)
     button = page.get_by_role("button", name="Explain with these settings")
-    assert button.is_visible() and page.get_by_role("button", name="Explain again").count() == 0
+    button.wait_for(state="visible", timeout=TIMEOUT)
+    assert page.get_by_role("button", name="Explain again").count() == 0
     page.set_input_files("#upload input[type=file]", str(examples[0]["path"]))
     _wait_for_analysis(page)
     assert "the model's top class" in page.inner_text("#explained")
