@@ -149,3 +149,25 @@ def test_every_api_output_is_labelled_and_the_readme_lists_every_detail(client, 
     assert set(re.findall(r"`(\w+)`", row.split("details (JSON:", 1)[1])) == set(details)
     demo = (ROOT / "demo.py").read_text().split('"""')[1]
     assert all(f"/{n}" in demo for n in ("classify", "explain", "batch", "report"))  # the docstring lists all four
+
+
+def test_one_verdict_for_one_image_through_every_door(client, examples, clf):
+    """The page (/explain), the documented Python call and the CLI flag the same images."""
+    import csv
+    import io
+    from pathlib import Path
+
+    from gradio_client import handle_file
+
+    from model import load_image
+    from model.cli import predict_files
+    from model.risk import assess
+
+    out = io.StringIO()
+    predict_files([Path(e["path"]) for e in examples], out, clf, workers=1, progress=False)
+    cli = {Path(r["image"]).name: r["suspicious"] == "1" for r in csv.DictReader(io.StringIO(out.getvalue()))}
+    for e in examples[:4]:
+        details = client.predict(handle_file(str(e["path"])), "top class", 50, 0.45, api_name="/explain")[4]
+        python = assess(clf.predict([load_image(e["path"])])[0])
+        assert details["suspicious"] == python.suspicious == cli[e["file"]], e["file"]
+        assert details["malignant_threshold"] == round(python.threshold, 6)
