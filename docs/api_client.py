@@ -12,7 +12,7 @@ from gradio_client import Client, handle_file
 
 url = sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:7860/"
 examples = Path(__file__).resolve().parent.parent / "examples"
-image = handle_file(str(examples / "ISIC_0031900.jpg"))
+image = handle_file(str(examples / "ISIC_0033394.jpg"))
 
 client = Client(url)
 

@@ -76,7 +76,9 @@ def classification_metrics(labels: np.ndarray, probs: np.ndarray) -> dict:
     return {
         "n": int(len(labels)),
         "accuracy": float((pred == labels).mean()),
-        "balanced_accuracy": float(balanced_accuracy_score(labels, pred)),
+        # scikit-learn's balanced_accuracy_score: the mean recall over the classes present, computed
+        # here so that a prediction of an absent class does not warn in the server's log
+        "balanced_accuracy": float(recall[support > 0].mean()) if len(labels) else float("nan"),
         "macro_auc": macro_auc(labels, probs),
         "malignant_auc": None if np.isnan(auc_malignant) else auc_malignant,
         "malignant_sensitivity_at_0.5": float(flagged[malignant].mean()) if malignant.any() else None,
@@ -136,9 +138,11 @@ def confusion_figure(matrix, title: str = "Confusion matrix"):
     ):
         ax.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
         for i in range(len(CLASSES)):
+            absent = matrix[i].sum() == 0  # no image of this class: no recall to show (the tables say n/a)
             for j in range(len(CLASSES)):
                 colour = "white" if normalised[i, j] > 0.5 else "black"
-                ax.text(j, i, format(data[i, j], fmt), ha="center", va="center", color=colour, fontsize=9)
+                text = "n/a" if absent and fmt != "d" else format(data[i, j], fmt)
+                ax.text(j, i, text, ha="center", va="center", color=colour if not absent else "grey", fontsize=9)
         ax.set_xticks(range(len(CLASSES)), CLASSES)
         ax.set_yticks(range(len(CLASSES)), CLASSES)
         ax.set_xlabel("predicted")

@@ -185,7 +185,7 @@ def test_no_outbound_connection_at_start_up_or_while_serving(tmp_path, examples)
 
 
 @pytest.mark.parametrize("payload", [
-    {"path": str(ROOT / "examples" / "ISIC_0031900.jpg"), "meta": {"_type": "gradio.FileData"}},
+    {"path": str(ROOT / "examples" / "ISIC_0033394.jpg"), "meta": {"_type": "gradio.FileData"}},
     {"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}},
     {"path": "../../../../etc/hostname", "meta": {"_type": "gradio.FileData"}},
     "/etc/passwd",

@@ -282,8 +282,8 @@ def render_markdown(card: dict) -> str:
 ## Data
 - {data['dataset']}: {sum(data['images'].values())} images of {sum(data['lesions'].values())} lesions.
 - Split {data['split']}: train {data['images']['train']} images / {data['lesions']['train']} lesions,
-  validation {data['images']['val']} / {data['lesions']['val']}, test {data['images']['test']} /
-  {data['lesions']['test']}. No lesion has images in two splits.
+  validation {data['images']['val']} / {data['lesions']['val']},
+  test {data['images']['test']} / {data['lesions']['test']}. No lesion has images in two splits.
 - Every choice (epochs, checkpoint, threshold) was made on the validation split; the test split
   was scored once, at the end.
 

@@ -13,13 +13,13 @@ import platform
 import shlex
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 
+from model.architecture import COLOUR_CHOICES, IMAGENET_WEIGHTS, LOGITS_LAYER
 from model.labels import CLASSES
-from model.network import IMAGENET_WEIGHTS, LOGITS_LAYER
 from model.preprocessing import INPUT_SIZE, scale
 
 from .data import SPLITS, load_arrays, read_isic2017_train, read_split
@@ -33,38 +33,69 @@ from .evaluate import (
     plot_reliability,
     plot_roc_curves,
 )
+from .mixing import MIX
+
+BALANCE = ("weights", "logit_adjust", "none")
+
+
+def option(default, help: str, choices: tuple | None = None, before=None, **kwargs):
+    """A Config field that is also a ``python -m training`` flag: its default, help and choices in one place.
+
+    ``before``: what runs that predate the option did (the recipe table reads an old config's
+    missing option as this); ``None`` means the default.
+    """
+    metadata = {"help": help, "choices": choices, "before": default if before is None else before}
+    if callable(default):
+        return field(default_factory=default, metadata=metadata, **kwargs)
+    return field(default=default, metadata=metadata, **kwargs)
 
 
 @dataclass
 class Config:
-    data: str
-    out: str
-    size: tuple[int, int] = INPUT_SIZE
-    batch_size: int = 32
-    head_epochs: int = 3
-    head_lr: float = 1e-3
-    finetune_epochs: int = 26
-    finetune_lr: float = 1e-4  # peak after a one-epoch warm-up (beat 5e-5 on validation: the card's recipe table)
-    warmup_epochs: int = 1
-    finetune_from: str = "Conv1"  # first layer trained in phase 2 (Conv1 = the whole network)
-    patience: int = 8  # validation balanced accuracy is noisy (14-16 images of df, vasc)
-    dropout: float = 0.2
-    label_smoothing: float = 0.05
-    rotate: bool = False  # random rotations (any angle, reflected borders) on top of flips and zoom
-    balance: str = "weights"  # class imbalance: "weights" (inverse frequency), "logit_adjust" or "none"
-    vignette: float = 0.0  # share of training images given a random dermatoscope vignette (training/shifts.py)
-    cast: float = 0.0  # random exposure and per-channel gains in [1 - cast, 1 + cast] (training/shifts.py)
-    ema: float = 0.0  # phase 2 keeps an exponential moving average of the weights (e.g. 0.998); 0: off
-    train_bn: bool = False  # phase 2 also trains batch norm: statistics of dermoscopy, not ImageNet
-    colour: str = "none"  # "shades_of_gray" or "gray_equalised": a first layer of the network (model.network.COLOUR)
-    mix: str = "none"  # "cutmix" or "mixup": pairs of training images mixed (training/mixing.py)
-    mix_share: float = 0.5  # share of training images mixed when ``mix`` is on
-    seed: int = 0
-    extra: str | None = None  # ISIC 2017 folder: its train part joins the training split (data.read_isic2017_train)
-    weights: str = str(IMAGENET_WEIGHTS)
-    limit: int | None = None  # use only this many images (smoke tests)
-    workers: int = 4
+    """One training run. The defaults are the recipe of the shipped model (``python -m training`` trains it)."""
+
+    data: str = option("", "folder with HAM10000_metadata.csv and images/")
+    out: str = option("", "run folder (created; an existing one is resumed)")
+    size: tuple[int, int] = option(INPUT_SIZE, "network input HxW in pixels, e.g. 150x200")
+    batch_size: int = option(32, "training batch size")
+    head_epochs: int = option(3, "phase 1: epochs training the head on frozen ImageNet features")
+    head_lr: float = option(1e-3, "phase 1 learning rate")
+    finetune_epochs: int = option(26, "phase 2: epochs fine-tuning the network (early stopping may end it sooner)")
+    # peak after the warm-up; beat 5e-5 on validation (the card's recipe table)
+    finetune_lr: float = option(1e-4, "phase 2 peak learning rate (cosine decay after the warm-up)")
+    warmup_epochs: int = option(1, "phase 2 epochs of linear learning-rate warm-up")
+    finetune_from: str = option("Conv1", "first layer trained in phase 2 (Conv1: the whole network)")
+    # validation balanced accuracy is noisy (14-16 images of df, vasc)
+    patience: int = option(8, "phase 2 stops after this many epochs without a validation gain")
+    dropout: float = option(0.2, "dropout before the dense head")
+    label_smoothing: float = option(0.05, "label smoothing of the cross-entropy")
+    rotate: bool = option(False, "also rotate training images by random angles (reflected borders)")
+    balance: str = option("weights", "class imbalance: inverse-frequency weights, logit-adjusted loss, or none",
+                          choices=BALANCE)
+    # the shipped v13 trained with vignettes: other clinics' dermatoscopes black out the corners
+    vignette: float = option(0.3, "share of training images given a random dermatoscope vignette (0: none)",
+                             before=0.0)
+    cast: float = option(0.0, "random exposure and per-channel gains in [1 - CAST, 1 + CAST] (0: none)")
+    ema: float = option(0.0, "phase 2 keeps a moving average of the weights with this momentum, e.g. 0.998 (0: off)")
+    train_bn: bool = option(False, "phase 2 also trains batch norm (scales and statistics); default: ImageNet's, "
+                                   "frozen")
+    colour: str = option("none", "a first layer of the network: Shades of Gray colour constancy, grayscale + "
+                                 "histogram equalisation, or none", choices=COLOUR_CHOICES)
+    mix: str = option("none", "mix pairs of training images (CutMix: a box of one in the other; MixUp: a blend), "
+                              "targets and class weights in the same proportion", choices=MIX)
+    mix_share: float = option(0.5, "share of training images mixed when --mix is on")
+    seed: int = option(0, "seed of the lesion-grouped split, the weights' initialisation and augmentation")
+    extra: str | None = option(None, "ISIC 2017 folder (labels.csv, images/): its train part joins the training "
+                                     "split; its validation and test parts are never read for training")
+    weights: str = option(str(IMAGENET_WEIGHTS), "ImageNet MobileNetV2 .h5 without top (or SKIN_IMAGENET_WEIGHTS)")
+    limit: int | None = option(None, "use only N images, for smoke tests (default: all)")
+    workers: int = option(4, "image decoding threads")
     command: str = field(default_factory=lambda: "python -m training " + shlex.join(sys.argv[1:]))
+
+
+def before_options() -> dict:
+    """What a run that predates each option did: the config an old run's missing keys are read from."""
+    return {f.name: f.metadata["before"] for f in fields(Config) if "before" in f.metadata}
 
 
 class RunState:
@@ -93,9 +124,6 @@ def class_weights(labels: np.ndarray) -> np.ndarray:
     counts = np.bincount(labels, minlength=len(CLASSES)).astype(float)
     weights = np.where(counts > 0, len(labels) / (len(CLASSES) * np.maximum(counts, 1)), 0.0)
     return weights
-
-
-BALANCE = ("weights", "logit_adjust", "none")
 
 
 def logit_adjusted_loss(labels: np.ndarray, label_smoothing: float = 0.0, tau: float = 1.0):
@@ -383,7 +411,7 @@ def finish_run(run_dir: str | Path, compare: list[str | Path] = (), probe: str |
     from .shifts import robustness, runtime_predict
 
     out = Path(run_dir)
-    cfg = Config(**{**json.loads((out / "config.json").read_text()), "out": str(out)})
+    cfg = Config(**{**before_options(), **json.loads((out / "config.json").read_text()), "out": str(out)})
     cfg.size = tuple(cfg.size)
     state = RunState(out / "state.json")
     meta = pd.read_csv(out / "split.csv")
