@@ -2,7 +2,7 @@
 
 Run `python demo.py` (it prints the address it serves: http://127.0.0.1:7860 unless
 GRADIO_SERVER_NAME / GRADIO_SERVER_PORT say otherwise) or `gradio demo.py` (reloads on edits).
-API endpoints for gradio_client: /classify, /explain, /batch and /report (README: their inputs
+API endpoints for gradio_client: /classify, /explain, /similar, /batch and /report (README: their inputs
 and outputs). This file only lays out and wires components; the logic lives in ``app``,
 ``explain`` and ``model``.
 """
@@ -45,6 +45,8 @@ LEGEND_GRADCAM = ("Grad-CAM: the warmer (red) a region, the more it raised the s
                   "Both maps show roughly where the model looked, not proof of why (measured: model card).")
 LEGEND_LIME = ("LIME: outlined green regions support the explained class, red ones argue against it "
                "(5 strongest each).")
+LEGEND_SIMILAR = ("What the model thinks the lesion resembles, not a diagnosis: HAM10000 training images "
+                  "(CC BY-NC 4.0, Tschandl et al. 2018) nearest in the model's features.")
 SETTINGS_NOTE = "Changes here apply when you click **Explain with these settings**."
 
 with gr.Blocks(title="Skin lesion classifier with explanations", analytics_enabled=False,
@@ -89,6 +91,11 @@ with gr.Blocks(title="Skin lesion classifier with explanations", analytics_enabl
                     with gr.Column(min_width=160):
                         lime = gr.Image(label="LIME", format="png", interactive=False, elem_id="lime")
                         gr.Markdown(LEGEND_LIME)
+                similar = gr.Gallery(label="Similar confirmed cases: the training images the model finds closest "
+                                           "(diagnosis, how it was confirmed, similarity)", columns=3, rows=2,
+                                     height=300, object_fit="contain", allow_preview=True, interactive=False,
+                                     elem_id="similar")
+                gr.Markdown(LEGEND_SIMILAR)
                 details = gr.JSON(label="Details", visible=False)
         with gr.Accordion("The seven classes", open=False):
             gr.Markdown("\n".join(f"- **{display_name(c)}**: {DESCRIPTIONS[c]}" for c in CLASSES))
@@ -118,14 +125,15 @@ with gr.Blocks(title="Skin lesion classifier with explanations", analytics_enabl
 
     examples.select(views.pick_example, None, [image], api_visibility="private")
     # The page: probabilities, Grad-CAM and what the maps explain first (one model call), then LIME.
-    quick = image.change(views.overview, [image, target, opacity], [label, gradcam, summary, explained],
+    quick = image.change(views.overview, [image, target, opacity], [label, gradcam, summary, explained, similar],
                          preprocess=False, api_visibility="private", concurrency_limit=4,
                          show_progress="minimal")
     quick.then(None, js=SCROLL_TO_RESULTS)
     quick.then(views.lime_image, [image, target, samples], [lime], preprocess=False, api_visibility="private",
                concurrency_limit=1, concurrency_id="lime")
     explained_again = run.click(views.explain, [image, target, samples, opacity],
-                                [label, gradcam, lime, summary, details], preprocess=False, api_name="explain",
+                                [label, gradcam, lime, summary, details, similar], preprocess=False,
+                                api_name="explain",
                                 concurrency_limit=1, concurrency_id="lime")
     explained_again.then(views.caption, [image, target], [explained], preprocess=False, api_visibility="private")
     reported = make_report.click(views.report, [image, target, opacity, lime], [report_file], preprocess=False,
@@ -136,6 +144,8 @@ with gr.Blocks(title="Skin lesion classifier with explanations", analytics_enabl
     classify_api = gr.Button(visible=False)  # API-only: the page gets its probabilities from `quick`
     classify_api.click(views.classify, [image], [label], preprocess=False, api_name="classify",
                        concurrency_limit=4)
+    similar_api = gr.Button(visible=False)  # API-only: the page gets its cases from `quick`
+    similar_api.click(views.similar, [image], [similar], preprocess=False, api_name="similar", concurrency_limit=4)
 
 
 if __name__ == "__main__" and gr.NO_RELOAD:  # `gradio demo.py` re-runs this file on edits: launch once

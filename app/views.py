@@ -161,7 +161,33 @@ def overview(upload, target: str = TOP_CLASS, opacity: float = DEFAULT_OPACITY):
     index = _target_index(target, probs[0])
     return (probabilities(probs[0]), gradcam_image(image, features[0], index, opacity),
             summary_text(probs[0], flags_of(inputs, probs, features), upload),
-            explained_caption(index, probs[0], target))
+            explained_caption(index, probs[0], target), similar_items(features[0]))
+
+
+SIMILAR_K = 6
+
+
+def similar_items(features: np.ndarray) -> list[tuple[np.ndarray, str]]:
+    """The similar confirmed cases as gallery items (thumbnail, caption), from the runtime's (h, w, C) features.
+
+    A model exported without a gallery gives none: the rest of the answer does not depend on it.
+    """
+    from explain.similar import CONFIRMED_BY, cases_for, gallery_of
+
+    try:
+        gallery = gallery_of(classifier())
+    except FileNotFoundError:
+        return []
+    return [(case["thumbnail"], f"{display_name(case['dx'])}, {CONFIRMED_BY.get(case['dx_type'], case['dx_type'])}; "
+                                f"similarity {case['similarity']:.2f} ({case['image_id']})")
+            for case in cases_for(gallery, features.mean(axis=(0, 1)), SIMILAR_K)]
+
+
+@user_facing
+def similar(upload) -> list[tuple[np.ndarray, str]]:
+    """API /similar: the six training images most like the upload, with diagnosis, confirmation and similarity."""
+    _, _, features = run_model(read_upload(upload))
+    return similar_items(features[0])
 
 
 @user_facing
@@ -185,7 +211,7 @@ def lime_image(upload, target: str = TOP_CLASS, num_samples: int = DEFAULT_SAMPL
 @user_facing
 def explain(upload, target: str = TOP_CLASS, num_samples: int = DEFAULT_SAMPLES,
             opacity: float = DEFAULT_OPACITY, progress=gr.Progress()):
-    """API /explain: probabilities, Grad-CAM overlay, LIME overlay, summary, details."""
+    """API /explain: probabilities, Grad-CAM overlay, LIME overlay, summary, details, similar cases."""
     image = read_upload(upload)
     num_samples, opacity = _samples(num_samples), _opacity(opacity)
     clf = classifier()
@@ -214,6 +240,7 @@ def explain(upload, target: str = TOP_CLASS, num_samples: int = DEFAULT_SAMPLES,
         as_png(explanations.lime_overlay(image, result.weights, result.segments), "LIME", CLASSES[index]),
         summary_text(probs[0], flags, upload),
         details,
+        similar_items(features[0]),
     )
 
 

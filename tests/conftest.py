@@ -155,7 +155,7 @@ def make_shared_data(root: Path) -> Path:
     for part, per_class in ISIC2017_PARTS.items():
         for dx in ("mel", "nv", "bkl"):
             for _ in range(per_class):
-                image_id = f"ISIC_{n:07d}"
+                image_id = f"ISIC_{10000 + n:07d}"  # apart from the HAM fixture's ids, as in reality
                 _blob_image(root / "isic2017" / "images" / f"{image_id}.jpg", CLASSES.index(dx), rng)
                 rows.append({"image_id": image_id, "dx": dx, "isic2017_split": part})
                 n += 1
