@@ -214,6 +214,23 @@ was scored after the choice. For comparison, the classifier's own balanced accur
 """
 
 
+def _throughput_text(train: dict) -> str:
+    measured = train.get("throughput") or {}
+    if not measured:
+        return ""
+    return "; training images per second (median over epochs, validation passes excluded): " + ", ".join(
+        f"{phase} {m['median_images_per_second']:.1f}" for phase, m in measured.items())
+
+
+def _extra_line(data: dict) -> str:
+    extra = data.get("extra_train")
+    if not extra:
+        return ""
+    counts = ", ".join(f"{k} {v}" for k, v in extra.items() if k not in ("dataset", "images"))
+    return (f"- Extra training images: {extra['images']} from the {extra['dataset']} ({counts}); they join the\n"
+            "  training split only. Its validation and test parts are external validation, never trained on.\n")
+
+
 def render_markdown(card: dict) -> str:
     test = card["metrics"]["test"]
     val = card["metrics"]["val"]
@@ -284,7 +301,7 @@ def render_markdown(card: dict) -> str:
 - Split {data['split']}: train {data['images']['train']} images / {data['lesions']['train']} lesions,
   validation {data['images']['val']} / {data['lesions']['val']},
   test {data['images']['test']} / {data['lesions']['test']}. No lesion has images in two splits.
-- Every choice (epochs, checkpoint, threshold) was made on the validation split; the test split
+{_extra_line(data)}- Every choice (epochs, checkpoint, threshold) was made on the validation split; the test split
   was scored once, at the end.
 
 ## Results on the test split ({test['n']} images)
@@ -342,14 +359,14 @@ Test-time augmentation (mean over 4 flips), validation balanced accuracy:
   with a cosine learning-rate schedule; {recipe},
   label smoothing, flips / zoom / colour jitter; best epoch by validation balanced accuracy
   ({train['best_epoch']['phase']} epoch {train['best_epoch']['epoch']}).
-- Training time: {minutes:.0f} min on {train['machine']}.
+- Training time: {minutes:.0f} min on {train['machine']}{_throughput_text(train)}.
 
 ## Limitations
 - Dermatoscopic images only; photographs of skin without a dermatoscope are outside what it learnt.
 - HAM10000 comes from two centres (Vienna, Queensland) and mostly fair skin: darker skin types are
   under-represented, and performance on them is unknown.
 - Seven classes only: any other lesion is forced into one of them.
-- Trained on 200x150 px copies of the images.
+- Trained on {data.get('image_size', '200x150 px')} copies of the HAM10000 images.
 
 ## Licence and citation
 Trained on HAM10000: Tschandl, P., Rosendahl, C. & Kittler, H. Scientific Data 5, 180161 (2018),
