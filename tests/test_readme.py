@@ -135,10 +135,12 @@ def test_cli_block(tmp_path):
 
 
 @pytest.mark.slow
-def test_training_block(ham_folder, tmp_path):
-    """Trains a tiny run on the generated data set; ships it into a scratch copy, not model/shipped/."""
+def test_training_block(shared_data, tmp_path):
+    """Trains a tiny run on the generated data sets; ships it into a scratch copy, not model/shipped/."""
     script = _block(r"python -m training --data")
-    script = script.replace("../shared/data/ham10000", str(ham_folder)).replace("runs/mine", str(tmp_path / "mine"))
+    script = script.replace("../shared/data/ham10000_400x300", str(shared_data / "ham10000"))
+    script = script.replace("../shared/data/isic2017", str(shared_data / "isic2017"))
+    script = script.replace("runs/mine", str(tmp_path / "mine"))
     script = script.replace("mine.csv", str(tmp_path / "mine.csv")).replace("model/shipped/ ", f"{tmp_path}/ship/ ")
     first, rest = script.split("\n", 1)
     command, comment = first.split("#", 1)
@@ -186,3 +188,16 @@ def test_readme_stays_short_and_links_resolve():
     for target in re.findall(r"\]\(([^)#]+)\)", README):
         if not target.startswith("http"):
             assert (ROOT / target).exists(), target
+
+
+def test_other_sources_table_quotes_the_shipped_card():
+    """The external validation sets' figures in the README are the shipped card's."""
+    card = json.loads((ROOT / "model/shipped/model_card.json").read_text())
+    sets = card["external_validation"]["sets"]
+    rows = {row[0]: row[1:] for row in _table("Results on other sources")}
+    assert set(rows) == {s["title"] for s in sets.values()}
+    for s in sets.values():
+        low, high = s["ci95"]["balanced_accuracy"]
+        assert rows[s["title"]] == [f"{s['images']:,}", f"{s['balanced_accuracy']:.3f} ({low:.3f}-{high:.3f})",
+                                    f"{s['macro_auc']:.3f}", f"{s['melanoma_auc']:.3f}",
+                                    f"{s['melanoma_recall']:.3f}"], s["title"]
