@@ -29,16 +29,19 @@ def test_explain_endpoint_outputs_in_contract_order(client, examples):
     from PIL import Image
 
     result = client.predict(handle_file(str(examples[1]["path"])), "mel", 200, 0.5, api_name="/explain")
-    label, gradcam_path, lime_path, summary, details = result
+    label, gradcam_path, lime_path, summary, details, similar = result
     assert len(_confidences(label)) == 7
+    with Image.open(examples[1]["path"]) as original:
+        size = original.size
     for path in (gradcam_path, lime_path):
         with Image.open(path) as img:
-            assert img.size == (200, 150)  # overlays at the input image's size
+            assert img.size == size  # overlays at the input image's size
     assert "not a medical device" in summary
     assert details["explained_class"] == "mel"
     assert "not a medical device" in details["disclaimer"]
+    assert len(similar) == 6 and all("similarity" in case["caption"] for case in similar)  # added last
     # settings have defaults: the image alone is enough
-    assert len(client.predict(handle_file(str(examples[2]["path"])), api_name="/explain")) == 5
+    assert len(client.predict(handle_file(str(examples[2]["path"])), api_name="/explain")) == 6
 
 
 def test_bad_upload_gets_a_clear_error_and_the_server_keeps_serving(client, examples, tmp_path):
@@ -139,7 +142,7 @@ def test_every_api_output_is_labelled_and_the_readme_lists_every_detail(client, 
     from tests.conftest import ROOT
 
     api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
-    assert set(api) == {"/classify", "/explain", "/batch", "/report"}
+    assert set(api) == {"/classify", "/explain", "/similar", "/batch", "/report"}
     for name, endpoint in api.items():
         for part in endpoint["parameters"] + endpoint["returns"]:
             assert part["label"] and not re.fullmatch(r"value_\d+", part["label"]), (name, part)

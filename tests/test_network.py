@@ -91,7 +91,9 @@ def test_exported_network_keeps_its_colour_handling(colour, tmp_path):
     scenes = scale(_scenes().astype(np.float32))
     cast = scale(_cast(_scenes()).astype(np.float32))
     runtime, files = export_model(network, tmp_path, scenes)
-    assert files["litert_vs_keras"]["max_abs_diff_probs"] < 1e-4
+    # XNNPACK and oneDNN sum in other orders; with this test's sharp random head (weights N(0, 2)) the gap
+    # reached 1.24e-4 on an AVX-512 Xeon (2.6e-6 for the shipped model): a numerical bound, not a behaviour
+    assert files["litert_vs_keras"]["max_abs_diff_probs"] < 3e-4
 
     moved = np.abs(runtime.run(cast)[0] - runtime.run(scenes)[0]).max()
     if colour == "none":
