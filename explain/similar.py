@@ -43,7 +43,7 @@ class Gallery:
     dx_type: np.ndarray  # (N,) str: histo, follow_up, consensus, confocal
     mean: np.ndarray  # (C,) float32, subtracted before the projection
     projection: np.ndarray  # (C, d) float32
-    embeddings: np.ndarray  # (N, d) L2-normalised (stored as float16: half the file, cosines to ~1e-3)
+    embeddings: np.ndarray  # (N, d) L2-normalised; float16 in the file (half its size, cosines to ~1e-3)
     jpeg: np.ndarray  # (total,) uint8: the thumbnails' JPEG bytes, one after another
     offsets: np.ndarray  # (N + 1,) int64: thumbnail i is jpeg[offsets[i]:offsets[i + 1]]
 
@@ -57,7 +57,7 @@ class Gallery:
 
     def nearest(self, embedding: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Indices and similarities in [0, 1] ((1 + cosine) / 2) of the k closest, most similar first."""
-        cosine = self.embeddings.astype(np.float32) @ embedding
+        cosine = self.embeddings @ embedding
         k = min(k, len(cosine))
         top = np.argpartition(-cosine, k - 1)[:k]
         top = top[np.lexsort((top, -cosine[top]))]  # ties broken by gallery order: deterministic
@@ -76,7 +76,9 @@ def load_gallery(path: str | os.PathLike[str]) -> Gallery:
         raise FileNotFoundError(f"no similar-cases gallery at {path}; build one with "
                                 f"`python -m training gallery {path.parent} --data HAM10000_DIR`")
     with np.load(path, allow_pickle=False) as data:
-        return Gallery(**{name: data[name] for name in Gallery.__dataclass_fields__})
+        fields = {name: data[name] for name in Gallery.__dataclass_fields__}
+    fields["embeddings"] = fields["embeddings"].astype(np.float32)  # once, not per query (32 MB for 6,277 x 1280)
+    return Gallery(**fields)
 
 
 def gallery_of(clf) -> Gallery:
