@@ -147,6 +147,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from model.network import COLOUR
 
+    from .distribute import STRATEGIES
     from .mixing import MIX
 
     defaults = Config(data="", out="")
@@ -183,6 +184,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="phase 2 also trains batch norm (scales and statistics); default: ImageNet's, frozen")
     parser.add_argument("--weights", default=defaults.weights, help="ImageNet MobileNetV2 .h5 (no top)")
     parser.add_argument("--limit", type=int, default=None, help="use only N images (smoke tests)")
+    parser.add_argument("--strategy", choices=STRATEGIES, default=defaults.strategy,
+                        help="tf.distribute: mirrored (all local GPUs, else the logical CPUs) or multiworker "
+                             "(hosts from TF_CONFIG); --batch-size is the global batch (docs/scaling.md)")
     args = parser.parse_args(argv)
     train(Config(**vars(args)))
 
