@@ -30,10 +30,23 @@ devices, finish, argv = int(sys.argv[1]), sys.argv[2] == "finish", sys.argv[3:]
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * devices)
 tf.config.experimental.enable_op_determinism()
+import os
 import training.train
 from training.__main__ import main
 if not finish:  # the loss curves are all the comparison needs; scoring and export: the two-worker run
     training.train.finish_run = lambda out: {}
+if os.environ.get("CRASH_AFTER"):  # the process dies (no clean-up) once that epoch is saved
+    make = training.train._epoch_callback
+    def crashing(state, phase, *args):
+        callback = make(state, phase, *args)
+        saved = callback.on_epoch_end
+        def on_epoch_end(epoch, logs=None):
+            saved(epoch, logs)
+            if f"{phase} {epoch + 1}" == os.environ["CRASH_AFTER"]:
+                os._exit(3)
+        callback.on_epoch_end = on_epoch_end
+        return callback
+    training.train._epoch_callback = crashing
 main(argv)
 """
 TOLERANCE = 1e-4  # relative, per epoch; measured: below 1e-6 (float sums in another order)
@@ -138,3 +151,25 @@ def test_two_workers_train_as_one_and_only_the_chief_writes(ham_folder, tmp_path
     best = json.loads((out / "state.json").read_text())["best"]
     val_loss = -np.log(np.clip(probs[np.arange(len(probs)), val.label.to_numpy()], 1e-7, 1)).mean()
     assert val_loss == pytest.approx(best["val_loss"], rel=1e-4)
+
+
+@pytest.mark.slow
+def test_an_interrupted_mirrored_run_resumes_mid_phase(ham_folder, tmp_path):
+    """Killed after its first fine-tuning epoch, the run restarts at the second (Keras BackupAndRestore)."""
+    out = tmp_path / "run"
+    args = [*_args(ham_folder, out, "mirrored"), "--finetune-epochs", "2"]  # the later flag wins
+    with open(tmp_path / "first.log", "w+") as log:
+        proc = _start(2, False, args, log, {"CRASH_AFTER": "finetune 1"})
+        proc.wait(timeout=900)
+        log.seek(0)
+        assert proc.returncode == 3, log.read()[-3000:]
+    before = json.loads((out / "state.json").read_text())["history"]
+    assert [(h["phase"], h["epoch"]) for h in before] == [("head", 1), ("finetune", 1)]
+    assert (out / "backup_finetune").is_dir()
+
+    with open(tmp_path / "second.log", "w+") as log:
+        (resumed,) = _wait([_start(2, False, args, log)], [log])
+    assert "[finetune 2]" in resumed and "[finetune 1]" not in resumed and "[head 1]" not in resumed
+    after = json.loads((out / "state.json").read_text())["history"]
+    assert after[:2] == before and [(h["phase"], h["epoch"]) for h in after[2:]] == [("finetune", 2)]
+    assert not (out / "backup_finetune").exists()  # removed once the phase finished
