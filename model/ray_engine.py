@@ -4,8 +4,9 @@ The paths are found on the driver as the local engine finds them; Ray Data sprea
 batches over a pool of actors, each holding one LiteRT classifier (loaded once, not per
 batch), which decode and score with the local engine's own code; the driver writes the rows
 in input order as they stream back. Without ``--address`` a local Ray instance is started on
-this machine's cores; with it the job joins a running cluster, whose nodes must all have this
-project installed and reach the image paths (a shared filesystem).
+this machine's cores; with it the job joins a running cluster. The ``model`` package (its code
+and the shipped model) travels with the job (Ray's ``runtime_env``), so the cluster's nodes need
+only requirements.txt installed, and to reach the image paths (a shared filesystem).
 
 Ray is an optional extra (requirements-scale.txt): only this module imports it.
 """
@@ -13,6 +14,7 @@ Ray is an optional extra (requirements-scale.txt): only this module imports it.
 from __future__ import annotations
 
 import csv
+import os
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -57,11 +59,17 @@ def predict_files_ray(paths: list[Path], out: TextIO, model: str | None = None, 
     (``address`` None) or joins the cluster at ``address`` (Ray's forms: "HOST:PORT", "auto" for
     the one ``ray start`` made here, "ray://HOST:PORT"). ``threads``: LiteRT threads (and CPUs) per actor.
     """
+    if address is None and "ray" not in sys.modules:
+        # A local instance serves this command alone: Ray's local-only mode (meant for macOS and
+        # Windows, read when Ray is imported) keeps it on 127.0.0.1 instead of the network's address.
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     import ray
 
     started = not ray.is_initialized()
     if started:  # "local": a new instance even when another one runs here (Ray's default would join it)
-        ray.init(address=address or "local", include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+        runtime_env = {"py_modules": [str(Path(__file__).resolve().parent)]} if address else None
+        ray.init(address=address or "local", runtime_env=runtime_env, include_dashboard=False, log_to_driver=False,
+                 logging_level="WARNING")
     try:
         context = ray.data.DataContext.get_current()
         context.execution_options.preserve_order = True  # rows in input order, as the local engine writes them

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import shutil
 import subprocess
 import sys
@@ -19,6 +20,9 @@ from PIL import Image
 from tests.conftest import ROOT
 
 PROBS = slice(1, 8)
+# This module's Ray instance on 127.0.0.1 only, as the CLI's own local one (model/ray_engine.py),
+# and so the CLI that joins it: Ray's local-only mode, read when Ray is imported.
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 
 
 @pytest.fixture(scope="module")
