@@ -44,7 +44,6 @@ class Scorer:
         column = np.empty(len(rows), dtype=object)
         column[:] = rows
         return {
-            "index": batch["index"],
             "path": batch["path"],
             "error": np.array([d if isinstance(d, str) else "" for d in decoded], dtype=object),
             "row": column,
@@ -78,8 +77,7 @@ def predict_files_ray(paths: list[Path], out: TextIO, model: str | None = None, 
         actors = max(1, cpus // threads)
         print(f"Ray {'started' if started and not address else 'joined'} at {ray.get_runtime_context().gcs_address}: "
               f"{cpus} CPUs, up to {actors} actors of {threads} LiteRT thread(s)", file=sys.stderr)
-        items = [{"index": i, "path": str(p)} for i, p in enumerate(paths)]
-        scored = ray.data.from_items(items).map_batches(
+        scored = ray.data.from_items([{"path": str(p)} for p in paths]).map_batches(
             Scorer, fn_constructor_args=(model, threads), batch_size=MAX_BATCH, batch_format="numpy",
             num_cpus=threads, compute=ray.data.ActorPoolStrategy(min_size=1, max_size=actors),
         )

@@ -16,14 +16,20 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import keras
+    import tensorflow as tf
 
 STRATEGIES = ("none", "mirrored", "multiworker")
 
 
-def make_strategy(name: str):
+def make_strategy(name: str) -> tf.distribute.Strategy:
     """The ``tf.distribute`` strategy called ``name``; create it before any other TensorFlow op.
 
     (``MultiWorkerMirroredStrategy`` sets up the collective ops when it is created, which
@@ -43,7 +49,7 @@ def make_strategy(name: str):
     raise ValueError(f"strategy must be one of {STRATEGIES}, not {name!r}")
 
 
-def _multi_worker_strategy():
+def _multi_worker_strategy() -> tf.distribute.MultiWorkerMirroredStrategy:
     """``MultiWorkerMirroredStrategy`` whose ``reduce`` takes what Keras 3's ``fit`` hands it.
 
     Keras 3 (keras-team/keras#20585) reduces the whole (x, y, weight) sample batch in one call
@@ -64,7 +70,7 @@ def _multi_worker_strategy():
     return MultiWorkerMirrored()
 
 
-def val_predictor(network, strategy):
+def val_predictor(network: keras.Model, strategy: tf.distribute.Strategy) -> Callable[[tf.data.Dataset], np.ndarray]:
     """``network.predict`` for validation scoring, except across workers: there each worker scores alone.
 
     Keras 3's ``predict`` under ``MultiWorkerMirroredStrategy`` gathers the workers' shards out of
@@ -79,7 +85,7 @@ def val_predictor(network, strategy):
     return lambda dataset: np.concatenate([forward(x).numpy() for x in dataset])
 
 
-def task(strategy) -> tuple[str | None, int]:
+def task(strategy: tf.distribute.Strategy) -> tuple[str | None, int]:
     """This process's (task type, task id) in the cluster; (None, 0) off a cluster."""
     resolver = getattr(strategy, "cluster_resolver", None)
     if resolver is None or not resolver.cluster_spec().as_dict():
@@ -87,7 +93,7 @@ def task(strategy) -> tuple[str | None, int]:
     return resolver.task_type, int(resolver.task_id or 0)
 
 
-def is_chief(strategy) -> bool:
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
     """The one process that writes the run's results: the chief, else worker 0 (TensorFlow's rule)."""
     task_type, task_id = task(strategy)
     if task_type in (None, "chief"):
@@ -96,7 +102,7 @@ def is_chief(strategy) -> bool:
     return task_type == "worker" and task_id == 0 and not has_chief
 
 
-def write_dir(out: Path, strategy) -> Path:
+def write_dir(out: Path, strategy: tf.distribute.Strategy) -> Path:
     """Where this process writes: the run folder for the chief, a temporary folder for other workers.
 
     Every worker must run the same steps (the gradients are all-reduced), so each keeps its own
@@ -108,12 +114,13 @@ def write_dir(out: Path, strategy) -> Path:
     return out / f"workertemp_{task(strategy)[1]}"
 
 
-def remove_worker_dir(out: Path, strategy) -> None:
+def remove_worker_dir(out: Path, strategy: tf.distribute.Strategy) -> None:
+    """Delete a non-chief worker's temporary folder once its run is done (the chief's is the run)."""
     if not is_chief(strategy):
         shutil.rmtree(write_dir(out, strategy), ignore_errors=True)
 
 
-def check_batch(batch_size: int, strategy) -> None:
+def check_batch(batch_size: int, strategy: tf.distribute.Strategy) -> None:
     """Refuse a global batch that the replicas cannot share equally (the loss would be weighted unevenly)."""
     replicas = strategy.num_replicas_in_sync
     if batch_size % replicas:
