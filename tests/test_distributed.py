@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -18,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import ROOT, _free_port
+from tests.conftest import ROOT
 
 # The 1-device reference also runs under MirroredStrategy: Keras draws one batch to build a model
 # made under any strategy before its first epoch, which moves the shuffled, augmented pipeline on
@@ -114,7 +115,10 @@ def test_mirrored_on_two_logical_cpus_gives_the_one_device_loss_curve(mirrored_r
 def test_two_workers_train_as_one_and_only_the_chief_writes(ham_folder, tmp_path, mirrored_runs):
     """Two processes on 127.0.0.1 (TF_CONFIG each): the two-replica curve, one run folder, one export."""
     out = tmp_path / "run"
-    workers = [f"127.0.0.1:{_free_port()}" for _ in range(2)]
+    with socket.socket() as a, socket.socket() as b:  # two ports free at once
+        a.bind(("127.0.0.1", 0))
+        b.bind(("127.0.0.1", 0))
+        workers = [f"127.0.0.1:{s.getsockname()[1]}" for s in (a, b)]
     logs = [open(tmp_path / f"worker{i}.log", "w+") for i in range(2)]  # noqa: SIM115 - closed below
     try:
         procs = [_start(1, True, _args(ham_folder, out, "multiworker"), log, {"TF_CONFIG": json.dumps(
@@ -130,7 +134,8 @@ def test_two_workers_train_as_one_and_only_the_chief_writes(ham_folder, tmp_path
 
     # one run folder: the worker's temporary folder is gone, one state, one export, one card
     assert not list(out.glob("workertemp_*"))
-    assert list(out.rglob("state.json")) == [out / "state.json"]
+    for name in ("state.json", "best.weights.h5", "metrics.json", "model_card.json"):
+        assert len(list(out.rglob(name))) == 1, name
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*.tflite")) == ["export/skin_mobilenetv2.tflite"]
     card = json.loads((out / "export/model_card.json").read_text())
     assert card["training"]["config"]["strategy"] == "multiworker"
