@@ -1,8 +1,10 @@
 """Gradio app: probabilities, risk summary, Grad-CAM and LIME for a dermatoscopic image.
 
-Run `python demo.py` (http://127.0.0.1:7860; GRADIO_SERVER_NAME / GRADIO_SERVER_PORT
-override) or `gradio demo.py`. API endpoints for gradio_client: /classify and /explain.
-This file only lays out and wires components; the logic lives in ``app``, ``explain`` and ``model``.
+Run `python demo.py` (it prints the address it serves: http://127.0.0.1:7860 unless
+GRADIO_SERVER_NAME / GRADIO_SERVER_PORT say otherwise) or `gradio demo.py` (reloads on edits).
+API endpoints for gradio_client: /classify, /explain, /similar, /batch and /report (README: their inputs
+and outputs). This file only lays out and wires components; the logic lives in ``app``,
+``explain`` and ``model``.
 """
 
 from __future__ import annotations
@@ -13,16 +15,25 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
 
-from app import batch, views  # noqa: E402
+from app import batch, card, views  # noqa: E402
 from app.examples import EXAMPLES  # noqa: E402
+from app.examples import labels as example_labels  # noqa: E402
 from model import CLASSES, DESCRIPTIONS, ModelFileError, display_name  # noqa: E402
 from model.risk import DISCLAIMER  # noqa: E402
 from model.runtime import SHIPPED_DIR  # noqa: E402
 
 MAX_UPLOAD = "20mb"
+# The disclaimer stays in view: a bar fixed to the bottom of the window (sticky did not hold
+# inside Gradio's containers), with room left for it under the page.
 CSS = """
-#disclaimer { position: sticky; top: 0; z-index: 50; background: var(--background-fill-primary); }
+#disclaimer { position: fixed; bottom: 0; left: 0; right: 0; z-index: 50; margin: 0; padding: 4px 12px;
+              background: var(--background-fill-primary); border-top: 1px solid var(--border-color-primary); }
+#disclaimer p { margin: 0; font-size: 0.9em; }
+body { padding-bottom: 4.5em; }
 """
+# On a narrow screen the results are stacked under the inputs: bring them into view once ready.
+SCROLL_TO_RESULTS = ("() => { if (window.innerWidth < 800) "
+                     "document.querySelector('#probabilities')?.scrollIntoView({behavior: 'smooth'}); }")
 
 try:
     views.classifier()  # load (and verify) the model now: fail at start-up, not on the first request
@@ -34,6 +45,9 @@ LEGEND_GRADCAM = ("Grad-CAM: the warmer (red) a region, the more it raised the s
                   "Both maps show roughly where the model looked, not proof of why (measured: model card).")
 LEGEND_LIME = ("LIME: outlined green regions support the explained class, red ones argue against it "
                "(5 strongest each).")
+LEGEND_SIMILAR = ("What the model thinks the lesion resembles, not a diagnosis: HAM10000 training images "
+                  "(CC BY-NC 4.0, Tschandl et al. 2018) nearest in the model's features.")
+SETTINGS_NOTE = "Changes here apply when you click **Explain with these settings**."
 
 with gr.Blocks(title="Skin lesion classifier with explanations", analytics_enabled=False,
                delete_cache=(60, 600)) as demo:
@@ -42,28 +56,34 @@ with gr.Blocks(title="Skin lesion classifier with explanations", analytics_enabl
         "A MobileNetV2 trained on HAM10000 dermatoscopic images estimates the probability of 7 "
         "diagnoses and shows which regions drove its answer."
     )
-    gr.Markdown(f"> ⚠️ **{DISCLAIMER}**", elem_id="disclaimer")
+    gr.Markdown(f"⚠️ **{DISCLAIMER}**", elem_id="disclaimer")
     with gr.Tab("Analyse"):
         with gr.Row():
             with gr.Column(scale=1, min_width=320):
                 image = gr.Image(label="Dermatoscopic image", type="filepath", image_mode=None,
                                  sources=["upload", "webcam", "clipboard"], height=320, elem_id="upload")
+                # thumbnails with their captions (gr.Examples shows either images or labels, not both)
+                examples = gr.Gallery([(row["path"], text) for row, text in zip(EXAMPLES, example_labels(),
+                                                                               strict=True)],
+                                      label="Examples: click one (HAM10000 test split; CC BY-NC 4.0, "
+                                            "Tschandl et al. 2018)",
+                                      columns=4, rows=2, height=340, object_fit="cover", allow_preview=False,
+                                      interactive=False, elem_id="examples", visible=bool(EXAMPLES))
                 with gr.Accordion("Settings", open=False):
-                    target = gr.Dropdown([views.TOP_CLASS, *CLASSES], value=views.TOP_CLASS,
-                                         label="Class to explain")
+                    gr.Markdown(SETTINGS_NOTE, elem_id="settings-note")
+                    target = gr.Dropdown(views.TARGET_CHOICES, value=views.TOP_CLASS, label="Class to explain")
                     opacity = gr.Slider(0.1, 0.9, value=views.DEFAULT_OPACITY, step=0.05, label="Grad-CAM opacity")
                     samples = gr.Slider(200, 3000, value=views.DEFAULT_SAMPLES, step=100,
                                         label="LIME samples (more: steadier, slower)")
                 with gr.Row():
-                    run = gr.Button("Explain again", variant="primary")
+                    run = gr.Button("Explain with these settings", variant="primary")
                     make_report = gr.Button("Make report")
-                report_file = gr.File(label="Report (PNG)", interactive=False, height=80)
-                if EXAMPLES:
-                    gr.Examples([[row["path"]] for row in EXAMPLES], inputs=image,
-                                label="Examples: HAM10000 test-split images (CC BY-NC 4.0, Tschandl et al. 2018)")
+                report_file = gr.File(label="Report (PNG)", interactive=False, height=80, visible=False,
+                                      elem_id="report-file")
             with gr.Column(scale=1, min_width=320):
                 label = gr.Label(num_top_classes=7, label="Class probabilities", elem_id="probabilities")
-                summary = gr.Markdown(elem_id="summary")
+                summary = gr.Markdown(label="Risk summary", elem_id="summary")
+                explained = gr.Markdown(label="Class the maps explain", elem_id="explained")
                 with gr.Row():
                     with gr.Column(min_width=160):
                         gradcam = gr.Image(label="Grad-CAM", format="png", interactive=False, elem_id="gradcam")
@@ -71,6 +91,11 @@ with gr.Blocks(title="Skin lesion classifier with explanations", analytics_enabl
                     with gr.Column(min_width=160):
                         lime = gr.Image(label="LIME", format="png", interactive=False, elem_id="lime")
                         gr.Markdown(LEGEND_LIME)
+                similar = gr.Gallery(label="Similar confirmed cases: the training images the model finds closest "
+                                           "(diagnosis, how it was confirmed, similarity)", columns=3, rows=2,
+                                     height=300, object_fit="contain", allow_preview=True, interactive=False,
+                                     elem_id="similar")
+                gr.Markdown(LEGEND_SIMILAR)
                 details = gr.JSON(label="Details", visible=False)
         with gr.Accordion("The seven classes", open=False):
             gr.Markdown("\n".join(f"- **{display_name(c)}**: {DESCRIPTIONS[c]}" for c in CLASSES))
@@ -83,36 +108,49 @@ with gr.Blocks(title="Skin lesion classifier with explanations", analytics_enabl
             batch_files = gr.File(label="Images or zip", file_count="multiple", elem_id="batch-files")
             batch_labels = gr.File(label="Labels CSV (optional)", file_types=[".csv"], elem_id="batch-labels")
         batch_run = gr.Button("Classify all", variant="primary")
-        batch_summary = gr.Markdown(elem_id="batch-summary")
-        batch_table = gr.Dataframe(label="Predictions", interactive=False, elem_id="batch-table")
+        batch_summary = gr.Markdown(label="Batch summary", elem_id="batch-summary")
+        batch_table = gr.Dataframe(value={"headers": batch.table_headers(False), "data": []},
+                                   label="Predictions (probabilities rounded; the CSV has 6 decimals)",
+                                   interactive=False, wrap=True, elem_id="batch-table")
         batch_plot = gr.Plot(label="Confusion matrix")
         batch_csv = gr.File(label="Predictions CSV", interactive=False)
 
     with gr.Tab("Model card"):
-        gr.Markdown(CARD_MD.read_text() if CARD_MD.is_file() else "No model card found.", elem_id="model-card")
-        for figure in ("confusion_test.png", "training_curves.png"):
-            if (SHIPPED_DIR / figure).is_file():
-                gr.Image(str(SHIPPED_DIR / figure), show_label=False, interactive=False)
+        gr.Markdown(card.reader_markdown(views.classifier().card()), elem_id="model-card")
+        for path, caption in card.figures(SHIPPED_DIR):
+            gr.Image(str(path), label=caption, interactive=False, elem_classes="card-figure")
+        if CARD_MD.is_file():
+            with gr.Accordion("The full model card (for whoever trains the next model)", open=False):
+                gr.Markdown(card.full_markdown(CARD_MD.read_text()), elem_id="full-card")
 
-    # The page: probabilities and Grad-CAM first (one model call), then LIME with a progress bar.
-    quick = image.change(views.overview, [image, target, opacity], [label, gradcam, summary],
+    examples.select(views.pick_example, None, [image], api_visibility="private")
+    # The page: probabilities, Grad-CAM and what the maps explain first (one model call), then LIME.
+    quick = image.change(views.overview, [image, target, opacity], [label, gradcam, summary, explained, similar],
                          preprocess=False, api_visibility="private", concurrency_limit=4,
                          show_progress="minimal")
+    quick.then(None, js=SCROLL_TO_RESULTS)
     quick.then(views.lime_image, [image, target, samples], [lime], preprocess=False, api_visibility="private",
                concurrency_limit=1, concurrency_id="lime")
-    run.click(views.explain, [image, target, samples, opacity], [label, gradcam, lime, summary, details],
-              preprocess=False, api_name="explain", concurrency_limit=1, concurrency_id="lime")
-    make_report.click(views.report, [image, target, opacity, lime], [report_file], preprocess=False,
-                      api_name="report", concurrency_limit=2)
+    explained_again = run.click(views.explain, [image, target, samples, opacity],
+                                [label, gradcam, lime, summary, details, similar], preprocess=False,
+                                api_name="explain",
+                                concurrency_limit=1, concurrency_id="lime")
+    explained_again.then(views.caption, [image, target], [explained], preprocess=False, api_visibility="private")
+    reported = make_report.click(views.report, [image, target, opacity, lime], [report_file], preprocess=False,
+                                 api_name="report", concurrency_limit=2)
+    reported.success(lambda: gr.File(visible=True), None, [report_file], api_visibility="private")
     batch_run.click(batch.run_batch, [batch_files, batch_labels], [batch_table, batch_summary, batch_plot, batch_csv],
                     preprocess=False, api_name="batch", concurrency_limit=1, concurrency_id="batch")
     classify_api = gr.Button(visible=False)  # API-only: the page gets its probabilities from `quick`
     classify_api.click(views.classify, [image], [label], preprocess=False, api_name="classify",
                        concurrency_limit=4)
+    similar_api = gr.Button(visible=False)  # API-only: the page gets its cases from `quick`
+    similar_api.click(views.similar, [image], [similar], preprocess=False, api_name="similar", concurrency_limit=4)
 
 
-if __name__ == "__main__":
-    demo.launch(max_file_size=MAX_UPLOAD, enable_monitoring=False, footer_links=["api"], css=CSS,
-                prevent_thread_lock=True)
+if __name__ == "__main__" and gr.NO_RELOAD:  # `gradio demo.py` re-runs this file on edits: launch once
+    served = demo  # reload mode rebinds `demo` to each new version; block on the server that runs
+    served.launch(max_file_size=MAX_UPLOAD, enable_monitoring=False, footer_links=["api"], css=CSS,
+                  prevent_thread_lock=True)
     views.warm_up()  # serving already; load what explanations need before the first upload
-    demo.block_thread()
+    served.block_thread()

@@ -14,7 +14,7 @@ import gradio as gr
 import numpy as np
 
 from model import CLASSES, ImageError, load_image
-from model.cli import EXTRA, HEADER, IMAGE_SUFFIXES, result_rows
+from model.cli import ERROR, EXTRA, HEADER, IMAGE_SUFFIXES, result_rows
 from model.preprocessing import resize, scale
 
 from .errors import user_error, user_facing
@@ -23,6 +23,25 @@ from .views import classifier
 
 MAX_IMAGES = 1000
 MAX_UNZIPPED_BYTES = 300 * 1024 * 1024  # refuses zip bombs before extracting anything
+SHOWN_DECIMALS = 3  # the on-screen table; the CSV keeps the CLI's 6
+ZIP_MAGIC = b"PK\x03\x04"
+
+
+class Unreadable(str):
+    """An upload that is no image source at all (a damaged zip): its row carries this reason."""
+
+
+def table_headers(labelled: bool) -> list[str]:
+    """The batch table's and CSV's columns: the CLI's, then the truth when labels were given, then the error."""
+    return [*HEADER, *EXTRA, *(["true_dx"] if labelled else []), ERROR]
+
+
+def _looks_like_zip(path: str) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return path.lower().endswith(".zip") or fh.read(4) == ZIP_MAGIC
+    except OSError:
+        return False
 
 
 def _path_of(payload) -> str:
@@ -35,14 +54,19 @@ def collect(files) -> list[tuple[str, object]]:
     for payload in files or []:
         path = _path_of(payload)
         if zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as archive:
-                members = [m for m in archive.infolist() if not m.is_dir()
-                           and Path(m.filename).suffix.lower() in IMAGE_SUFFIXES
-                           and not Path(m.filename).name.startswith(".") and "__MACOSX" not in m.filename]
-                if sum(m.file_size for m in members) > MAX_UNZIPPED_BYTES:
-                    raise user_error(f"{Path(path).name}: the zip unpacks to more than "
-                                   f"{MAX_UNZIPPED_BYTES // 2**20} MB", "Zip too large")
-                items += [(Path(m.filename).name, archive.read(m)) for m in members]
+            try:
+                with zipfile.ZipFile(path) as archive:
+                    members = [m for m in archive.infolist() if not m.is_dir()
+                               and Path(m.filename).suffix.lower() in IMAGE_SUFFIXES
+                               and not Path(m.filename).name.startswith(".") and "__MACOSX" not in m.filename]
+                    if sum(m.file_size for m in members) > MAX_UNZIPPED_BYTES:
+                        raise user_error(f"{Path(path).name}: the zip unpacks to more than "
+                                         f"{MAX_UNZIPPED_BYTES // 2**20} MB", "Zip too large")
+                    items += [(Path(m.filename).name, archive.read(m)) for m in members]
+            except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as exc:
+                items.append((Path(path).name, Unreadable(f"damaged zip file ({exc})")))
+        elif _looks_like_zip(path):  # a zip whose directory is missing: truncated or damaged
+            items.append((Path(path).name, Unreadable("damaged or truncated zip file")))
         else:
             items.append((Path(path).name, path))
     if not items:
@@ -96,6 +120,9 @@ def run_batch(files, labels_file=None, progress=gr.Progress()):
         part = items[start : start + chunk]
         arrays, errors = {}, {}
         for i, (name, source) in enumerate(part):
+            if isinstance(source, Unreadable):
+                errors[i] = str(source)
+                continue
             try:
                 arrays[i] = resize(load_image(source), clf.input_size)
             except ImageError as exc:
@@ -117,14 +144,18 @@ def run_batch(files, labels_file=None, progress=gr.Progress()):
                 good_truth.append(CLASSES.index(truth[0]))
             elif labels is not None:
                 unlabelled += 1
-    headers = [*HEADER, *EXTRA, *(["true_dx"] if labels is not None else []), "error"]
+    headers = table_headers(labels is not None)
     out = new_file("predictions", ".csv")
     with open(out, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(headers)
         writer.writerows(rows)
-    read = sum(1 for r in rows if not r[-1])
-    summary = f"{read} of {len(rows)} images classified."
+    failed = [(r[0], r[-1]) for r in rows if r[-1]]
+    summary = f"{len(rows) - len(failed)} of {len(rows)} images classified."
+    if failed:
+        shown = failed[:10]
+        summary += " Not read: " + "; ".join(f"**{name}** ({why})" for name, why in shown)
+        summary += f"; and {len(failed) - len(shown)} more (see the error column)." if len(failed) > 10 else "."
     figure = None
     if labels is not None and good_truth:
         from model.metrics import classification_metrics, confusion_figure  # scikit-learn: loaded when needed
@@ -136,4 +167,10 @@ def run_batch(files, labels_file=None, progress=gr.Progress()):
                                   f"Confusion matrix ({len(truth)} labelled images)")
     elif labels is not None:
         summary += "\n\nNo image matched a label (labels are matched by file name without suffix)."
-    return {"headers": headers, "data": rows}, summary, figure, str(out)
+    return {"headers": headers, "data": [_shown(r) for r in rows]}, summary, figure, str(out)
+
+
+def _shown(row: list) -> list:
+    """A CSV row as the on-screen table shows it: probabilities rounded, so every column fits."""
+    return [f"{float(v):.{SHOWN_DECIMALS}f}" if (1 <= j <= len(CLASSES) or j == len(HEADER)) and v != "" else v
+            for j, v in enumerate(row)]

@@ -45,4 +45,23 @@ def true_diagnosis(data: bytes | str | Path) -> str | None:
     if row is None:
         return None
     how = DX_TYPES.get(row["dx_type"], row["dx_type"])
-    return f"True diagnosis of this HAM10000 example: **{NAMES[row['dx']]} ({row['dx']})**, by {how}."
+    text = f"True diagnosis of this HAM10000 example: **{NAMES[row['dx']]} ({row['dx']})**, by {how}."
+    if row.get("role") == "failure":
+        text += " It is shown as a failure: an image the model gets wrong."
+    return text
+
+
+def labels() -> list[str]:
+    """What each example's thumbnail says under it, short enough for a thumbnail: truth and the model's answer.
+
+    The full caption (examples.csv) is in examples/README.md.
+    """
+    out = []
+    for row in EXAMPLES:
+        if row.get("role") == "failure":
+            out.append(f"Failure: {row['dx']} as {row['prediction']}")
+        elif row.get("role") == "correct":
+            out.append(f"{row['dx']}: right, {float(row['confidence']):.0%}")
+        else:
+            out.append(row["dx"] + (f": model says {row['prediction']}" if row.get("prediction") else ""))
+    return out

@@ -11,19 +11,21 @@ from PIL import Image
 
 import explain as explanations  # its heavy parts load on first use
 from explain.gradcam import cam_from_features, upsample
-from model import CLASSES, DESCRIPTIONS, display_name, load_classifier
+from model import CLASSES, display_name, load_classifier
 from model.flags import DEFAULT_UNCERTAIN_BELOW, Flags, flag
 from model.labels import class_index
 from model.preprocessing import prepare_batch
 from model.risk import DISCLAIMER, assess
 
 from .errors import user_error, user_facing
-from .examples import true_diagnosis
+from .examples import EXAMPLES, true_diagnosis
 from .uploads import read_upload, upload_source
 
 TOP_CLASS = "top class"
 DEFAULT_SAMPLES = 1000
 DEFAULT_OPACITY = 0.45
+# The class dropdown: people read names, the API keeps taking "top class" or a code
+TARGET_CHOICES = [("Top class (the model's answer)", TOP_CLASS), *((display_name(c), c) for c in CLASSES)]
 
 
 @cache
@@ -106,8 +108,7 @@ def flags_of(inputs: np.ndarray, probs: np.ndarray, features: np.ndarray) -> Fla
 
 
 def summary_text(probs: np.ndarray, flags: Flags, upload) -> str:
-    """Warnings first, then the top class in plain words, the risk summary, and the truth of an example."""
-    top = CLASSES[int(probs.argmax())]
+    """Warnings first, then the risk summary (top class in plain words within it), and the truth of an example."""
     parts = []
     if flags.out_of_distribution:
         parts.append("⚠️ **This may not be a dermoscopic image.** The model only knows dermoscopic images of "
@@ -115,7 +116,6 @@ def summary_text(probs: np.ndarray, flags: Flags, upload) -> str:
     if flags.uncertain:
         parts.append(f"⚠️ **Uncertain:** no class reaches {flag_threshold():.0%}; the answer is more likely "
                      "wrong than right.")
-    parts.append(f"**{display_name(top)}**: {DESCRIPTIONS[top]}.")
     parts.append(assess(probs, classifier().card()).summary())
     truth = true_diagnosis(upload_source(upload))
     if truth:
@@ -125,6 +125,11 @@ def summary_text(probs: np.ndarray, flags: Flags, upload) -> str:
 
 def flag_threshold() -> float:
     return float(classifier().card().get("uncertainty", {}).get("threshold", DEFAULT_UNCERTAIN_BELOW))
+
+
+def pick_example(selected: gr.SelectData) -> str:
+    """The image of the example thumbnail that was clicked."""
+    return EXAMPLES[selected.index]["path"]
 
 
 @user_facing
@@ -138,15 +143,58 @@ def gradcam_image(image: np.ndarray, features: np.ndarray, index: int, opacity: 
     return as_png(explanations.gradcam_overlay(image, cam, alpha=opacity), "Grad-CAM", CLASSES[index])
 
 
+def explained_caption(index: int, probs: np.ndarray, target: str | None) -> str:
+    """Which class both maps explain, said on the page (it is not visible in the maps themselves)."""
+    top = int(probs.argmax())
+    if target in (None, "", TOP_CLASS) or index == top:
+        return f"Both maps explain **{display_name(CLASSES[index])}**, the model's top class."
+    return (f"Both maps explain **{display_name(CLASSES[index])}**, chosen in Settings (the model's top class is "
+            f"{display_name(CLASSES[top])}).")
+
+
 @user_facing
 def overview(upload, target: str = TOP_CLASS, opacity: float = DEFAULT_OPACITY):
-    """The fast part of the page: probabilities, Grad-CAM and the summary, from one model call."""
+    """The fast part of the page: probabilities, Grad-CAM, the summary and what the maps explain, in one call."""
     image = read_upload(upload)
     opacity = _opacity(opacity)
     inputs, probs, features = run_model(image)
     index = _target_index(target, probs[0])
     return (probabilities(probs[0]), gradcam_image(image, features[0], index, opacity),
-            summary_text(probs[0], flags_of(inputs, probs, features), upload))
+            summary_text(probs[0], flags_of(inputs, probs, features), upload),
+            explained_caption(index, probs[0], target), similar_items(features[0]))
+
+
+SIMILAR_K = 6
+
+
+def similar_items(features: np.ndarray) -> list[tuple[np.ndarray, str]]:
+    """The similar confirmed cases as gallery items (thumbnail, caption), from the runtime's (h, w, C) features.
+
+    A model exported without a gallery gives none: the rest of the answer does not depend on it.
+    """
+    from explain.similar import CONFIRMED_BY, cases_for, gallery_of
+
+    try:
+        gallery = gallery_of(classifier())
+    except FileNotFoundError:
+        return []
+    return [(case["thumbnail"], f"{display_name(case['dx'])}, {CONFIRMED_BY.get(case['dx_type'], case['dx_type'])}; "
+                                f"similarity {case['similarity']:.2f} ({case['image_id']})")
+            for case in cases_for(gallery, features.mean(axis=(0, 1)), SIMILAR_K)]
+
+
+@user_facing
+def similar(upload) -> list[tuple[np.ndarray, str]]:
+    """API /similar: the six training images most like the upload, with diagnosis, confirmation and similarity."""
+    _, _, features = run_model(read_upload(upload))
+    return similar_items(features[0])
+
+
+@user_facing
+def caption(upload, target: str = TOP_CLASS) -> str:
+    """The page's "which class the maps explain" line after an /explain call."""
+    probs = classifier().predict([read_upload(upload)])[0]
+    return explained_caption(_target_index(target, probs), probs, target)
 
 
 @user_facing
@@ -163,7 +211,7 @@ def lime_image(upload, target: str = TOP_CLASS, num_samples: int = DEFAULT_SAMPL
 @user_facing
 def explain(upload, target: str = TOP_CLASS, num_samples: int = DEFAULT_SAMPLES,
             opacity: float = DEFAULT_OPACITY, progress=gr.Progress()):
-    """API /explain: probabilities, Grad-CAM overlay, LIME overlay, summary, details."""
+    """API /explain: probabilities, Grad-CAM overlay, LIME overlay, summary, details, similar cases."""
     image = read_upload(upload)
     num_samples, opacity = _samples(num_samples), _opacity(opacity)
     clf = classifier()
@@ -192,6 +240,7 @@ def explain(upload, target: str = TOP_CLASS, num_samples: int = DEFAULT_SAMPLES,
         as_png(explanations.lime_overlay(image, result.weights, result.segments), "LIME", CLASSES[index]),
         summary_text(probs[0], flags, upload),
         details,
+        similar_items(features[0]),
     )
 
 

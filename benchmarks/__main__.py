@@ -97,7 +97,7 @@ def served_paths(examples: list[Path], reps: int, quick: bool) -> list[tuple[str
     from app import views
 
     def overview_png():
-        label_value, overlay, _ = views.overview(str(examples[0]))
+        label_value, overlay, *_ = views.overview(str(examples[0]))
         overlay.save(io.BytesIO(), format="png")
 
     page_first = timed(overview_png, reps)

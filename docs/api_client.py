@@ -12,7 +12,7 @@ from gradio_client import Client, handle_file
 
 url = sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:7860/"
 examples = Path(__file__).resolve().parent.parent / "examples"
-image = handle_file(str(examples / "ISIC_0031900.jpg"))
+image = handle_file(str(examples / "ISIC_0033394.jpg"))
 
 client = Client(url)
 
@@ -23,8 +23,8 @@ for item in label["confidences"]:
     print(f"  {item['label']}: {item['confidence']:.3f}")
 
 # /explain: image, class to explain, LIME samples, Grad-CAM opacity (all but the image optional)
-# -> probabilities, Grad-CAM PNG path, LIME PNG path, risk summary (Markdown), details (dict)
-label, gradcam_png, lime_png, summary, details = client.predict(
+# -> probabilities, Grad-CAM PNG path, LIME PNG path, risk summary (Markdown), details (dict), similar cases
+label, gradcam_png, lime_png, summary, details, similar = client.predict(
     image, "top class", 1000, 0.45, api_name="/explain"
 )
 print("explain:", details["prediction"], f"P(malignant)={details['p_malignant']:.2f}",
@@ -32,6 +32,11 @@ print("explain:", details["prediction"], f"P(malignant)={details['p_malignant']:
 print("  Grad-CAM overlay:", gradcam_png)
 print("  LIME overlay:", lime_png)
 print("  disclaimer:", details["disclaimer"])
+for case in similar:  # gallery items: {"image": {"path": ...}, "caption": "Melanoma (mel), histopathology; ..."}
+    print("  similar:", case["caption"])
+
+# /similar: image -> the same six similar confirmed cases alone
+print("similar:", len(client.predict(image, api_name="/similar")), "cases")
 
 # /batch: list of images (or zips), optional labels CSV (image_id, dx)
 # -> table {"headers", "data"}, summary (Markdown), confusion-matrix plot or None, CSV path

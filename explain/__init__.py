@@ -3,6 +3,7 @@
     from explain import grad_cam, lime_weights
     cam = grad_cam(clf, image)            # float32 HxW in [0, 1]
     weights = lime_weights(clf, image)    # float32 HxW, positive supports the class
+    cases = similar_cases(clf, image)     # the 6 closest training images, with their diagnoses
 
 Names load on first use (PEP 562): lime, scikit-learn, scikit-image and matplotlib take about
 2 s to import on 2 cores, and the app answers its first request before it needs them.
@@ -20,14 +21,16 @@ _WHERE = {
     "lime_weights": ".lime",
     "gradcam_overlay": ".overlays",
     "lime_overlay": ".overlays",
+    "similar_cases": ".similar",
 }
 
-__all__ = ["LimeResult", "explain_lime", "grad_cam", "gradcam_overlay", "lime_overlay", "lime_weights"]
+__all__ = ["LimeResult", "explain_lime", "grad_cam", "gradcam_overlay", "lime_overlay", "lime_weights", "similar_cases"]
 
 if TYPE_CHECKING:
     from .gradcam import grad_cam
     from .lime import LimeResult, explain_lime, lime_weights
     from .overlays import gradcam_overlay, lime_overlay
+    from .similar import similar_cases
 
 
 def __getattr__(name: str):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import matplotlib
 import numpy as np
+from skimage.measure import label
 from skimage.segmentation import mark_boundaries
 
 SUPPORT_RGB = (0.0, 0.85, 0.2)  # green: regions that push towards the explained class
@@ -17,15 +18,30 @@ def gradcam_overlay(image: np.ndarray, cam: np.ndarray, alpha: float = 0.45, cma
     return (np.clip(blended, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
+def segments_of(weights: np.ndarray) -> np.ndarray:
+    """Superpixel ids recovered from a LIME weight map: each superpixel is one connected region of one weight.
+
+    So ``lime_weights``' map alone is enough to draw the overlay. Neighbours with exactly the
+    same weight merge; only weight-0 superpixels share a weight in practice, and they are never drawn.
+    """
+    _, codes = np.unique(weights, return_inverse=True)
+    return label(codes.reshape(weights.shape) + 1, connectivity=1, background=0)
+
+
 def lime_overlay(
     image: np.ndarray,
     weights: np.ndarray,
-    segments: np.ndarray,
+    segments: np.ndarray | None = None,
     top_k: int = 5,
     show_opposing: bool = True,
     tint: float = 0.3,
 ) -> np.ndarray:
-    """Outline and tint the ``top_k`` most supporting (green) and opposing (red) superpixels."""
+    """Outline and tint the ``top_k`` most supporting (green) and opposing (red) superpixels.
+
+    ``segments``: the superpixel ids (``explain_lime(...).segments``); without them they are
+    recovered from ``weights``.
+    """
+    segments = segments_of(weights) if segments is None else segments
     ids = np.unique(segments)
     per_segment = np.array([weights[segments == i].mean() for i in ids])
     order = np.argsort(per_segment)

@@ -1,9 +1,10 @@
 """python -m model predict PATH... [--out preds.csv] [--engine ray [--address ADDR]]: images into a CSV.
 
 Images are decoded on worker threads while the previous batch runs through the model.
-An unreadable file is reported on stderr and skipped; the exit code is 1 only when no
-image at all could be read. ``--engine ray`` writes the same CSV with Ray Data, on this
-machine's cores or a cluster's (model/ray_engine.py; needs requirements-scale.txt).
+An unreadable file is reported on stderr and gets a row with its reason in the ``error``
+column; the exit code is 1 only when no image at all could be read (the CSV is still written).
+``--engine ray`` writes the same CSV with Ray Data, on this machine's cores or a cluster's
+(model/ray_engine.py; needs requirements-scale.txt).
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ import numpy as np
 from .flags import flag
 from .labels import CLASSES
 from .preprocessing import ImageError, load_image, resize, scale
-from .risk import malignant_probability
+from .risk import malignant_probability, operating_point
 from .runtime import MAX_BATCH, ModelFileError, load_classifier
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 HEADER = ["image", *CLASSES, "prediction"]
 EXTRA = ["p_malignant", "suspicious", "uncertain", "not_dermoscopic"]  # after the contract's columns
+ERROR = "error"  # last: why a file could not be read (empty when it was)
 
 
 def result_rows(probs: np.ndarray, features: np.ndarray, clf, inputs: np.ndarray) -> list[list]:
@@ -34,7 +36,7 @@ def result_rows(probs: np.ndarray, features: np.ndarray, clf, inputs: np.ndarray
     ``inputs``: the scaled network inputs behind ``probs`` (for the not-dermoscopic flag's detail score).
     """
     card = clf.card()
-    threshold = float(card.get("malignant_operating_point", {}).get("threshold", 0.5))
+    threshold = operating_point(card)["threshold"]
     rows = []
     for p, f in zip(probs, flag(probs, features, clf.head_kernel, card, inputs), strict=True):
         p_malignant = float(malignant_probability(p))
@@ -65,37 +67,48 @@ def _decode(path: Path, size: tuple[int, int]) -> np.ndarray | str:
         return exc.strerror or str(exc)
 
 
-def _batches(paths: list[Path], size, workers: int) -> Iterator[tuple[list[Path], np.ndarray]]:
+def _batches(paths: list[Path], size, workers: int) -> Iterator[list[tuple[Path, np.ndarray | str]]]:
+    """Chunks of (path, resized image or the reason it could not be read), in the order given."""
     with ThreadPoolExecutor(workers) as pool:
-        good_paths, good = [], []
-        for path, result in zip(paths, pool.map(lambda p: _decode(p, size), paths), strict=False):
-            if isinstance(result, str):
-                print(f"skipped {path}: {result}", file=sys.stderr)
-                continue
-            good_paths.append(path)
-            good.append(result)
-            if len(good) == MAX_BATCH:
-                yield good_paths, np.stack(good)
-                good_paths, good = [], []
-        if good:
-            yield good_paths, np.stack(good)
+        chunk, good = [], 0
+        for path, result in zip(paths, pool.map(lambda p: _decode(p, size), paths), strict=True):
+            chunk.append((path, result))
+            good += not isinstance(result, str)
+            if good == MAX_BATCH:
+                yield chunk
+                chunk, good = [], 0
+        if chunk:
+            yield chunk
 
 
 def predict_files(paths: list[Path], out, clf, workers: int = 4, progress: bool = True) -> int:
-    """Write one CSV row per readable image; returns how many were written."""
+    """Write one CSV row per file, in order; returns how many images were classified.
+
+    A file that cannot be read gets a row with empty values and the reason in ``error`` (the
+    app's batch CSV does the same), and a line on stderr.
+    """
     from tqdm import tqdm
 
     writer = csv.writer(out)
-    writer.writerow(HEADER + EXTRA)
+    writer.writerow(HEADER + EXTRA + [ERROR])
+    blank = [""] * (len(HEADER) - 1 + len(EXTRA))
     written = 0
     with tqdm(total=len(paths), unit="img", disable=not progress or len(paths) < 100, file=sys.stderr) as bar:
-        for batch_paths, images in _batches(paths, clf.input_size, workers):
-            inputs = scale(images.astype(np.float32))
-            probs, features = clf.run(inputs)
-            for path, row in zip(batch_paths, result_rows(probs, features, clf, inputs), strict=True):
-                writer.writerow([str(path), *row])
-            written += len(batch_paths)
-            bar.update(len(batch_paths))
+        for chunk in _batches(paths, clf.input_size, workers):
+            good = [image for _, image in chunk if not isinstance(image, str)]
+            rows = iter([])
+            if good:
+                inputs = scale(np.stack(good).astype(np.float32))
+                probs, features = clf.run(inputs)
+                rows = iter(result_rows(probs, features, clf, inputs))
+            for path, image in chunk:
+                if isinstance(image, str):
+                    print(f"skipped {path}: {image}", file=sys.stderr)
+                    writer.writerow([str(path), *blank, image])
+                else:
+                    writer.writerow([str(path), *next(rows), ""])
+                    written += 1
+            bar.update(len(chunk))
     return written
 
 
@@ -118,14 +131,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--address needs --engine ray")
 
     paths = find_images(args.paths)
-    if not paths:
-        print("no image files found in " + " ".join(args.paths), file=sys.stderr)
-        return 1
     try:
         clf = load_classifier(args.model, num_threads=args.threads)
     except ModelFileError as exc:
         print(exc, file=sys.stderr)
         return 2
+    if not paths:  # still a CSV (header only), as when no file could be read
+        print("no image files found in " + " ".join(args.paths), file=sys.stderr)
     if args.engine == "ray":
         try:
             from .ray_engine import predict_files_ray

@@ -11,17 +11,30 @@ from sklearn.metrics import (
     balanced_accuracy_score,
     confusion_matrix,
     precision_recall_fscore_support,
-    roc_auc_score,
 )
 
 from .labels import CLASSES
 from .risk import MALIGNANT_INDEX, malignant_probability
 
 
+def roc_auc(positive: np.ndarray, scores: np.ndarray) -> float:
+    """ROC AUC as the Mann-Whitney statistic (ties count half): scikit-learn's value, without its
+    input checks, which dominate the thousands of calls a bootstrap makes. NaN if a side is empty."""
+    from scipy.stats import rankdata
+
+    positive = np.asarray(positive, bool)
+    n_pos = int(positive.sum())
+    n_neg = len(positive) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = rankdata(scores)
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
 def macro_auc(labels: np.ndarray, probs: np.ndarray) -> float:
     """Mean one-vs-rest ROC AUC over the classes present in ``labels``."""
     aucs = [
-        roc_auc_score(labels == k, probs[:, k])
+        roc_auc(labels == k, probs[:, k])
         for k in range(probs.shape[1])
         if 0 < (labels == k).sum() < len(labels)
     ]
@@ -33,7 +46,7 @@ def malignant_auc(labels: np.ndarray, probs: np.ndarray) -> float:
     malignant = np.isin(labels, MALIGNANT_INDEX)
     if not 0 < malignant.sum() < len(labels):
         return float("nan")
-    return float(roc_auc_score(malignant, malignant_probability(probs)))
+    return roc_auc(malignant, malignant_probability(probs))
 
 
 def classification_metrics(labels: np.ndarray, probs: np.ndarray) -> dict:
@@ -54,7 +67,7 @@ def classification_metrics(labels: np.ndarray, probs: np.ndarray) -> dict:
             "recall": float(recall[k]),
             "f1": float(f1[k]),
             "support": int(support[k]),
-            "auc": float(roc_auc_score(labels == k, probs[:, k]))
+            "auc": roc_auc(labels == k, probs[:, k])
             if 0 < (labels == k).sum() < len(labels)
             else None,
         }
@@ -63,7 +76,9 @@ def classification_metrics(labels: np.ndarray, probs: np.ndarray) -> dict:
     return {
         "n": int(len(labels)),
         "accuracy": float((pred == labels).mean()),
-        "balanced_accuracy": float(balanced_accuracy_score(labels, pred)),
+        # scikit-learn's balanced_accuracy_score: the mean recall over the classes present, computed
+        # here so that a prediction of an absent class does not warn in the server's log
+        "balanced_accuracy": float(recall[support > 0].mean()) if len(labels) else float("nan"),
         "macro_auc": macro_auc(labels, probs),
         "malignant_auc": None if np.isnan(auc_malignant) else auc_malignant,
         "malignant_sensitivity_at_0.5": float(flagged[malignant].mean()) if malignant.any() else None,
@@ -123,9 +138,11 @@ def confusion_figure(matrix, title: str = "Confusion matrix"):
     ):
         ax.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
         for i in range(len(CLASSES)):
+            absent = matrix[i].sum() == 0  # no image of this class: no recall to show (the tables say n/a)
             for j in range(len(CLASSES)):
                 colour = "white" if normalised[i, j] > 0.5 else "black"
-                ax.text(j, i, format(data[i, j], fmt), ha="center", va="center", color=colour, fontsize=9)
+                text = "n/a" if absent and fmt != "d" else format(data[i, j], fmt)
+                ax.text(j, i, text, ha="center", va="center", color=colour if not absent else "grey", fontsize=9)
         ax.set_xticks(range(len(CLASSES)), CLASSES)
         ax.set_yticks(range(len(CLASSES)), CLASSES)
         ax.set_xlabel("predicted")

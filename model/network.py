@@ -10,18 +10,9 @@ from pathlib import Path
 
 import keras
 
+from .architecture import COLOUR_CHOICES, FEATURE_LAYER, IMAGENET_WEIGHTS, LOGITS_LAYER, REPO_ROOT  # noqa: F401
 from .labels import CLASSES
 from .preprocessing import INPUT_SIZE
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-IMAGENET_WEIGHTS = Path(
-    os.environ.get(
-        "SKIN_IMAGENET_WEIGHTS",
-        REPO_ROOT.parent / "shared/weights/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5",
-    )
-)
-FEATURE_LAYER = "out_relu"  # last convolutional activation: what Grad-CAM explains
-LOGITS_LAYER = "logits"
 
 
 @keras.saving.register_keras_serializable(package="skin")
@@ -70,6 +61,7 @@ class GrayEqualised(keras.layers.Layer):
 
 
 COLOUR = {"none": None, "shades_of_gray": ShadesOfGray, "gray_equalised": GrayEqualised}  # before the base
+assert tuple(COLOUR) == COLOUR_CHOICES, "model.architecture names the same colour layers"
 
 
 def build_network(

@@ -21,7 +21,7 @@ from typing import TextIO
 
 import numpy as np
 
-from .cli import EXTRA, HEADER, _decode, result_rows
+from .cli import ERROR, EXTRA, HEADER, _decode, result_rows
 from .preprocessing import scale
 from .runtime import MAX_BATCH, load_classifier
 
@@ -52,12 +52,19 @@ class Scorer:
 
 def predict_files_ray(paths: list[Path], out: TextIO, model: str | None = None, address: str | None = None,
                       threads: int = 1, progress: bool = True) -> int:
-    """Write one CSV row per readable image, in the order of ``paths``; returns how many were written.
+    """Write one CSV row per file, in the order of ``paths``; returns how many images were classified.
+
+    The local engine's CSV (model/cli.py ``predict_files``): an unreadable file gets a row with
+    empty values and its reason in ``error``, and a line on stderr; no paths, a header-only CSV.
 
     Uses the Ray instance this process is already connected to, else starts a local one
     (``address`` None) or joins the cluster at ``address`` (Ray's forms: "HOST:PORT", "auto" for
     the one ``ray start`` made here, "ray://HOST:PORT"). ``threads``: LiteRT threads (and CPUs) per actor.
     """
+    writer = csv.writer(out)
+    writer.writerow(HEADER + EXTRA + [ERROR])
+    if not paths:  # nothing to score: no Ray started for a header-only CSV
+        return 0
     if address is None and "ray" not in sys.modules:
         # A local instance serves this command alone: Ray's local-only mode (meant for macOS and
         # Windows, read when Ray is imported) keeps it on 127.0.0.1 instead of the network's address.
@@ -81,15 +88,15 @@ def predict_files_ray(paths: list[Path], out: TextIO, model: str | None = None, 
             Scorer, fn_constructor_args=(model, threads), batch_size=MAX_BATCH, batch_format="numpy",
             num_cpus=threads, compute=ray.data.ActorPoolStrategy(min_size=1, max_size=actors),
         )
-        writer = csv.writer(out)
-        writer.writerow(HEADER + EXTRA)
+        blank = [""] * (len(HEADER) - 1 + len(EXTRA))
         written = 0
         for batch in scored.iter_batches(batch_size=None, batch_format="numpy"):
             for path, error, row in zip(batch["path"], batch["error"], batch["row"], strict=True):
                 if error:
                     print(f"skipped {path}: {error}", file=sys.stderr)
+                    writer.writerow([path, *blank, error])
                     continue
-                writer.writerow([path, *row])
+                writer.writerow([path, *row, ""])
                 written += 1
         return written
     finally:

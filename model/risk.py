@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .labels import CLASSES, MALIGNANT, NAMES
+from .labels import CLASSES, DESCRIPTIONS, MALIGNANT, NAMES
 
 DISCLAIMER = (
     "Research and teaching demo, not a medical device: it gives no diagnosis and must not "
@@ -38,28 +38,55 @@ class Risk:
     specificity: float | None = None
 
     def summary(self) -> str:
-        """A few plain sentences for the page and the API."""
-        verdict = "**Suspicious: higher risk of malignancy.**" if self.suspicious else "**Lower risk.**"
+        """A few plain sentences for the page and the API.
+
+        The flag is about the malignant classes together, not the top class: a benign top class
+        can be flagged, and the text says so rather than leaving two statements that seem to clash.
+        """
+        top = f"{NAMES[self.top_class]} ({self.top_class})"
+        if self.suspicious:
+            verdict = "**Suspicious: flagged for a closer look.**"
+            compare = "at or above"
+        else:
+            verdict = "**Lower risk: not flagged.**"
+            compare = "below"
         lines = [
-            f"{verdict} Estimated probability of a malignant lesion type (melanoma, basal cell "
-            f"carcinoma, actinic keratosis/intraepithelial carcinoma): {self.p_malignant:.0%}.",
-            f"Most likely class: {NAMES[self.top_class]} ({self.top_class}), {self.top_probability:.0%}.",
-            f"Flagged as suspicious when that probability is at least {self.threshold:.0%}",
+            f"{verdict} The malignant classes (melanoma, basal cell carcinoma, actinic keratosis/intraepithelial "
+            f"carcinoma) together get {self.p_malignant:.0%}, {compare} the {self.threshold:.0%} at which this demo "
+            "flags an image.",
+            f"Most likely class: {top}, {self.top_probability:.0%}: {DESCRIPTIONS[self.top_class]}.",
         ]
+        if self.suspicious and self.top_class not in MALIGNANT:
+            lines[-1] += (" That class is benign, but the malignant classes together are too likely to rule "
+                          "out, so the image is flagged all the same.")
+        rule = "The threshold is set low to miss few malignant lesions, so many flagged lesions are benign"
         if self.sensitivity is not None and self.specificity is not None:
-            lines[-1] += (
-                f"; on held-out test lesions this caught {self.sensitivity:.0%} of malignant lesions"
-                f" and cleared {self.specificity:.0%} of benign ones"
-            )
-        lines[-1] += "."
+            rule += (f"; on held-out test lesions it caught {self.sensitivity:.0%} of malignant lesions"
+                     f" and cleared {self.specificity:.0%} of benign ones")
+        lines.append(rule + ".")
         lines.append(f"_{DISCLAIMER}_")
         return "\n\n".join(lines)
 
 
+def operating_point(card: dict | None = None) -> dict:
+    """The card's malignant operating point; ``None`` means the shipped model's card.
+
+    The shipped point is the default so that the app, the Python API and the CLI give one
+    verdict for one image. A card without an operating point falls back to 0.5.
+    """
+    if card is None:
+        from .runtime import shipped_card
+
+        card = shipped_card()
+    point = dict(card.get("malignant_operating_point", {}))
+    point["threshold"] = float(point.get("threshold", DEFAULT_THRESHOLD))
+    return point
+
+
 def assess(probs: np.ndarray, card: dict | None = None) -> Risk:
-    """The risk summary of one probability row, at the model card's operating point."""
-    point = (card or {}).get("malignant_operating_point", {})
-    threshold = float(point.get("threshold", DEFAULT_THRESHOLD))
+    """The risk summary of one probability row, at the operating point of ``card`` (default: the shipped one)."""
+    point = operating_point(card)
+    threshold = point["threshold"]
     p = float(malignant_probability(probs))
     top = int(np.argmax(probs))
     return Risk(

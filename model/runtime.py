@@ -12,6 +12,7 @@ import json
 import os
 import threading
 from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +27,27 @@ CARD_FILE = "model_card.json"
 MAX_BATCH = 32  # larger requests are run in chunks of this many images
 
 
+@cache
+def shipped_card() -> dict:
+    """The shipped model's card, read once: the defaults every door (app, API, CLI) shares.
+
+    Plain JSON, so callers such as ``model.risk`` need neither TensorFlow nor LiteRT.
+    """
+    path = SHIPPED_DIR / CARD_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 class ModelFileError(RuntimeError):
     """The model file is missing or damaged; the message says which file and how to restore it."""
+
+
+def restore_advice(path: Path) -> str:
+    """How to get a working model file back: git only knows the shipped files."""
+    path = Path(path).resolve()
+    if path.is_relative_to(SHIPPED_DIR):
+        return f"restore it with `git checkout -- {path.relative_to(SHIPPED_DIR.parent.parent)}`"
+    return ("give a LiteRT .tflite file or an export folder holding one (`python -m training` makes them), "
+            "or no path for the shipped model")
 
 
 def sha256(path: str | os.PathLike[str]) -> str:
@@ -46,19 +66,14 @@ class Classifier:
 
         self.path = Path(litert_path)
         if not self.path.is_file():
-            raise ModelFileError(
-                f"model file {self.path} is missing; restore it with `git checkout -- {self.path}`"
-                " or train one with `python -m training`"
-            )
+            raise ModelFileError(f"model file {self.path} is missing; {restore_advice(self.path)}")
         threads = num_threads or min(os.cpu_count() or 1, 4)
         try:
             self._interpreter = Interpreter(model_path=str(self.path), num_threads=threads)
             self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
-            raise ModelFileError(
-                f"model file {self.path} cannot be loaded ({exc}); restore it with"
-                f" `git checkout -- {self.path}`"
-            ) from exc
+            advice = restore_advice(self.path)
+            raise ModelFileError(f"model file {self.path} cannot be loaded ({exc}); {advice}") from exc
         self.num_threads = threads
         self._input = self._interpreter.get_input_details()[0]
         outputs = self._interpreter.get_output_details()
@@ -126,7 +141,7 @@ def verify(path: Path) -> None:
     if expected and sha256(path) != expected:
         raise ModelFileError(
             f"model file {path} is damaged or altered: its SHA-256 differs from {card_path}. "
-            f"Restore it with `git checkout -- {path}` (or re-export it with `python -m training evaluate RUN`)."
+            f"{restore_advice(path).capitalize()} (or re-export it with `python -m training evaluate RUN`)."
         )
 
 
@@ -138,5 +153,7 @@ def load_classifier(path: str | os.PathLike[str] | None = None, num_threads: int
     path = Path(path) if path is not None else SHIPPED_DIR
     if path.is_dir():
         path = path / LITERT_FILE
+    elif path.suffix.lower() != ".tflite":
+        raise ModelFileError(f"{path} is not a LiteRT model file (.tflite); {restore_advice(path)}")
     verify(path)
     return Classifier(path, num_threads=num_threads)

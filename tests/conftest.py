@@ -128,3 +128,62 @@ def client(app_server):
     from gradio_client import Client
 
     return Client(app_server, verbose=False)
+
+
+ISIC2017_PARTS = {"train": 9, "validation": 6, "test": 6}  # per class (mel, nv, bkl)
+
+
+def _blob_image(path: Path, k: int, rng: np.random.Generator, size=(256, 256)) -> None:
+    """A lesion-like blob whose colour depends on the class index, as in the HAM fixture."""
+    h, w = size
+    yy, xx = np.mgrid[:h, :w]
+    img = np.full((h, w, 3), (225, 180, 160), np.uint8)
+    img[(yy - h / 2) ** 2 + (xx - w / 2) ** 2 < (30 + 5 * k) ** 2] = (40 + 30 * k, 120 - 10 * k, 60 + 20 * (k % 3))
+    Image.fromarray(np.clip(img + rng.normal(0, 8, img.shape), 0, 255).astype(np.uint8)).save(path, quality=92)
+
+
+def make_shared_data(root: Path) -> Path:
+    """A tiny ../shared/data: ham10000/, isic2017/ (3 classes, the challenge's three parts), isic2018_val/."""
+    import pandas as pd
+
+    from model.labels import CLASSES
+
+    rng = np.random.default_rng(1)
+    make_ham_folder(root / "ham10000")
+    (root / "isic2017" / "images").mkdir(parents=True)
+    rows, n = [], 0
+    for part, per_class in ISIC2017_PARTS.items():
+        for dx in ("mel", "nv", "bkl"):
+            for _ in range(per_class):
+                image_id = f"ISIC_{10000 + n:07d}"  # apart from the HAM fixture's ids, as in reality
+                _blob_image(root / "isic2017" / "images" / f"{image_id}.jpg", CLASSES.index(dx), rng)
+                rows.append({"image_id": image_id, "dx": dx, "isic2017_split": part})
+                n += 1
+    pd.DataFrame(rows).to_csv(root / "isic2017" / "labels.csv", index=False)
+    (root / "isic2018_val" / "images").mkdir(parents=True)
+    with open(root / "isic2018_val" / "ISIC2018_Task3_Validation_GroundTruth.csv", "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["image", "MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC"])
+        order = ["mel", "nv", "bcc", "akiec", "bkl", "df", "vasc"]
+        for j, dx in enumerate([c for c in CLASSES for _ in range(3)]):
+            image_id = f"ISIC_{34321 + j:07d}"
+            _blob_image(root / "isic2018_val" / "images" / f"{image_id}.jpg", CLASSES.index(dx), rng, (450, 600))
+            writer.writerow([image_id, *(float(c == dx) for c in order)])
+    return root
+
+
+@pytest.fixture(scope="session")
+def shared_data(tmp_path_factory) -> Path:
+    return make_shared_data(tmp_path_factory.mktemp("shared") / "data")
+
+
+@pytest.fixture(scope="session")
+def run_with_extra(shared_data, tmp_path_factory) -> Path:
+    """A tiny run trained on HAM10000 plus the ISIC 2017 train part."""
+    from training.train import Config, train
+
+    out = tmp_path_factory.mktemp("runs") / "extra"
+    train(Config(data=str(shared_data / "ham10000"), out=str(out), extra=str(shared_data / "isic2017"),
+                 size=(64, 80), batch_size=8, head_epochs=1, finetune_epochs=1, finetune_from="block_15_expand",
+                 workers=2))
+    return out

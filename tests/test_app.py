@@ -85,7 +85,25 @@ def test_batch_endpoint_takes_a_zip_without_labels(client, examples, tmp_path):
     assert "3 of 4 images classified" in summary and "balanced accuracy" not in summary
     broken = next(r for r in table["data"] if r[0] == "broken.jpg")
     assert "not an image" in broken[-1]
+    assert "Not read: **broken.jpg** (not an image file" in summary  # which file, and why
     assert plot is None
+
+
+def test_batch_endpoint_names_a_damaged_zip_as_such(client, examples, tmp_path):
+    from gradio_client import handle_file
+
+    whole = tmp_path / "whole.zip"
+    import zipfile
+
+    with zipfile.ZipFile(whole, "w") as zf:
+        zf.write(examples[0]["path"], examples[0]["file"])
+    damaged = tmp_path / "damaged.zip"
+    damaged.write_bytes(whole.read_bytes()[:-30])  # the directory at its end is cut off
+    table, summary, _, _ = client.predict([handle_file(str(damaged)), handle_file(str(examples[1]["path"]))],
+                                          None, api_name="/batch")
+    row = next(r for r in table["data"] if r[0] == "damaged.zip")
+    assert "damaged or truncated zip file" in row[-1] and "not an image" not in row[-1]
+    assert "1 of 2 images classified" in summary and "damaged.zip" in summary
 
 
 def test_report_endpoint_makes_a_png(client, examples):
@@ -97,7 +115,7 @@ def test_report_endpoint_makes_a_png(client, examples):
         assert img.format == "PNG" and img.size[0] >= 800 and img.size[1] >= 800
 
 
-def test_documented_client_examples_run(app_server):
+def test_documented_client_examples_run(app_server, examples):
     import subprocess
     import sys
 
@@ -107,5 +125,49 @@ def test_documented_client_examples_run(app_server):
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     out = result.stdout
+    n = len(examples)
     assert out.count("\n  ") >= 7 + 3 and "classify:" in out and "explain:" in out
-    assert "not a medical device" in out and "batch: 7 of 7 images classified" in out and ".png" in out
+    assert "not a medical device" in out and f"batch: {n} of {n} images classified" in out and ".png" in out
+
+
+def test_every_api_output_is_labelled_and_the_readme_lists_every_detail(client, examples):
+    """view_api() used to name two outputs value_19 and value_36; the README omitted five details."""
+    import re
+
+    from gradio_client import handle_file
+
+    from tests.conftest import ROOT
+
+    api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    assert set(api) == {"/classify", "/explain", "/batch", "/report"}
+    for name, endpoint in api.items():
+        for part in endpoint["parameters"] + endpoint["returns"]:
+            assert part["label"] and not re.fullmatch(r"value_\d+", part["label"]), (name, part)
+    details = client.predict(handle_file(str(examples[0]["path"])), "top class", 100, 0.45, api_name="/explain")[4]
+    readme = (ROOT / "README.md").read_text()
+    row = next(line for line in readme.splitlines() if line.startswith("| `/explain` |"))
+    assert set(re.findall(r"`(\w+)`", row.split("details (JSON:", 1)[1])) == set(details)
+    demo = (ROOT / "demo.py").read_text().split('"""')[1]
+    assert all(f"/{n}" in demo for n in ("classify", "explain", "batch", "report"))  # the docstring lists all four
+
+
+def test_one_verdict_for_one_image_through_every_door(client, examples, clf):
+    """The page (/explain), the documented Python call and the CLI flag the same images."""
+    import csv
+    import io
+    from pathlib import Path
+
+    from gradio_client import handle_file
+
+    from model import load_image
+    from model.cli import predict_files
+    from model.risk import assess
+
+    out = io.StringIO()
+    predict_files([Path(e["path"]) for e in examples], out, clf, workers=1, progress=False)
+    cli = {Path(r["image"]).name: r["suspicious"] == "1" for r in csv.DictReader(io.StringIO(out.getvalue()))}
+    for e in examples[:4]:
+        details = client.predict(handle_file(str(e["path"])), "top class", 50, 0.45, api_name="/explain")[4]
+        python = assess(clf.predict([load_image(e["path"])])[0])
+        assert details["suspicious"] == python.suspicious == cli[e["file"]], e["file"]
+        assert details["malignant_threshold"] == round(python.threshold, 6)

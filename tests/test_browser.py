@@ -1,6 +1,7 @@
 """The page as a person uses it, in headless Chromium (Debian's /usr/bin/chromium, driven by Playwright).
 
-Screenshots are written to artifacts/screenshots/ (desktop and phone width).
+The README's screenshots are retaken here (docs/screenshot.png, docs/phone.png); the others are
+written to artifacts/screenshots/.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 SHOTS = ROOT / "artifacts" / "screenshots"
+DOCS = ROOT / "docs"
 TIMEOUT = 60_000
 
 pytestmark = pytest.mark.browser
@@ -44,7 +46,7 @@ def _wait_for_analysis(page) -> None:
     for overlay in ("#gradcam img", "#lime img"):
         page.wait_for_selector(overlay, state="attached", timeout=TIMEOUT)
         page.locator(overlay).scroll_into_view_if_needed()  # lazy images load once seen
-    page.wait_for_function("() => /risk/i.test(document.querySelector('#summary')?.innerText || '')",
+    page.wait_for_function("() => /flags an image/.test(document.querySelector('#summary')?.innerText || '')",
                            timeout=TIMEOUT)
 
 
@@ -62,40 +64,120 @@ def test_upload_shows_probabilities_overlays_and_summary(browser, app_server, ex
     page.close()
 
 
-def test_clicking_an_example_shows_its_true_diagnosis(browser, app_server):
-    page = _open(browser, app_server, 1280)
-    page.locator(".gallery-item").first.click()
+def test_clicking_an_example_shows_its_true_diagnosis(browser, app_server, examples):
+    """Also the README's screenshot: an example the model gets right, with its true diagnosis shown."""
+    assert examples[0]["role"] == "correct"
+    page = _open(browser, app_server, 1280, 1250)  # the whole page in the window: the fixed disclaimer at its foot
+    thumbnails = page.locator("#examples .thumbnail-item")
+    assert thumbnails.count() == len(examples)
+    assert "mel: right" in thumbnails.first.inner_text()  # labelled under the thumbnail
+    assert "Failure:" in thumbnails.last.inner_text()
+    thumbnails.first.click()
     _wait_for_analysis(page)
     page.wait_for_function("() => /True diagnosis/.test(document.querySelector('#summary').innerText)",
                            timeout=TIMEOUT)
     assert "Melanoma (mel)" in page.inner_text("#summary")
+    page.wait_for_timeout(500)
+    page.mouse.move(0, 0)  # no hover highlight in the picture
+    page.screenshot(path=str(DOCS / "screenshot.png"))
+    page.close()
+
+
+def test_first_screen_shows_the_examples_and_keeps_the_disclaimer_in_view(browser, app_server):
+    page = _open(browser, app_server, 1280, 900)
+    page.wait_for_selector("#examples .thumbnail-item", timeout=TIMEOUT)
+    disclaimer = page.locator("#disclaimer").bounding_box()
+    examples = page.locator("#examples").bounding_box()
+    assert examples["y"] + examples["height"] <= disclaimer["y"] + 1  # above the fold, not under the bar
+    assert not page.locator("#report-file").is_visible()  # no empty report box before a report exists
+    page.mouse.wheel(0, 3000)
+    page.wait_for_timeout(300)
+    assert page.evaluate("window.scrollY") > 0
+    box = page.locator("#disclaimer").bounding_box()
+    assert 0 <= box["y"] and box["y"] + box["height"] <= 900 + 1  # still in view after scrolling
+    page.close()
+
+
+def test_explaining_another_class_says_which_class_the_maps_explain(browser, app_server, examples):
+    page = _open(browser, app_server, 1280)
+    button = page.get_by_role("button", name="Explain with these settings")
+    button.wait_for(state="visible", timeout=TIMEOUT)
+    assert page.get_by_role("button", name="Explain again").count() == 0
+    page.set_input_files("#upload input[type=file]", str(examples[0]["path"]))
+    _wait_for_analysis(page)
+    assert "the model's top class" in page.inner_text("#explained")
+    page.get_by_text("Settings", exact=True).click()
+    assert "apply when you click" in page.inner_text("#settings-note")
+    page.get_by_label("Class to explain").click()
+    page.get_by_role("option", name="Melanocytic nevus (nv)").click()
+    button.click()
+    page.wait_for_function("() => /chosen in Settings/.test(document.querySelector('#explained')?.innerText || '')",
+                           timeout=TIMEOUT)
+    assert "Melanocytic nevus (nv)" in page.inner_text("#explained")
     page.close()
 
 
 def test_phone_width_stacks_input_above_results(browser, app_server, examples):
     page = _open(browser, app_server, 390, 844)
     page.set_input_files("#upload input[type=file]", str(examples[0]["path"]))
+    # the results sit under the inputs: the page scrolls to them once they are there
+    page.wait_for_function("() => { const r = document.querySelector('#probabilities').getBoundingClientRect();"
+                           " return window.scrollY > 0 && r.top >= 0 && r.top < 844 / 2; }", timeout=TIMEOUT)
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(DOCS / "phone.png"))
     _wait_for_analysis(page)
     upload = page.locator("#upload").bounding_box()
     probs = page.locator("#probabilities").bounding_box()
     assert probs["y"] >= upload["y"] + upload["height"]  # stacked, not side by side
     assert probs["x"] + probs["width"] <= 390 + 1  # nothing wider than the phone
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / "phone.png"), full_page=True)
     page.close()
 
 
-def test_batch_tab_with_labels_reports_metrics(browser, app_server, examples):
+def test_batch_tab_with_labels_reports_metrics(browser, app_server, examples, tmp_path):
     page = _open(browser, app_server, 1280)
     page.get_by_role("tab", name="Batch testing").click()
-    page.set_input_files("#batch-files input[type=file]", [str(e["path"]) for e in examples])
+    assert "image" in page.inner_text("#batch-table")  # the empty table has the real headers
+    broken, damaged = tmp_path / "broken.jpg", tmp_path / "damaged.zip"
+    broken.write_text("not an image")
+    damaged.write_bytes(b"PK\x03\x04" + b"\0" * 200)
+    page.set_input_files("#batch-files input[type=file]", [str(e["path"]) for e in examples] + [str(broken),
+                                                                                                 str(damaged)])
     page.set_input_files("#batch-labels input[type=file]", str(examples[0]["path"].parent / "examples.csv"))
     page.get_by_role("button", name="Classify all").click()
     page.wait_for_function(
         "() => /balanced accuracy/.test(document.querySelector('#batch-summary')?.innerText || '')",
         timeout=TIMEOUT)
     text = page.inner_text("#batch-summary")
-    assert f"{len(examples)} of {len(examples)} images classified" in text
+    total = len(examples) + 2
+    assert f"{len(examples)} of {total} images classified" in text
+    assert "broken.jpg (not an image file" in text and "damaged.zip (damaged or truncated zip file)" in text
     assert re.search(r"balanced accuracy \(mean recall\) \d+\.\d%", text)
+    table = page.inner_text("#batch-table")
+    assert re.search(r"\b0\.\d{3}\b", table) and not re.search(r"\b0\.\d{6}\b", table)  # rounded on screen
+    for header in ("uncertain", "not_dermoscopic", "true_dx", "error"):  # every column within the page
+        cell = page.locator("#batch-table th", has_text=header).first.bounding_box()
+        assert cell["x"] + min(cell["width"], 120) <= 1280, header  # in view without scrolling sideways
+    SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "batch.png"), full_page=True)
+    page.close()
+
+
+def test_model_card_tab_shows_every_figure_and_a_readers_card(browser, app_server):
+    from app.card import FIGURES
+
+    page = _open(browser, app_server, 1280)
+    missing = []
+    page.on("response", lambda r: missing.append(r.url) if r.status == 404 else None)
+    page.get_by_role("tab", name="Model card").click()
+    page.wait_for_selector("#model-card", timeout=TIMEOUT)
+    figures = page.locator(".card-figure img")
+    figures.last.scroll_into_view_if_needed()
+    page.wait_for_function(f"() => [...document.querySelectorAll('.card-figure img')].filter(i => i.naturalWidth > 0)"
+                           f".length === {len(FIGURES)}", timeout=TIMEOUT)
+    card = page.inner_text("#model-card")
+    assert "balanced accuracy" in card and "finetune_lr" not in card  # no recipe table for students
+    page.get_by_text("The full model card", exact=False).click()
+    assert page.locator("#model-card ol, #full-card ol").count() == 0  # no stray "1009." list
+    assert "finetune_lr" in page.inner_text("#full-card")
+    assert not missing, missing
     page.close()

@@ -166,3 +166,18 @@ def test_deletion_falls_fast_and_insertion_rises_fast_when_the_map_points_at_wha
     assert good["deletion_auc"] < bad["deletion_auc"] - 0.3
     assert good["insertion_auc"] > bad["insertion_auc"] + 0.3
     assert good["deletion"][1] < 0.6  # the patch is 8% of the pixels: the first tenth removes it
+
+
+def test_lime_overlay_from_the_weights_alone_matches_the_one_with_segments():
+    """The README's `lime_overlay(image, weights)` (what `lime_weights` returns) must draw the same picture."""
+    from explain import lime_overlay
+    from explain.overlays import segments_of
+
+    rng = np.random.default_rng(0)
+    segments = np.kron(np.arange(12).reshape(3, 4), np.ones((20, 25), int))  # 12 blocks of 20x25
+    per_segment = rng.normal(size=12).astype(np.float32)
+    per_segment[[3, 9]] = 0.0  # not adjacent: still two regions
+    weights = per_segment[segments]
+    image = rng.integers(0, 255, (60, 100, 3), dtype=np.uint8)
+    assert len(np.unique(segments_of(weights))) == 12
+    np.testing.assert_array_equal(lime_overlay(image, weights), lime_overlay(image, weights, segments))

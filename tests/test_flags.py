@@ -156,8 +156,8 @@ def test_cli_and_app_apply_the_input_scores(tmp_path, examples, monkeypatch, sco
 
     out = io.StringIO()
     predict_files([odd, lesion], out, clf, workers=1, progress=False)
-    rows = {Path(r[0]).name: r for r in list(csv.reader(io.StringIO(out.getvalue())))[1:]}
-    assert rows["odd.png"][-1] == "1" and rows[lesion.name][-1] == "0"
+    rows = {Path(r["image"]).name: r for r in csv.DictReader(io.StringIO(out.getvalue()))}
+    assert rows["odd.png"]["not_dermoscopic"] == "1" and rows[lesion.name]["not_dermoscopic"] == "0"
 
     monkeypatch.setattr(views, "classifier", lambda: clf)
     for path, expected in ((odd, True), (lesion, False)):

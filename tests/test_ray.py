@@ -41,7 +41,7 @@ def image_folder(tmp_path_factory, examples):
 
 
 @pytest.fixture(scope="module")
-def local_csv(image_folder, clf) -> tuple[list[list[str]], str]:
+def local_csv(image_folder, examples, clf) -> tuple[list[list[str]], str]:
     """The local engine's rows and stderr, in this process."""
     from contextlib import redirect_stderr
 
@@ -50,7 +50,7 @@ def local_csv(image_folder, clf) -> tuple[list[list[str]], str]:
     out, err = io.StringIO(), io.StringIO()
     with redirect_stderr(err):
         written = predict_files(find_images([str(image_folder)]), out, clf, progress=False)
-    assert written == 7 + 3  # shipped and generated; not the unreadable one
+    assert written == len(examples) + 3  # shipped and generated; not the unreadable one (a row with its reason)
     return list(csv.reader(io.StringIO(out.getvalue()))), err.getvalue()
 
 
@@ -72,11 +72,15 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def assert_same_csv(rows: list[list[str]], expected: list[list[str]]) -> None:
-    assert rows[0] == expected[0]  # header: the contract's columns, then the flags
-    assert [r[0] for r in rows] == [r[0] for r in expected]  # same images, same order
+    assert rows[0] == expected[0]  # header: the contract's columns, the flags, then error
+    assert rows[0][-1] == "error"
+    assert [r[0] for r in rows] == [r[0] for r in expected]  # same files (unreadable ones too), same order
     for row, want in zip(rows[1:], expected[1:], strict=True):
+        if want[-1]:  # unreadable: empty values and the same reason
+            assert row == want
+            continue
         np.testing.assert_allclose([float(v) for v in row[PROBS]], [float(v) for v in want[PROBS]], atol=1e-6)
-        assert row[8:] == want[8:]  # prediction, P(malignant) and the three flags
+        assert row[8:] == want[8:]  # prediction, P(malignant), the three flags and an empty error
 
 
 def skipped_lines(stderr: str) -> list[str]:
@@ -94,7 +98,8 @@ def test_ray_engine_started_by_the_cli_writes_the_local_csv(image_folder, local_
         assert_same_csv(list(csv.reader(fh)), expected)
     assert skipped_lines(result.stderr) == skipped_lines(local_err)  # the same report of the same file
     assert len(skipped_lines(local_err)) == 1 and "broken.jpg" in skipped_lines(local_err)[0]
-    assert f"{len(expected) - 1} of {len(expected)} images classified" in result.stderr
+    assert [r[0] for r in expected[1:] if r[-1]] == [str(image_folder / "broken.jpg")]  # its row, with the reason
+    assert f"{len(expected) - 2} of {len(expected) - 1} images classified" in result.stderr
 
 
 @pytest.mark.slow
@@ -105,6 +110,17 @@ def test_ray_engine_joins_a_running_cluster(ray_cluster, image_folder, local_csv
     assert f"Ray joined at {ray_cluster}" in result.stderr
     assert_same_csv(list(csv.reader(io.StringIO(result.stdout))), expected)
     assert len(skipped_lines(result.stderr)) == 1
+
+
+def test_an_empty_folder_writes_a_header_only_csv_without_starting_ray(tmp_path):
+    from model.cli import ERROR, EXTRA, HEADER
+
+    (tmp_path / "empty").mkdir()
+    out = tmp_path / "ray.csv"
+    result = run_cli(str(tmp_path / "empty"), "--out", str(out), "--engine", "ray")
+    assert result.returncode == 1 and "no image files found" in result.stderr
+    assert "Ray started" not in result.stderr
+    assert out.read_text().splitlines() == [",".join(HEADER + EXTRA + [ERROR])]
 
 
 def test_address_without_the_ray_engine_is_refused():

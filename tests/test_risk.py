@@ -35,3 +35,49 @@ def test_summary_states_the_operating_point_and_disclaimer():
     assert "Suspicious" in text and "20%" in text and "91%" in text and DISCLAIMER in text
     calm = assess(np.array([0.0, 0.0, 0.1, 0.0, 0.05, 0.85, 0.0]), card)
     assert not calm.suspicious and "Lower risk" in calm.summary()
+
+
+def test_without_a_card_the_verdict_is_the_shipped_operating_point():
+    """One verdict per image whichever door it comes through: the documented `assess(probs)`
+    must flag what the app (which passes the card) flags."""
+    from model.runtime import shipped_card
+
+    point = shipped_card()["malignant_operating_point"]
+    assert point["threshold"] < 0.5  # otherwise this test could not tell the defaults apart
+    between = (point["threshold"] + 0.5) / 2  # above the shipped threshold, below 0.5
+    probs = np.array([0.0, 0.0, 0.0, 0.0, between, 1 - between, 0.0])
+    documented, app = assess(probs), assess(probs, shipped_card())
+    assert documented.suspicious and app.suspicious
+    assert documented.threshold == app.threshold == point["threshold"]
+    assert documented.sensitivity == point["test_sensitivity"]
+    assert not assess(probs, {}).suspicious  # a card without an operating point: 0.5
+
+
+def test_the_shipped_default_needs_no_tensorflow_or_litert():
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    code = ("import sys, numpy as np; from model.risk import assess; "
+            "r = assess(np.full(7, 1 / 7)); assert r.threshold < 0.5, r; "
+            "bad = [m for m in ('tensorflow', 'keras', 'ai_edge_litert', 'gradio') if m in sys.modules]; "
+            "assert not bad, bad")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_flagged_benign_top_class_is_explained_not_contradicted():
+    """'a benign blood-vessel lesion' then 'higher risk of malignancy' read as a contradiction."""
+    card = {"malignant_operating_point": {"threshold": 0.17}}
+    vasc = assess(np.array([0.05, 0.1, 0.0, 0.0, 0.16, 0.09, 0.6]), card)
+    assert vasc.suspicious and vasc.top_class == "vasc"
+    text = vasc.summary()
+    assert "Vascular lesion (vasc), 60%: a benign blood-vessel lesion" in text
+    assert "higher risk of malignancy" not in text
+    assert "That class is benign, but the malignant classes together are too likely to rule out" in text
+    assert "together get 31%, at or above the 17%" in text
+    melanoma = assess(np.array([0.05, 0.1, 0.0, 0.0, 0.6, 0.25, 0.0]), card).summary()
+    assert "That class is benign" not in melanoma and "Suspicious" in melanoma
+    calm = assess(np.array([0.0, 0.0, 0.1, 0.0, 0.05, 0.85, 0.0]), card).summary()
+    assert "below the 17%" in calm and "That class is benign" not in calm

@@ -108,6 +108,22 @@ def test_missing_or_damaged_model_file_names_the_file(tmp_path):
         load_classifier(broken)
 
 
+def test_advice_for_a_bad_model_path_fits_where_it_is(tmp_path):
+    from model.runtime import LITERT_FILE, restore_advice
+
+    assert restore_advice(SHIPPED_DIR / LITERT_FILE) == "restore it with `git checkout -- model/shipped/" \
+                                                       f"{LITERT_FILE}`"
+    picture = tmp_path / "x.jpg"
+    picture.write_bytes(b"\xff\xd8 a photo")
+    for wrong in (picture, tmp_path / "missing.tflite"):
+        with pytest.raises(ModelFileError) as refused:
+            load_classifier(wrong)
+        message = str(refused.value)
+        assert wrong.name in message and "git checkout" not in message and ".tflite" in message
+    with pytest.raises(ModelFileError, match="not a LiteRT model file"):
+        load_classifier(picture)
+
+
 def test_altered_or_truncated_shipped_model_is_refused(tmp_path):
     import shutil
 
@@ -117,8 +133,9 @@ def test_altered_or_truncated_shipped_model_is_refused(tmp_path):
         shutil.copy(SHIPPED_DIR / name, tmp_path / name)
     data = (tmp_path / LITERT_FILE).read_bytes()
     (tmp_path / LITERT_FILE).write_bytes(data[: len(data) // 2])
-    with pytest.raises(ModelFileError, match=r"damaged or altered.*git checkout"):
+    with pytest.raises(ModelFileError, match=r"damaged or altered") as refused:
         load_classifier(tmp_path)
+    assert "git checkout" not in str(refused.value)  # git cannot restore a copy outside the repository
     altered = bytearray(data)
     altered[len(data) // 2] ^= 0xFF
     (tmp_path / LITERT_FILE).write_bytes(bytes(altered))

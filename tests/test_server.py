@@ -10,6 +10,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -185,7 +186,7 @@ def test_no_outbound_connection_at_start_up_or_while_serving(tmp_path, examples)
 
 
 @pytest.mark.parametrize("payload", [
-    {"path": str(ROOT / "examples" / "ISIC_0031900.jpg"), "meta": {"_type": "gradio.FileData"}},
+    {"path": str(ROOT / "examples" / "ISIC_0033394.jpg"), "meta": {"_type": "gradio.FileData"}},
     {"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}},
     {"path": "../../../../etc/hostname", "meta": {"_type": "gradio.FileData"}},
     "/etc/passwd",
@@ -198,3 +199,21 @@ def test_api_refuses_server_paths_it_did_not_receive(app_server, payload):
     event = start.json()["event_id"]
     stream = httpx.get(app_server + f"gradio_api/call/classify/{event}", timeout=60).text
     assert "event: error" in stream and "confidences" not in stream
+
+
+def test_similar_cases_come_with_explain_and_alone(client, examples):
+    """/explain adds the six similar confirmed cases after its other outputs; /similar gives the same six."""
+    from gradio_client import handle_file
+
+    from model.labels import CLASSES, display_name
+
+    image = handle_file(str(examples[0]["path"]))
+    explained = client.predict(image, "top class", 100, 0.45, api_name="/explain")
+    assert len(explained) == 6 and isinstance(explained[4], dict)  # the first five as before
+    alone = client.predict(image, api_name="/similar")
+    assert len(alone) == 6
+    assert [c["caption"] for c in explained[5]] == [c["caption"] for c in alone]
+    names = [display_name(c) for c in CLASSES]
+    for case in alone:
+        assert any(case["caption"].startswith(name) for name in names) and "similarity" in case["caption"]
+        assert Path(case["image"]["path"] if isinstance(case["image"], dict) else case["image"]).is_file()

@@ -380,7 +380,7 @@ def test_ablation_reads_an_option_newer_than_an_old_run_as_its_default():
 
     best = {"val_balanced_accuracy": 0.7, "val_macro_auc": 0.9, "phase": "finetune", "epoch": 3}
     old = {"name": "old", "config": {"finetune_lr": 5e-5}, "best": best}  # predates rotate/balance/ema
-    rows = ablation(Config(data="", out="runs/new", ema=0.998, balance="logit_adjust"), best, [old])
+    rows = ablation(Config(data="", out="runs/new", ema=0.998, balance="logit_adjust", vignette=0.0), best, [old])
     assert rows[1]["differs"] == {"finetune_lr": 5e-5, "balance": "weights", "ema": 0.0}
 
 
@@ -402,7 +402,7 @@ def test_a_model_card_brings_its_recipe_table_to_the_next_one(tmp_path):
     (folder / "config.json").write_text(json.dumps({"finetune_lr": 5e-5, "patience": 6}))
     (folder / "state.json").write_text(json.dumps({"best": best(0.68, 7)}))
 
-    new = Config(data="", out="runs/v6", balance="logit_adjust")
+    new = Config(data="", out="runs/v6", balance="logit_adjust", vignette=0.0)
     rows = ablation(new, best(0.71, 5), [s for c in (tmp_path / "card.json", folder) for s in recipe_summaries(c)])
     assert [r["run"] for r in rows] == ["v6", "v3", "v2"]
     assert rows[1]["differs"] == {"balance": "weights"}

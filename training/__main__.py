@@ -13,7 +13,15 @@ Compare:  python -m training compare runs/BASE runs/OTHER ... [--split val]
           (each run minus the first on the same images, with paired 95% intervals)
 Explanations: python -m training explanations model/shipped --data DIR [--images 140]
           (Grad-CAM and LIME scored against lesion boxes and by deletion / insertion; into its card)
-Probe:    python -m training probe --data DIR --out runs/probe   (colour preprocessing, linear probe)"""
+External: python -m training external model/shipped --data DIR
+          (HAM10000 validation, ISIC 2017 validation + test, ISIC 2018 validation; into its card)
+Choose:   python -m training choose model/shipped runs/NAME/export ... --data DIR [--out choice.json]
+          (each candidate against the shipped model under docs/selection-rule.md, paired; into the chosen card)
+Gallery:  python -m training gallery model/shipped --data DIR
+          (the similar-cases gallery from the training split, its embedding chosen on validation; into its card)
+Probe:    python -m training probe --data DIR --out runs/probe   (colour preprocessing, linear probe)
+Examples: python -m training examples model/shipped --data DIR --out examples/
+          (the app's teaching examples, chosen by a stated rule from the model's test split)"""
 
 from __future__ import annotations
 
@@ -33,7 +41,8 @@ def _export_args(command: str, action, argv: list[str], images: int | None = Non
 
     ``images``: the command scores a sample of each split, this many images by default.
     """
-    parser = argparse.ArgumentParser(prog=f"python -m training {command}", description=action.__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=f"python -m training {command}", description=action.__doc__.splitlines()[0],
+                                     formatter_class=HelpFormatter)
     parser.add_argument("export", help="folder with the LiteRT model and model_card.json")
     parser.add_argument("--data", required=True, help="the HAM10000 folder the model was trained on")
     parser.add_argument("--seed", type=int, default=0, help="the split's seed (the card names it)")
@@ -45,12 +54,13 @@ def _export_args(command: str, action, argv: list[str], images: int | None = Non
 def main(argv: list[str] | None = None) -> None:
     import sys
 
-    from .train import BALANCE, Config, finish_run, train
+    from .train import Config, finish_run, train
 
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["evaluate"]:
         parser = argparse.ArgumentParser(prog="python -m training evaluate",
-                                         description="Re-score a run's best weights, redraw its figures, re-export.")
+                                         description="Re-score a run's best weights, redraw its figures, re-export.",
+                                         formatter_class=HelpFormatter)
         parser.add_argument("run", help="run folder")
         parser.add_argument("--compare", nargs="*", default=[],
                             help="earlier run folders or model_card.json files (a card brings its own table), "
@@ -65,7 +75,8 @@ def main(argv: list[str] | None = None) -> None:
         from .recipes import add_to_card
 
         parser = argparse.ArgumentParser(prog="python -m training card",
-                                         description="Add runs to a model card's recipe table (validation figures).")
+                                         description="Add runs to a model card's recipe table (validation figures).",
+                                         formatter_class=HelpFormatter)
         parser.add_argument("card", help="model_card.json; MODEL_CARD.md beside it is re-rendered")
         parser.add_argument("--add", nargs="*", default=[], help="run folders or model_card.json files")
         parser.add_argument("--probe", default=None, help="probe.json from `python -m training probe`: "
@@ -123,9 +134,11 @@ def main(argv: list[str] | None = None) -> None:
         from .intervals import compare_runs
 
         parser = argparse.ArgumentParser(prog="python -m training compare",
-                                         description="Paired differences of runs from the first, with intervals.")
+                                         description="Paired differences of runs from the first, with intervals.",
+                                         formatter_class=HelpFormatter)
         parser.add_argument("runs", nargs="+", help="run folders; the first is the baseline")
-        parser.add_argument("--split", choices=("val", "test"), default="val")
+        parser.add_argument("--split", choices=("val", "test"), default="val",
+                            help="the split the runs are compared on")
         args = parser.parse_args(argv[1:])
         for run, differences in compare_runs(args.runs, args.split).items():
             print(f"{run} - {args.runs[0]} ({args.split}): " + "; ".join(
@@ -133,62 +146,125 @@ def main(argv: list[str] | None = None) -> None:
                 for name, d in differences.items()))
         return
 
+    if argv[:1] == ["gallery"]:
+        from .gallery import build
+
+        args = _export_args("gallery", build, argv[1:])
+        built = build(args.export, args.data, args.seed)
+        for kind, splits in built["measured"].items():
+            print(f"{kind:>16}  " + "  ".join(f"{split} {m}: {v:.3f}" for split, r in splits.items()
+                                              for m, v in r.items()))
+        print(f"chosen on validation: {built['embedding']}; {built['images']} images, {built['bytes'] / 1e6:.1f} MB")
+        return
+
+    if argv[:1] in (["external"], ["choose"]):
+        import json
+        from pathlib import Path
+
+        from . import external
+
+        choosing = argv[0] == "choose"
+        parser = argparse.ArgumentParser(prog=f"python -m training {argv[0]}", description=external.__doc__,
+                                         formatter_class=argparse.RawDescriptionHelpFormatter)
+        parser.add_argument("export", help="export folder (LiteRT model and model_card.json)"
+                            + ("; the shipped one, the baseline" if choosing else ""))
+        if choosing:
+            parser.add_argument("candidates", nargs="+", help="candidate export folders")
+            parser.add_argument("--out", default=None, help="write the whole comparison here (JSON)")
+        parser.add_argument("--data", required=True, help="the HAM10000 folder (its validation split is one set)")
+        parser.add_argument("--external-root", default=None,
+                            help=f"folder holding {external.ISIC2017_DIR}/ and {external.ISIC2018_DIR}/ "
+                                 "(default: the one holding --data)")
+        parser.add_argument("--seed", type=int, default=0, help="the split's seed (the card names it)")
+        args = parser.parse_args(argv[1:])
+        if not choosing:
+            measured = external.measure_exported(args.export, args.data, args.seed, args.external_root)
+            for name, s in measured["sets"].items():
+                print(f"{name:>13} {s['images']:>5} images  " + "  ".join(
+                    f"{k} {s[k]:.3f} ({s['ci95'][k][0]:.3f}-{s['ci95'][k][1]:.3f})" for k in external.STATISTICS))
+            print(f"G (mean balanced accuracy) {measured['G']:.3f}")
+            return
+        result = external.choose(args.export, args.candidates, args.data, args.seed, args.external_root)
+        print(f"shipped {result['shipped']['version']}: G {result['shipped']['G']:.3f}")
+        for name, c in result["candidates"].items():
+            print(f"{name}: G {c['G']:.3f} ({c['paired']['G']:+.3f}); " + "; ".join(
+                f"{k} {v['balanced_accuracy']['difference']:+.3f} ({v['balanced_accuracy']['ci95'][0]:+.3f} to "
+                f"{v['balanced_accuracy']['ci95'][1]:+.3f})" for k, v in c["paired"].items() if k != "G"))
+            for check, ok in c["checks"].items():
+                print(f"    {'pass' if ok else 'FAIL'}  {check}")
+        print(f"chosen: {result['chosen'] or 'none: the shipped model stays'}")
+        if args.out:
+            Path(args.out).write_text(json.dumps(result, indent=1))
+        if result["chosen"]:
+            external.record_choice(result)
+        return
+
+    if argv[:1] == ["examples"]:
+        from .examples import RULE, write_examples
+
+        parser = argparse.ArgumentParser(prog="python -m training examples", description=RULE,
+                                         formatter_class=HelpFormatter)
+        parser.add_argument("export", help="folder with the LiteRT model and model_card.json")
+        parser.add_argument("--data", required=True, help="the HAM10000 folder the model was trained on")
+        parser.add_argument("--out", default="examples", help="folder for the images, examples.csv and README.md")
+        parser.add_argument("--seed", type=int, default=0, help="the split's seed (the card names it)")
+        args = parser.parse_args(argv[1:])
+        for row in write_examples(args.export, args.data, args.out, args.seed):
+            print(f"{row['file']}  {row['caption']}")
+        return
+
     if argv[:1] == ["probe"]:
         from . import probe as colour_probe
 
         parser = argparse.ArgumentParser(prog="python -m training probe", description=colour_probe.__doc__,
-                                         formatter_class=argparse.RawDescriptionHelpFormatter)
-        parser.add_argument("--data", required=True)
-        parser.add_argument("--out", required=True)
+                                         formatter_class=HelpFormatter)
+        parser.add_argument("--data", required=True, help="folder with HAM10000_metadata.csv and images/")
+        parser.add_argument("--out", required=True, help="folder for probe.json")
         parser.add_argument("--limit", type=int, default=None, help="use only N images (smoke tests)")
         args = parser.parse_args(argv[1:])
         colour_probe.probe(args.data, args.out, limit=args.limit)
         return
 
-    from model.network import COLOUR
-
-    from .distribute import STRATEGIES
-    from .mixing import MIX
-
-    defaults = Config(data="", out="")
-    parser = argparse.ArgumentParser(
-        prog="python -m training", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--data", required=True, help="folder with HAM10000_metadata.csv and images/")
-    parser.add_argument("--out", required=True, help="run folder (created; an existing one is resumed)")
-    parser.add_argument("--size", type=_size, default=defaults.size, help="input HxW, e.g. 150x200")
-    for name in ("batch_size", "head_epochs", "finetune_epochs", "warmup_epochs", "patience", "seed", "workers"):
-        parser.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
-    for name in ("head_lr", "finetune_lr", "dropout", "label_smoothing"):
-        parser.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(defaults, name))
-    parser.add_argument("--finetune-from", default=defaults.finetune_from,
-                        help="first layer trained in phase 2 (Conv1: the whole network)")
-    parser.add_argument("--rotate", action="store_true", help="also rotate training images by random angles")
-    parser.add_argument("--balance", choices=BALANCE, default=defaults.balance,
-                        help="class imbalance: inverse-frequency weights, logit-adjusted loss, or none")
-    parser.add_argument("--vignette", type=float, default=defaults.vignette,
-                        help="share of training images given a random dermatoscope vignette (0: none)")
-    parser.add_argument("--cast", type=float, default=defaults.cast,
-                        help="random exposure and per-channel gains in [1 - CAST, 1 + CAST] (0: none)")
-    parser.add_argument("--ema", type=float, default=defaults.ema,
-                        help="phase 2 keeps a moving average of the weights with this momentum (0: off)")
-    parser.add_argument("--colour", choices=COLOUR, default=defaults.colour,
-                        help="a first layer of the network: Shades of Gray colour constancy, "
-                             "grayscale + histogram equalisation, or none")
-    parser.add_argument("--mix", choices=MIX, default=defaults.mix,
-                        help="mix pairs of training images (CutMix: a box of one in the other; MixUp: a blend), "
-                             "targets and class weights in the same proportion")
-    parser.add_argument("--mix-share", type=float, default=defaults.mix_share,
-                        help="share of training images mixed when --mix is on")
-    parser.add_argument("--train-bn", action="store_true",
-                        help="phase 2 also trains batch norm (scales and statistics); default: ImageNet's, frozen")
-    parser.add_argument("--weights", default=defaults.weights, help="ImageNet MobileNetV2 .h5 (no top)")
-    parser.add_argument("--limit", type=int, default=None, help="use only N images (smoke tests)")
-    parser.add_argument("--strategy", choices=STRATEGIES, default=defaults.strategy,
-                        help="tf.distribute: mirrored (all local GPUs, else the logical CPUs) or multiworker "
-                             "(hosts from TF_CONFIG); --batch-size is the global batch (docs/scaling.md)")
+    parser = train_parser()
     args = parser.parse_args(argv)
     train(Config(**vars(args)))
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """The module docstring as written, and every option's default (or "required") after its help."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.required:
+            return f"{action.help} (required)"
+        if "(default:" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def train_parser() -> argparse.ArgumentParser:
+    """The training flags, generated from ``Config`` so an option's default and help live in one place."""
+    from dataclasses import MISSING, fields
+
+    from .train import Config
+
+    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__, formatter_class=HelpFormatter)
+    for f in fields(Config):
+        if "help" not in f.metadata:
+            continue  # recorded, not chosen (the command line itself)
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not MISSING else f.default_factory()
+        if f.name in ("data", "out"):
+            parser.add_argument(flag, required=True, help=f.metadata["help"])
+        elif isinstance(default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=f.metadata["help"])
+        elif f.name == "size":
+            parser.add_argument(flag, type=_size, default=default, metavar="HxW",
+                                help=f"{f.metadata['help']} (default: {default[0]}x{default[1]})")
+        else:
+            kind = {"int": int, "float": float, "int | None": int}.get(str(f.type), str)
+            parser.add_argument(flag, type=kind, default=default, choices=f.metadata["choices"],
+                                help=f.metadata["help"])
+    return parser
 
 
 if __name__ == "__main__":

@@ -138,6 +138,99 @@ balanced accuracy is {plain['val']:.3f} (validation) and {plain['test']:.3f} (te
 """
 
 
+def _ci(section: dict, name: str) -> str:
+    low, high = section["ci95"][name]
+    return f"{section[name]:.3f} ({low:.3f}-{high:.3f})"
+
+
+def _external_section(card: dict) -> str:
+    """Every validation set of the selection rule, with intervals, and the rule's verdict; empty if not measured."""
+    measured = card.get("external_validation")
+    if not measured:
+        return ""
+    rows = "\n".join(
+        f"| {s['title']} | {s['images']} | {_ci(s, 'balanced_accuracy')} | {_ci(s, 'macro_auc')} | "
+        f"{_ci(s, 'melanoma_recall')} | {_ci(s, 'melanoma_auc')} | {s['ece']:.3f} |"
+        for s in measured["sets"].values()
+    )
+    methods = sorted({s["ci95"]["method"] for s in measured["sets"].values()})
+    text = f"""
+## Validation on other sources
+The selection rule's sets ([{measured['rule']}](../../{measured['rule']})), read as a user hands
+them over (the files, through `clf.predict`); `python -m training external EXPORT --data DIR`.
+Balanced accuracy is the mean recall over the classes a set has, from the 7-way top class.
+G, the mean balanced accuracy over the sets: **{measured['G']:.3f}**.
+
+| set | images | balanced accuracy (95% interval) | macro AUC | melanoma recall | melanoma AUC | ECE |
+|---|---|---|---|---|---|---|
+{rows}
+
+Intervals: {'; '.join(methods)}.
+"""
+    chosen = card.get("selection")
+    if chosen:
+        lines = []
+        for name, c in chosen["candidates"].items():
+            diffs = "; ".join(f"{k} {v['balanced_accuracy']['difference']:+.3f} "
+                              f"({v['balanced_accuracy']['ci95'][0]:+.3f} to {v['balanced_accuracy']['ci95'][1]:+.3f})"
+                              for k, v in c["paired"].items() if k != "G")
+            failed = ", ".join(k for k, ok in c["checks"].items() if not ok)
+            lines.append(f"| {name} | {c['G']:.3f} | {c['paired']['G']:+.3f} | {diffs} | "
+                         f"{'passes' if c['passes'] else 'fails: ' + failed} |")
+        text += f"""
+Candidates against the model shipped before ({chosen['shipped']['version']}, G {chosen['shipped']['G']:.3f}),
+paired on the same images (`python -m training choose`); balanced-accuracy differences per set:
+
+| candidate | G | G gain | per set, candidate minus shipped (95% interval) | rule |
+|---|---|---|---|---|
+""" + "\n".join(lines) + f"\n\nChosen: **{chosen['chosen'] or 'none (the shipped model stays)'}**.\n"
+    return text
+
+
+def _similar_section(card: dict) -> str:
+    """The similar-cases gallery: what it holds and how well its cases agree with the truth; empty if none."""
+    built = card.get("similar_cases")
+    if not built:
+        return ""
+    rows = "\n".join(
+        f"| {kind}{' (served)' if kind == built['embedding'] else ''} | "
+        f"{m['val']['true_class_among_k']:.1%} | {m['val']['vote_balanced_accuracy']:.3f} | "
+        f"{m['test']['true_class_among_k']:.1%} | {m['test']['vote_balanced_accuracy']:.3f} |"
+        for kind, m in built["measured"].items()
+    )
+    classifier, k = built["classifier_balanced_accuracy"], built["k"]
+    return f"""
+## Similar confirmed cases
+The page shows the {built['k']} training images closest to the upload in the model's pooled
+features, with their diagnosis and how it was confirmed. Gallery: {built['images']} images,
+{built['from']}; `{built['file']}`, {built['bytes'] / 1e6:.1f} MB, SHA-256 `{built['sha256'][:16]}...`
+(`python -m training gallery EXPORT --data DIR`). Embedding {built['chosen_on']}; the test split
+was scored after the choice. For comparison, the classifier's own balanced accuracy:
+{classifier['val']:.3f} (validation), {classifier['test']:.3f} (test).
+
+| embedding | val: true class in {k} | val: vote balanced acc. | test: true class in {k} | test: vote balanced acc. |
+|---|---|---|---|---|
+{rows}
+"""
+
+
+def _throughput_text(train: dict) -> str:
+    measured = train.get("throughput") or {}
+    if not measured:
+        return ""
+    return "; training images per second (median over epochs, validation passes excluded): " + ", ".join(
+        f"{phase} {m['median_images_per_second']:.1f}" for phase, m in measured.items())
+
+
+def _extra_line(data: dict) -> str:
+    extra = data.get("extra_train")
+    if not extra:
+        return ""
+    counts = ", ".join(f"{k} {v}" for k, v in extra.items() if k not in ("dataset", "images"))
+    return (f"- Extra training images: {extra['images']} from the {extra['dataset']} ({counts}); they join the\n"
+            "  training split only. Its validation and test parts are external validation, never trained on.\n")
+
+
 def render_markdown(card: dict) -> str:
     test = card["metrics"]["test"]
     val = card["metrics"]["val"]
@@ -206,9 +299,9 @@ def render_markdown(card: dict) -> str:
 ## Data
 - {data['dataset']}: {sum(data['images'].values())} images of {sum(data['lesions'].values())} lesions.
 - Split {data['split']}: train {data['images']['train']} images / {data['lesions']['train']} lesions,
-  validation {data['images']['val']} / {data['lesions']['val']}, test {data['images']['test']} /
-  {data['lesions']['test']}. No lesion has images in two splits.
-- Every choice (epochs, checkpoint, threshold) was made on the validation split; the test split
+  validation {data['images']['val']} / {data['lesions']['val']},
+  test {data['images']['test']} / {data['lesions']['test']}. No lesion has images in two splits.
+{_extra_line(data)}- Every choice (epochs, checkpoint, threshold) was made on the validation split; the test split
   was scored once, at the end.
 
 ## Results on the test split ({test['n']} images)
@@ -259,21 +352,21 @@ measured in each run's own session, on 2-core machines whose speed differed betw
 
 Test-time augmentation (mean over 4 flips), validation balanced accuracy:
 {tta_single:.3f} without, {tta_flips:.3f} with, at {tta_cost}; the shipped runtime does not use it.
-{probe_text}{_robustness_section(card)}{_explanations_section(card)}
+{probe_text}{_external_section(card)}{_similar_section(card)}{_robustness_section(card)}{_explanations_section(card)}
 ## Training
 - Command: `{train['command']}`
 - Two phases: the head on frozen ImageNet features, then the whole network ({bn})
   with a cosine learning-rate schedule; {recipe},
   label smoothing, flips / zoom / colour jitter; best epoch by validation balanced accuracy
   ({train['best_epoch']['phase']} epoch {train['best_epoch']['epoch']}).
-- Training time: {minutes:.0f} min on {train['machine']}.
+- Training time: {minutes:.0f} min on {train['machine']}{_throughput_text(train)}.
 
 ## Limitations
 - Dermatoscopic images only; photographs of skin without a dermatoscope are outside what it learnt.
 - HAM10000 comes from two centres (Vienna, Queensland) and mostly fair skin: darker skin types are
   under-represented, and performance on them is unknown.
 - Seven classes only: any other lesion is forced into one of them.
-- Trained on 200x150 px copies of the images.
+- Trained on {data.get('image_size', '200x150 px')} copies of the HAM10000 images.
 
 ## Licence and citation
 Trained on HAM10000: Tschandl, P., Rosendahl, C. & Kittler, H. Scientific Data 5, 180161 (2018),

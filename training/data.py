@@ -86,6 +86,36 @@ def load_split_file(path: str | Path) -> pd.DataFrame:
     return pd.read_csv(path)
 
 
+ISIC2017_TRAINABLE = "train"  # the challenge's own train part; its validation and test parts are external validation
+
+
+def read_isic2017_train(data_dir: str | Path) -> pd.DataFrame:
+    """The ISIC 2017 challenge's train part (mel, nv, bkl) as extra training rows, HAM10000-style.
+
+    Only the ``train`` part is ever read here: the validation and test parts are kept for
+    external validation (training/external.py). ISIC 2017 has no lesion ids, so each image is
+    its own lesion; the rows join the training split only, so no split is made over them.
+    """
+    data_dir = Path(data_dir)
+    table = pd.read_csv(data_dir / "labels.csv")
+    missing = {"image_id", "dx", "isic2017_split"} - set(table.columns)
+    if missing:
+        raise ValueError(f"{data_dir / 'labels.csv'} lacks columns {sorted(missing)}")
+    table = table[table.isic2017_split == ISIC2017_TRAINABLE].reset_index(drop=True)
+    unknown = set(table.dx) - set(CLASSES)
+    if unknown:
+        raise ValueError(f"unknown diagnoses in {data_dir / 'labels.csv'}: {sorted(unknown)}")
+    table["path"] = [str(data_dir / "images" / f"{i}.jpg") for i in table.image_id]
+    table = table[[Path(p).is_file() for p in table.path]]
+    if table.empty:
+        raise FileNotFoundError(f"no ISIC 2017 train images found under {data_dir / 'images'}")
+    return pd.DataFrame({
+        "lesion_id": "ISIC2017_" + table.image_id, "image_id": table.image_id.to_numpy(), "dx": table.dx.to_numpy(),
+        "path": table.path.to_numpy(), "label": table.dx.map(CLASSES.index).astype(int).to_numpy(),
+        "split": "train", "source": "isic2017",
+    })
+
+
 def load_arrays(
     paths: list[str], size: tuple[int, int], workers: int = 4, desc: str = "images"
 ) -> np.ndarray:

@@ -48,7 +48,8 @@ def measure_exported(export_dir: str | Path, data: str | Path, seed: int = 0) ->
     return {name: opened.card["metrics"][name]["ci95"] for name in opened.arrays}
 
 
-def _difference(statistic):
+def difference(statistic):
+    """A statistic of the second of a stacked (N, 2, classes) pair minus the first's."""
     return lambda labels, pair: statistic(labels, pair[:, 1]) - statistic(labels, pair[:, 0])
 
 
@@ -60,7 +61,7 @@ def paired_differences(labels: np.ndarray, baseline: np.ndarray, other: np.ndarr
     hard) cancels: the interval of a difference is far narrower than either run's own interval.
     """
     stacked = np.stack([baseline, other], axis=1)  # (N, 2, classes): one resample indexes both
-    statistics = {name: _difference(f) for name, f in HEADLINE.items()}
+    statistics = {name: difference(f) for name, f in HEADLINE.items()}
     bounds = bootstrap_intervals(labels, stacked, lesions, statistics, resamples)
     return {name: {"difference": statistics[name](labels, stacked), "ci95": bounds[name]} for name in HEADLINE}
 

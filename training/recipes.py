@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .card import render_markdown
-from .train import Config
+from .train import Config, before_options
 
 
 def recipe_summaries(source: str | Path) -> list[dict]:
@@ -54,13 +54,13 @@ def ablation(cfg: Config, best: dict, others: list[dict], seconds: float | None 
     rows = [{"run": Path(cfg.out).name, "differs": {}, "val_balanced_accuracy": best["val_balanced_accuracy"],
              "val_macro_auc": best["val_macro_auc"], "best_epoch": f"{best['phase']} {best['epoch']}",
              "train_minutes": _minutes(seconds)}]
-    defaults = asdict(Config(data="", out=""))
+    defaults = before_options()
     seen = {rows[0]["run"]}
     for other in others:
         if other["name"] in seen:  # the same run reached twice (its folder and a card's row): first one wins
             continue
         seen.add(other["name"])
-        # an option newer than that run is absent from its config: its default is what the run did
+        # an option newer than that run is absent from its config: what runs did before it existed
         theirs = {**defaults, **other["config"]}
         differs = {k: theirs[k] for k in mine if k in theirs and list(np.atleast_1d(theirs[k])) != list(
             np.atleast_1d(mine[k]))}
@@ -73,9 +73,10 @@ def ablation(cfg: Config, best: dict, others: list[dict], seconds: float | None 
 
 
 def card_config(card: dict) -> Config:
-    """The Config a card's model was trained with (options newer than the card take their defaults)."""
+    """The Config a card's model was trained with (an option newer than the card: what runs did before it)."""
     known = {f.name for f in fields(Config)} - {"data", "out"}
-    config = {k: v for k, v in card["training"]["config"].items() if k in known}
+    config = {**before_options(), **card["training"]["config"]}
+    config = {k: v for k, v in config.items() if k in known}
     return Config(data="", out=card.get("version", "model"), **config)
 
 

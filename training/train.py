@@ -13,16 +13,17 @@ import platform
 import shlex
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 
+from model.architecture import COLOUR_CHOICES, IMAGENET_WEIGHTS, LOGITS_LAYER
 from model.labels import CLASSES
-from model.network import IMAGENET_WEIGHTS, LOGITS_LAYER
 from model.preprocessing import INPUT_SIZE, scale
 
-from .data import SPLITS, load_arrays, read_split
+from .data import SPLITS, load_arrays, read_isic2017_train, read_split
+from .distribute import STRATEGIES
 from .evaluate import (
     at_threshold,
     classification_metrics,
@@ -33,38 +34,74 @@ from .evaluate import (
     plot_reliability,
     plot_roc_curves,
 )
+from .mixing import MIX
+
+BALANCE = ("weights", "logit_adjust", "none")
+
+
+def option(default, help: str, choices: tuple | None = None, before=None, **kwargs):
+    """A Config field that is also a ``python -m training`` flag: its default, help and choices in one place.
+
+    ``before``: what runs that predate the option did (the recipe table reads an old config's
+    missing option as this); ``None`` means the default.
+    """
+    metadata = {"help": help, "choices": choices, "before": default if before is None else before}
+    if callable(default):
+        return field(default_factory=default, metadata=metadata, **kwargs)
+    return field(default=default, metadata=metadata, **kwargs)
 
 
 @dataclass
 class Config:
-    data: str
-    out: str
-    size: tuple[int, int] = INPUT_SIZE
-    batch_size: int = 32
-    head_epochs: int = 3
-    head_lr: float = 1e-3
-    finetune_epochs: int = 26
-    finetune_lr: float = 1e-4  # peak after a one-epoch warm-up (beat 5e-5 on validation: the card's recipe table)
-    warmup_epochs: int = 1
-    finetune_from: str = "Conv1"  # first layer trained in phase 2 (Conv1 = the whole network)
-    patience: int = 8  # validation balanced accuracy is noisy (14-16 images of df, vasc)
-    dropout: float = 0.2
-    label_smoothing: float = 0.05
-    rotate: bool = False  # random rotations (any angle, reflected borders) on top of flips and zoom
-    balance: str = "weights"  # class imbalance: "weights" (inverse frequency), "logit_adjust" or "none"
-    vignette: float = 0.0  # share of training images given a random dermatoscope vignette (training/shifts.py)
-    cast: float = 0.0  # random exposure and per-channel gains in [1 - cast, 1 + cast] (training/shifts.py)
-    ema: float = 0.0  # phase 2 keeps an exponential moving average of the weights (e.g. 0.998); 0: off
-    train_bn: bool = False  # phase 2 also trains batch norm: statistics of dermoscopy, not ImageNet
-    colour: str = "none"  # "shades_of_gray" or "gray_equalised": a first layer of the network (model.network.COLOUR)
-    mix: str = "none"  # "cutmix" or "mixup": pairs of training images mixed (training/mixing.py)
-    mix_share: float = 0.5  # share of training images mixed when ``mix`` is on
-    seed: int = 0
-    weights: str = str(IMAGENET_WEIGHTS)
-    limit: int | None = None  # use only this many images (smoke tests)
-    workers: int = 4
-    strategy: str = "none"  # tf.distribute: "mirrored" or "multiworker" (TF_CONFIG); training/distribute.py
+    """One training run. The defaults are the recipe of the shipped model (``python -m training`` trains it)."""
+
+    data: str = option("", "folder with HAM10000_metadata.csv and images/")
+    out: str = option("", "run folder (created; an existing one is resumed)")
+    size: tuple[int, int] = option(INPUT_SIZE, "network input HxW in pixels, e.g. 150x200")
+    batch_size: int = option(32, "training batch size")
+    head_epochs: int = option(3, "phase 1: epochs training the head on frozen ImageNet features")
+    head_lr: float = option(1e-3, "phase 1 learning rate")
+    # 12 from v24 on (the 2-core time budget; cosine schedule over the 12), 26 before
+    finetune_epochs: int = option(12, "phase 2: epochs fine-tuning the network (early stopping may end it sooner)",
+                                  before=26)
+    # peak after the warm-up; beat 5e-5 on validation (the card's recipe table)
+    finetune_lr: float = option(1e-4, "phase 2 peak learning rate (cosine decay after the warm-up)")
+    warmup_epochs: int = option(1, "phase 2 epochs of linear learning-rate warm-up")
+    finetune_from: str = option("Conv1", "first layer trained in phase 2 (Conv1: the whole network)")
+    # validation balanced accuracy is noisy (14-16 images of df, vasc)
+    patience: int = option(5, "phase 2 stops after this many epochs without a validation gain", before=8)
+    dropout: float = option(0.2, "dropout before the dense head")
+    label_smoothing: float = option(0.05, "label smoothing of the cross-entropy")
+    rotate: bool = option(False, "also rotate training images by random angles (reflected borders)")
+    balance: str = option("weights", "class imbalance: inverse-frequency weights, logit-adjusted loss, or none",
+                          choices=BALANCE)
+    # the shipped v13 trained with vignettes: other clinics' dermatoscopes black out the corners
+    vignette: float = option(0.3, "share of training images given a random dermatoscope vignette (0: none)",
+                             before=0.0)
+    cast: float = option(0.0, "random exposure and per-channel gains in [1 - CAST, 1 + CAST] (0: none)")
+    ema: float = option(0.0, "phase 2 keeps a moving average of the weights with this momentum, e.g. 0.998 (0: off)")
+    train_bn: bool = option(False, "phase 2 also trains batch norm (scales and statistics); default: ImageNet's, "
+                                   "frozen")
+    colour: str = option("none", "a first layer of the network: Shades of Gray colour constancy, grayscale + "
+                                 "histogram equalisation, or none", choices=COLOUR_CHOICES)
+    mix: str = option("none", "mix pairs of training images (CutMix: a box of one in the other; MixUp: a blend), "
+                              "targets and class weights in the same proportion", choices=MIX)
+    mix_share: float = option(0.5, "share of training images mixed when --mix is on")
+    seed: int = option(0, "seed of the lesion-grouped split, the weights' initialisation and augmentation")
+    extra: str | None = option(None, "ISIC 2017 folder (labels.csv, images/): its train part joins the training "
+                                     "split; its validation and test parts are never read for training")
+    weights: str = option(str(IMAGENET_WEIGHTS), "ImageNet MobileNetV2 .h5 without top (or SKIN_IMAGENET_WEIGHTS)")
+    limit: int | None = option(None, "use only N images, for smoke tests (default: all)")
+    workers: int = option(4, "image decoding threads")
+    strategy: str = option("none", "tf.distribute: mirrored (all local GPUs, else the logical CPUs) or multiworker "
+                                   "(hosts from TF_CONFIG); --batch-size is the global batch (docs/scaling.md)",
+                           choices=STRATEGIES)
     command: str = field(default_factory=lambda: "python -m training " + shlex.join(sys.argv[1:]))
+
+
+def before_options() -> dict:
+    """What a run that predates each option did: the config an old run's missing keys are read from."""
+    return {f.name: f.metadata["before"] for f in fields(Config) if "before" in f.metadata}
 
 
 class RunState:
@@ -93,9 +130,6 @@ def class_weights(labels: np.ndarray) -> np.ndarray:
     counts = np.bincount(labels, minlength=len(CLASSES)).astype(float)
     weights = np.where(counts > 0, len(labels) / (len(CLASSES) * np.maximum(counts, 1)), 0.0)
     return weights
-
-
-BALANCE = ("weights", "logit_adjust", "none")
 
 
 def logit_adjusted_loss(labels: np.ndarray, label_smoothing: float = 0.0, tau: float = 1.0):
@@ -179,7 +213,7 @@ def _datasets(arrays, labels, cfg: Config):
 
 
 def _epoch_callback(state: RunState, phase: str, network, val_set, val_labels, out: Path, patience: int | None,
-                    predict=None):
+                    train_images: int, predict=None):
     import keras
 
     predict = predict or (lambda dataset: network.predict(dataset, verbose=0))
@@ -191,6 +225,7 @@ def _epoch_callback(state: RunState, phase: str, network, val_set, val_labels, o
             self.started = time.time()
 
         def on_epoch_end(self, epoch, logs=None):
+            fitted = time.time() - self.started  # training only: the validation pass below is not counted
             probs = predict(val_set)
             metrics = classification_metrics(val_labels, probs)
             val_loss = float(-np.log(np.clip(probs[np.arange(len(probs)), val_labels], 1e-7, 1)).mean())
@@ -203,6 +238,8 @@ def _epoch_callback(state: RunState, phase: str, network, val_set, val_labels, o
                 "val_balanced_accuracy": metrics["balanced_accuracy"],
                 "val_macro_auc": metrics["macro_auc"],
                 "lr": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
+                "train_seconds": round(fitted, 1),
+                "train_images_per_second": round(train_images / fitted, 1),
             }
             state.history = [
                 h for h in state.history if (h["phase"], h["epoch"]) != (phase, epoch + 1)
@@ -258,17 +295,24 @@ def train(cfg: Config) -> dict:
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
     state = RunState(out / "state.json")
 
+    import pandas as pd
+
     split_path = out / "split.csv"
     if split_path.is_file():
-        import pandas as pd
-
         meta = pd.read_csv(split_path)
         print(f"resuming with the split saved in {split_path}")
     else:
-        meta = read_split(cfg.data, cfg.seed, cfg.limit)
+        meta = read_split(cfg.data, cfg.seed, cfg.limit).assign(source="ham10000")
+        if cfg.extra:
+            extra = read_isic2017_train(cfg.extra)
+            if cfg.limit:
+                extra = extra.sample(n=min(cfg.limit, len(extra)), random_state=cfg.seed)
+            meta = pd.concat([meta, extra], ignore_index=True)
         meta.to_csv(split_path, index=False)
     for name in SPLITS:
         part = meta[meta.split == name]
+        if "source" in part and part.source.nunique() > 1:
+            print(f"{name}: " + ", ".join(f"{n} images from {s}" for s, n in part.source.value_counts().items()))
         print(f"{name}: {len(part)} images of {part.lesion_id.nunique()} lesions; "
               + ", ".join(f"{c} {n}" for c, n in part.dx.value_counts().items()))
 
@@ -318,7 +362,7 @@ def train(cfg: Config) -> dict:
         if ema is not None:
             callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
         callbacks.append(_epoch_callback(state, phase, network, plain_sets["val"], labels["val"], out, patience,
-                                         val_predictor(network, strategy)))
+                                         len(arrays["train"]), val_predictor(network, strategy)))
         trainee.fit(
             train_set,
             epochs=epochs,
@@ -333,6 +377,23 @@ def train(cfg: Config) -> dict:
         remove_worker_dir(Path(cfg.out), strategy)
         return {}
     return finish_run(out)
+
+
+def _image_size(path: str) -> str:
+    """The stored size of the data set's images ("400x300 px"), which the recipe's crops draw detail from."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return f"{image.width}x{image.height} px"
+
+
+def throughput(history: list[dict]) -> dict:
+    """Median training images per second of each phase (validation passes excluded), where the run measured it."""
+    phases = {}
+    for record in history:
+        if "train_images_per_second" in record:
+            phases.setdefault(record["phase"], []).append(record["train_images_per_second"])
+    return {phase: {"median_images_per_second": float(np.median(v)), "epochs": len(v)} for phase, v in phases.items()}
 
 
 def flip_tta(network, images: np.ndarray, labels: np.ndarray, plain: np.ndarray, temperature: float) -> dict:
@@ -366,6 +427,8 @@ def finish_run(run_dir: str | Path, compare: list[str | Path] = (), probe: str |
     from model.network import build_network, calibrated
 
     from .export import export_model, write_card
+    from .external import score as score_external
+    from .external import validation_sets
     from .intervals import split_intervals
     from .ood import calibrate as calibrate_ood
     from .probe import read_results as read_probe
@@ -373,7 +436,7 @@ def finish_run(run_dir: str | Path, compare: list[str | Path] = (), probe: str |
     from .shifts import robustness, runtime_predict
 
     out = Path(run_dir)
-    cfg = Config(**{**json.loads((out / "config.json").read_text()), "out": str(out)})
+    cfg = Config(**{**before_options(), **json.loads((out / "config.json").read_text()), "out": str(out)})
     cfg.size = tuple(cfg.size)
     state = RunState(out / "state.json")
     meta = pd.read_csv(out / "split.csv")
@@ -421,8 +484,10 @@ def finish_run(run_dir: str | Path, compare: list[str | Path] = (), probe: str |
         "val": group_accuracy(labels["val"], probs["val"], DEFAULT_UNCERTAIN_BELOW),
         "test": group_accuracy(labels["test"], probs["test"], DEFAULT_UNCERTAIN_BELOW),
     }
+    external, _ = score_external(runtime.predict, validation_sets(cfg.data, cfg.seed))
     plot_history(state.history, out / "training_curves.png")
     n_test = len(labels["test"])
+    ham = meta.source.eq("ham10000") if "source" in meta else pd.Series(True, index=meta.index)
     plot_roc_curves(labels["test"], probs["test"], out / "roc_test.png", f"ROC curves, test split ({n_test} images)")
     plot_reliability(labels["test"], raw["test"], probs["test"], out / "reliability_test.png",
                      title="Reliability, test split")
@@ -445,14 +510,20 @@ def finish_run(run_dir: str | Path, compare: list[str | Path] = (), probe: str |
         "temperature": temperature,
         "data": {
             "dataset": "HAM10000 (Tschandl et al., Sci. Data 5, 180161, 2018), CC BY-NC 4.0",
-            "images": {n: int((meta.split == n).sum()) for n in SPLITS},
-            "lesions": {n: int(meta[meta.split == n].lesion_id.nunique()) for n in SPLITS},
+            "images": {n: int(((meta.split == n) & ham).sum()) for n in SPLITS},
+            "lesions": {n: int(meta[(meta.split == n) & ham].lesion_id.nunique()) for n in SPLITS},
+            **({"extra_train": {"dataset": "ISIC 2017 challenge, train part only (Codella et al., ISBI 2018)",
+                                "images": int((~ham).sum()),
+                                **{dx: int(n) for dx, n in meta[~ham].dx.value_counts().items()}}}
+               if (~ham).any() else {}),
             "split": f"by lesion_id, stratified by dx, 70/15/15, seed {cfg.seed}",
+            "image_size": _image_size(meta[ham].path.iloc[0]),
         },
         "training": {
             "config": {k: v for k, v in asdict(cfg).items() if k not in ("data", "out", "weights")},
             "best_epoch": state.best,
             "train_seconds": round(state.seconds, 1),
+            "throughput": throughput(state.history),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
             "command": cfg.command,
         },
@@ -474,6 +545,7 @@ def finish_run(run_dir: str | Path, compare: list[str | Path] = (), probe: str |
         "ablation": ablation(cfg, state.best, [s for c in compare for s in recipe_summaries(c)], state.seconds),
         "test_time_augmentation": tta,
         "robustness": shifted,
+        "external_validation": external,
         "colour_probe": read_probe(probe) if probe else None,
         **exported,
     }

@@ -1,0 +1,140 @@
+"""The "Model card" tab: a reader's version of the shipped card, and its figures as Gradio images.
+
+``MODEL_CARD.md`` is written for whoever trains the next model (a 19-row recipe table, every
+study); a student needs the headline figures, what the flags mean and where the model fails.
+Its figures are shown through Gradio components, never as Markdown links: the server refuses
+paths outside its cache, so linked images were broken.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from model.labels import CLASSES, MALIGNANT, display_name
+
+FIGURES = (  # file in the export folder, caption
+    ("confusion_test.png", "Confusion matrix on the test split: counts and row-normalised (recall on the diagonal)"),
+    ("roc_test.png", "ROC curves per class, and malignant against benign"),
+    ("reliability_test.png", "Reliability diagram: predicted confidence against accuracy, before and after "
+                             "temperature scaling"),
+    ("misclassified_test.png", "The test images the model got wrong most confidently, with the Grad-CAM of "
+                               "the class it chose"),
+    ("explanations_test.png", "Deletion and insertion curves: how fast the class's probability falls (rises) as "
+                              "the map's top pixels are blurred away (put back)"),
+    ("training_curves.png", "Training curves on the validation split"),
+)
+
+
+def _pct(value: float) -> str:
+    return f"{value:.0%}"
+
+
+def _ci(metrics: dict, key: str) -> str:
+    low, high = metrics.get("ci95", {}).get(key, (None, None))
+    return "" if low is None else f"{low:.3f}-{high:.3f}"
+
+
+def reader_markdown(card: dict) -> str:
+    """The card in a student's terms: what the model is, how well it does, when not to trust it."""
+    if not card:
+        return "No model card found."
+    test, val = card["metrics"]["test"], card["metrics"]["val"]
+    data = card["data"]
+    point = card.get("malignant_operating_point", {})
+    size = card.get("input_size", {})
+    lines = [
+        f"## Model card: {card.get('name', 'model')} ({card.get('version', '?')})",
+        "**Not a medical device.** A research and teaching model; it gives no diagnosis.",
+        f"A MobileNetV2 (ImageNet weights, fine-tuned) that reads a dermatoscopic image resized to "
+        f"{size.get('height', '?')}x{size.get('width', '?')} px and gives the probability of 7 diagnoses. "
+        f"Trained on HAM10000 ({sum(data['images'].values()):,} images of {sum(data['lesions'].values()):,} "
+        "lesions), split by lesion so that no lesion is in two splits: every choice was made on the "
+        f"validation split, and the test split ({data['images']['test']:,} images of "
+        f"{data['lesions']['test']:,} lesions) was scored once, at the end.",
+        "### How well it does",
+        "| measure | test | 95% interval | validation |",
+        "|---|---|---|---|",
+        f"| balanced accuracy (mean recall over the 7 classes) | {test['balanced_accuracy']:.3f} | "
+        f"{_ci(test, 'balanced_accuracy')} | {val['balanced_accuracy']:.3f} |",
+        f"| accuracy | {test['accuracy']:.3f} | {_ci(test, 'accuracy')} | {val['accuracy']:.3f} |",
+        f"| melanoma recall | {test['per_class']['mel']['recall']:.3f} | {_ci(test, 'melanoma_recall')} | "
+        f"{val['per_class']['mel']['recall']:.3f} |",
+    ]
+    if point:
+        lines += [
+            f"| malignant flag: sensitivity | {point['test_sensitivity']:.3f} | "
+            f"{_ci(test, 'malignant_sensitivity')} | {point['val_sensitivity']:.3f} |",
+            f"| malignant flag: specificity | {point['test_specificity']:.3f} | "
+            f"{_ci(test, 'malignant_specificity')} | {point['val_specificity']:.3f} |",
+        ]
+    lines += ["Intervals: 95% bootstrap over the test split's lesions. Published models reach 0.80+ "
+              "balanced accuracy with ensembles and more data; this one is well short of that.",
+              "### Per class (test split)",
+              "| class | counted as | recall | precision | images |", "|---|---|---|---|---|"]
+    for c in CLASSES:
+        row = test["per_class"][c]
+        kind = "malignant" if c in MALIGNANT else "benign"
+        lines.append(f"| {display_name(c)} | {kind} | {row['recall']:.2f} | {row['precision']:.2f} | "
+                     f"{row['support']} |")
+    lines.append("### What the page's flags mean")
+    if point:
+        chosen = point.get("chosen_on", "chosen on the validation split")
+        lines.append(f"- **Suspicious**: the malignant classes together reach {_pct(point['threshold'])}. The "
+                     f"threshold was {chosen} (few malignant lesions missed), so many flagged lesions are benign: "
+                     f"on the test split it caught {_pct(point['test_sensitivity'])} of malignant lesions and "
+                     f"cleared {_pct(point['test_specificity'])} of benign ones.")
+    uncertainty = card.get("uncertainty", {})
+    if "test" in uncertainty:
+        u = uncertainty["test"]
+        lines.append(f"- **Uncertain**: no class reaches {_pct(uncertainty['threshold'])}. "
+                     f"{_pct(u['uncertain_share'])} of test images; the model was right on "
+                     f"{_pct(u['accuracy_uncertain'])} of those and {_pct(u['accuracy_confident'])} of the others.")
+    ood = card.get("ood", {})
+    if "test_dermoscopic_flagged" in ood:
+        lines.append(f"- **May not be a dermoscopic image**: the picture is unlike the training images. It "
+                     f"caught {_pct(ood['non_dermoscopic_flagged'])} of {ood['non_dermoscopic_images']} "
+                     "non-dermoscopic pictures, and wrongly flags "
+                     f"{_pct(ood['test_dermoscopic_flagged'])} of real test images.")
+    explanations = card.get("explanations", {}).get("test", {})
+    if "Grad-CAM" in explanations and "centre prior" in explanations:
+        cam, lime, centre = explanations["Grad-CAM"], explanations.get("LIME", {}), explanations["centre prior"]
+        lines += ["### How far the heatmaps can be trusted",
+                  f"On {explanations.get('images', 'some')} test images, Grad-CAM put "
+                  f"{_pct(cam['energy_in_box'])} of its weight inside the lesion's box"
+                  + (f" and LIME {_pct(lime['energy_in_box'])}" if lime else "")
+                  + f", against {_pct(centre['energy_in_box'])} for a blob in the image's centre that ignores "
+                  "the model. Lesions sit near the centre, so read either map as roughly where the model "
+                  "looked, not as proof of why it answered."]
+    rare = sorted(test["per_class"][c]["support"] for c in CLASSES)
+    lines += ["### Limitations",
+              "- One public data set (HAM10000), mostly fair skin, from two clinics; other dermatoscopes, "
+              "skin types and cameras change the answers (the full card measures vignettes and colour casts).",
+              f"- The rarest classes have {rare[0]} to {rare[2]} test images each, so their figures are "
+              "uncertain.",
+              "- The full card, with every training run tried and every study, is `model/shipped/MODEL_CARD.md` "
+              "in the repository (and below); the research record is `docs/experiments.md`."]
+    return "\n\n".join(lines).replace("\n\n|", "\n|")
+
+
+def full_markdown(text: str) -> str:
+    """MODEL_CARD.md without its figure links (shown as images instead) and with no accidental lists.
+
+    A wrapped line that starts with a number and a full stop ("1009. No lesion") renders as an
+    ordered list; where it continues a line that is not itself numbered, it is escaped.
+    """
+    names = "|".join(re.escape(name) for name, _ in FIGURES)
+    kept = []
+    for line in text.splitlines():
+        if re.search(rf"\]\(({names})\)", line):
+            continue
+        continues = kept and kept[-1].strip() and not re.match(r"\s*\d+\. ", kept[-1])
+        if re.match(r"\s*\d+\. ", line) and continues:
+            line = re.sub(r"^(\s*\d+)\. ", r"\1\\. ", line)
+        kept.append(line)
+    return "\n".join(kept)
+
+
+def figures(export_dir: Path) -> list[tuple[Path, str]]:
+    """The card's figures that exist beside the model, with their captions."""
+    return [(export_dir / name, caption) for name, caption in FIGURES if (export_dir / name).is_file()]

@@ -1,0 +1,124 @@
+"""Validation on other sources: ISIC 2017 (train part trainable, the rest never), ISIC 2018, the selection rule."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import ISIC2017_PARTS
+
+from model.labels import CLASSES
+
+
+def test_only_the_isic2017_train_part_is_ever_read_for_training(shared_data):
+    from training.data import read_isic2017_train
+
+    extra = read_isic2017_train(shared_data / "isic2017")
+    labels = pd.read_csv(shared_data / "isic2017" / "labels.csv").set_index("image_id")
+    assert len(extra) == 3 * ISIC2017_PARTS["train"]
+    assert set(labels.loc[extra.image_id, "isic2017_split"]) == {"train"}
+    assert set(extra.split) == {"train"} and (extra.label == extra.dx.map(CLASSES.index)).all()
+
+
+def test_extra_images_join_the_training_split_only_and_the_card_counts_them_apart(run_with_extra, shared_data):
+    split = pd.read_csv(run_with_extra / "split.csv")
+    extra = split[split.source == "isic2017"]
+    parts = pd.read_csv(shared_data / "isic2017" / "labels.csv").set_index("image_id").isic2017_split
+    assert len(extra) == 3 * ISIC2017_PARTS["train"] and set(extra.split) == {"train"}
+    assert set(parts[extra.image_id]) == {"train"}  # no validation or test image of ISIC 2017 was trained on
+    card = json.loads((run_with_extra / "export" / "model_card.json").read_text())
+    ham = split[split.source == "ham10000"]
+    assert card["data"]["images"] == {n: int((ham.split == n).sum()) for n in ("train", "val", "test")}
+    assert card["data"]["extra_train"]["images"] == len(extra)
+    # every validation set was scored at the end of the run, into the card and its Markdown
+    sets = card["external_validation"]["sets"]
+    assert list(sets) == ["ham_val", "isic2017", "isic2018_val"]
+    assert sets["isic2017"]["images"] == 3 * (ISIC2017_PARTS["validation"] + ISIC2017_PARTS["test"])
+    assert sets["isic2017"]["classes"] == {"bkl": 12, "mel": 12, "nv": 12}
+    assert sets["isic2018_val"]["images"] == 3 * len(CLASSES)
+    for s in sets.values():
+        low, high = s["ci95"]["balanced_accuracy"]
+        assert 0 <= low <= s["balanced_accuracy"] <= high <= 1
+    assert card["external_validation"]["G"] == pytest.approx(np.mean([s["balanced_accuracy"] for s in sets.values()]))
+    assert "Validation on other sources" in (run_with_extra / "export" / "MODEL_CARD.md").read_text()
+    throughput = card["training"]["throughput"]
+    assert set(throughput) == {"head", "finetune"} and all(p["median_images_per_second"] > 0
+                                                            for p in throughput.values())
+
+
+def test_balanced_accuracy_of_a_three_class_set_counts_other_classes_as_wrong():
+    from training.external import STATISTICS
+
+    labels = np.array([CLASSES.index(c) for c in ("mel", "mel", "nv", "bkl")])
+    probs = np.full((4, 7), 0.01, np.float32)
+    for i, c in enumerate(("mel", "bcc", "nv", "bkl")):  # the second melanoma is called bcc
+        probs[i, CLASSES.index(c)] = 0.9
+    assert STATISTICS["balanced_accuracy"](labels, probs) == pytest.approx((0.5 + 1 + 1) / 3)
+
+
+def _sets(n: int = 60, seed: int = 0):
+    from training.external import EvalSet
+
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 7, n)
+    ids = np.array([f"img{i}" for i in range(n)])
+    return [EvalSet(name, name, tuple(ids), labels, ids, "images") for name in ("ham_val", "isic2017", "isic2018_val")]
+
+
+def _probs(labels: np.ndarray, right: float, seed: int) -> np.ndarray:
+    """Probabilities whose top class is the true one for a share ``right`` of the images."""
+    rng = np.random.default_rng(seed)
+    probs = rng.dirichlet(np.ones(7), len(labels)).astype(np.float32) * 0.5
+    hit = rng.random(len(labels)) < right
+    target = np.where(hit, labels, (labels + 1) % 7)
+    probs[np.arange(len(labels)), target] += 1.0
+    return probs / probs.sum(1, keepdims=True)
+
+
+def test_rule_keeps_a_candidate_that_gains_everywhere_and_refuses_one_that_loses_a_set():
+    from training.external import paired, verdict
+
+    sets = _sets()
+    labels = sets[0].labels
+    base = {s.name: _probs(labels, 0.5, 1) for s in sets}
+    better = {s.name: _probs(labels, 0.9, 2) for s in sets}
+    same = paired(sets, base, base, resamples=200)
+    assert same["G"] == 0 and not verdict(same, 0.03, sets)["passes"]  # no gain: the shipped model stays
+    gain = paired(sets, base, better, resamples=200)
+    assert gain["G"] > 0.2 and verdict(gain, 0.03, sets)["passes"]
+    assert not verdict(gain, 0.09, sets)["passes"]  # badly calibrated: refused
+    worse_on_one = {**better, "isic2018_val": _probs(labels, 0.1, 3)}
+    mixed = paired(sets, base, worse_on_one, resamples=200)
+    checks = verdict(mixed, 0.03, sets)["checks"]
+    assert not checks["isic2018_val: paired interval's upper end >= 0"]
+    assert checks["isic2017: paired interval's upper end >= 0"]
+
+
+def test_choose_a_model_against_itself_keeps_the_shipped_one_and_writes_nothing(run_with_extra, shared_data, capsys):
+    from training.__main__ import main as training_cli
+
+    export = run_with_extra / "export"
+    before = (export / "model_card.json").read_text()
+    out = run_with_extra / "choice.json"
+    training_cli(["choose", str(export), str(export), "--data", str(shared_data / "ham10000"), "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert "chosen: none" in printed and "FAIL  G rises by >= 0.01" in printed
+    result = json.loads(out.read_text())
+    assert result["chosen"] is None and result["candidates"]["extra"]["paired"]["G"] == 0
+    assert (export / "model_card.json").read_text() == before
+
+
+def test_the_chosen_candidate_carries_its_figures_and_the_comparison_in_its_card(run_with_extra, shared_data):
+    from training.external import choose, record_choice
+
+    export = run_with_extra / "export"
+    result = choose(export, [export], shared_data / "ham10000")
+    result["chosen"] = "extra"  # as if it had passed: what record_choice writes does not depend on why
+    record_choice(result)
+    card = json.loads((export / "model_card.json").read_text())
+    assert card["selection"]["chosen"] == "extra" and card["selection"]["shipped"]["version"] == "extra"
+    assert card["external_validation"]["G"] == pytest.approx(result["candidates"]["extra"]["G"])
+    markdown = (export / "MODEL_CARD.md").read_text()
+    assert "Chosen: **extra**" in markdown and "| extra |" in markdown

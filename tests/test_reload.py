@@ -1,0 +1,62 @@
+"""`gradio demo.py` (reload mode, as the README suggests for development) stays up and reloads on edits."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import ROOT, _free_port
+
+pytestmark = pytest.mark.slow
+
+
+def _wait(predicate, seconds: float, proc: subprocess.Popen, log) -> None:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        assert proc.poll() is None, f"reload mode exited with {proc.returncode}:\n{log.read_text()}"
+        if predicate():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out:\n{log.read_text()}")
+
+
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def test_reload_mode_keeps_serving_and_reloads_an_edit(tmp_path, examples):
+    from gradio_client import Client, handle_file
+
+    port = _free_port()
+    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1"}
+    log = tmp_path / "reload.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "gradio", "demo.py"], cwd=ROOT, env=env, stdout=out,
+                                stderr=subprocess.STDOUT)
+    try:
+        _wait(lambda: _listening(port), 90, proc, log)
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        image = handle_file(str(examples[0]["path"]))
+        assert len(client.predict(image, api_name="/classify")["confidences"]) == 7
+        time.sleep(8)  # it used to exit about 2 s after it started serving
+        assert proc.poll() is None, log.read_text()
+
+        edited = ROOT / "app" / "report.py"
+        os.utime(edited)  # an edit, as far as the watcher can tell
+        _wait(lambda: "Changes detected" in log.read_text(), 30, proc, log)
+        time.sleep(3)
+        assert "failed" not in log.read_text()
+        assert len(client.predict(image, api_name="/classify")["confidences"]) == 7
+        assert proc.poll() is None
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)

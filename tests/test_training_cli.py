@@ -1,0 +1,55 @@
+"""`python -m training`: the default command trains the shipped recipe; --help documents every option."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import asdict
+
+import pytest
+
+from tests.conftest import ROOT
+
+NOT_RECIPE = {"data", "out", "weights", "command", "workers", "limit"}  # where and how fast, not what is trained
+
+
+def test_the_default_command_trains_the_shipped_recipe():
+    from training.__main__ import train_parser
+    from training.train import Config, before_options
+
+    args = train_parser().parse_args(["--data", "../shared/data/ham10000_400x300", "--extra", "../shared/data/isic2017",
+                                      "--out", "runs/mine"])  # the README's command
+    trained = {k: v for k, v in asdict(Config(**vars(args))).items() if k not in NOT_RECIPE}
+    card = json.loads((ROOT / "model/shipped/model_card.json").read_text())
+    shipped = {**before_options(), **card["training"]["config"]}  # options newer than the card: what it did
+    shipped = {k: tuple(v) if isinstance(v, list) else v for k, v in shipped.items() if k in trained}
+    assert trained == shipped
+
+
+def test_an_option_newer_than_an_old_run_reads_as_what_runs_did_before_it():
+    """The shipped recipe's vignette is a default now, but runs before it had none."""
+    from training.recipes import ablation
+    from training.train import Config
+
+    best = {"val_balanced_accuracy": 0.7, "val_macro_auc": 0.9, "phase": "finetune", "epoch": 3}
+    old = {"name": "v3", "config": {"finetune_lr": 1e-4}, "best": best}  # predates --vignette
+    rows = ablation(Config(data="", out="runs/new"), best, [old])
+    assert rows[1]["differs"] == {"vignette": 0.0}
+
+
+@pytest.mark.parametrize("command", [[], ["evaluate"], ["card"], ["flags"], ["robustness"], ["intervals"],
+                                     ["compare"], ["explanations"], ["probe"], ["examples"]])
+def test_help_shows_a_default_for_every_option_and_no_tensorflow_noise(command):
+    result = subprocess.run([sys.executable, "-m", "training", *command, "--help"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""  # TensorFlow's start-up lines would land here
+    options = result.stdout.split("options:", 1)[1]
+    entries = [e for e in options.split("\n  -")[1:] if not e.startswith("h, --help")]
+    assert entries
+    for entry in entries:
+        text = " ".join(entry.split())
+        assert "(default:" in text or "(required)" in text, text
+    if not command:
+        assert "--vignette VIGNETTE" in options and "(default: 0.3)" in " ".join(options.split())

@@ -1,0 +1,236 @@
+"""Validation on three sets at once: HAM10000's own split and two sets from other sources.
+
+HAM10000 validation alone rewarded what fits HAM10000 and rejected what generalises (colour
+constancy, colour casts), and the team measured the model dropping on other clinics' images. So
+every choice is also scored on images HAM10000 never saw, read as a user hands them over (the
+files, through the runtime's ``predict``):
+
+- HAM10000 validation: the card's lesion-grouped split, read from whichever copy ``--data`` names.
+- ISIC 2017 validation + test parts (mel, nv, bkl; other sources, many from a US centre). Its
+  train part may be trained on (``--extra``), these two parts never are.
+- ISIC 2018 Task 3 validation (all 7 classes, the official test set's distribution; 193 images).
+
+Balanced accuracy is the mean recall over the classes a set has, from the model's 7-way top class
+(an ISIC 2017 melanoma called bcc is wrong, as the app would show it). The external sets have no
+lesion ids, so their intervals resample images. The rule that uses these figures to choose a
+model is in docs/selection-rule.md.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from model.labels import CLASSES
+from model.metrics import bootstrap_intervals, expected_calibration_error, macro_auc, melanoma_recall, roc_auc
+from model.preprocessing import load_image
+
+from .data import read_split
+from .intervals import difference
+
+ISIC2017_DIR = "isic2017"
+ISIC2018_DIR = "isic2018_val"
+ISIC2017_EXTERNAL = ("validation", "test")  # never trained on (data.ISIC2017_TRAINABLE is the other part)
+RULE = "docs/selection-rule.md"
+RULE_MIN_GAIN = 0.01  # G must rise by this much over the shipped model
+RULE_MAX_ECE = 0.05
+PAIRED = ("balanced_accuracy", "macro_auc", "melanoma_auc")  # figures compared candidate minus shipped
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    """One validation set: files, true labels (CLASSES indices) and the groups a bootstrap resamples."""
+
+    name: str
+    title: str
+    paths: tuple[str, ...]
+    labels: np.ndarray
+    groups: np.ndarray
+    grouped_by: str  # "lesions" or "images"
+
+
+def ham_validation(data_dir: str | Path, seed: int = 0) -> EvalSet:
+    part = read_split(data_dir, seed=seed).query("split == 'val'")
+    return EvalSet("ham_val", "HAM10000 validation split", tuple(part.path), part.label.to_numpy(),
+                   part.lesion_id.to_numpy(), "lesions")
+
+
+def isic2017_external(data_dir: str | Path) -> EvalSet:
+    data_dir = Path(data_dir)
+    table = pd.read_csv(data_dir / "labels.csv").query("isic2017_split in @ISIC2017_EXTERNAL")
+    paths = tuple(str(data_dir / "images" / f"{i}.jpg") for i in table.image_id)
+    return EvalSet("isic2017", "ISIC 2017 validation + test (mel, nv, bkl)", paths,
+                   table.dx.map(CLASSES.index).to_numpy(), table.image_id.to_numpy(), "images")
+
+
+def isic2018_validation(data_dir: str | Path) -> EvalSet:
+    data_dir = Path(data_dir)
+    table = pd.read_csv(data_dir / "ISIC2018_Task3_Validation_GroundTruth.csv")
+    columns = [c.upper() for c in CLASSES]
+    onehot = table[columns].to_numpy()
+    if not np.allclose(onehot.sum(1), 1):
+        raise ValueError(f"{data_dir}: ground truth rows must be one-hot over {columns}")
+    paths = tuple(str(data_dir / "images" / f"{i}.jpg") for i in table.image)
+    return EvalSet("isic2018_val", "ISIC 2018 Task 3 validation", paths, onehot.argmax(1), table.image.to_numpy(),
+                   "images")
+
+
+def validation_sets(ham_dir: str | Path, seed: int = 0, external_root: str | Path | None = None) -> list[EvalSet]:
+    """HAM10000 validation, then each external set found in ``external_root`` (default: beside ``ham_dir``)."""
+    root = Path(external_root) if external_root else Path(ham_dir).resolve().parent
+    sets = [ham_validation(ham_dir, seed)]
+    if (root / ISIC2017_DIR / "labels.csv").is_file():
+        sets.append(isic2017_external(root / ISIC2017_DIR))
+    if (root / ISIC2018_DIR).is_dir():
+        sets.append(isic2018_validation(root / ISIC2018_DIR))
+    return sets
+
+
+def predict_files(predict: Callable[[list[np.ndarray]], np.ndarray], paths: tuple[str, ...], chunk: int = 32,
+                  workers: int = 2) -> np.ndarray:
+    """Probabilities for image files, decoded with the serving loader (full resolution, EXIF) in chunks."""
+    out = []
+    with ThreadPoolExecutor(workers) as pool:
+        for start in range(0, len(paths), chunk):
+            out.append(predict(list(pool.map(load_image, paths[start:start + chunk]))))
+    return np.concatenate(out).astype(np.float32)
+
+
+def _balanced_accuracy(labels: np.ndarray, probs: np.ndarray) -> float:
+    """Mean recall over the classes present in ``labels`` (predictions of absent classes count as wrong)."""
+    pred = probs.argmax(1)
+    return float(np.mean([(pred[labels == k] == k).mean() for k in np.unique(labels)]))
+
+
+def _melanoma_auc(labels: np.ndarray, probs: np.ndarray) -> float:
+    return roc_auc(labels == CLASSES.index("mel"), probs[:, CLASSES.index("mel")])
+
+
+STATISTICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
+    "balanced_accuracy": _balanced_accuracy,
+    "macro_auc": macro_auc,
+    "melanoma_recall": melanoma_recall,
+    "melanoma_auc": _melanoma_auc,
+    "ece": expected_calibration_error,
+}
+
+
+def set_metrics(labels: np.ndarray, probs: np.ndarray) -> dict:
+    """The set's figures (STATISTICS) and the recall of each class it has."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        figures = {name: statistic(labels, probs) for name, statistic in STATISTICS.items()}
+    recalls = {CLASSES[k]: float((probs[labels == k].argmax(1) == k).mean()) for k in np.unique(labels)}
+    return {**figures, "recall": recalls}
+
+
+def score(predict: Callable[[list[np.ndarray]], np.ndarray], sets: list[EvalSet]) -> tuple[dict, dict]:
+    """(card section, probabilities by set): every set's figures with intervals, and G, their mean balanced accuracy."""
+    section, probs = {}, {}
+    for s in sets:
+        probs[s.name] = predict_files(predict, s.paths)
+        counts = {CLASSES[k]: int(n) for k, n in zip(*np.unique(s.labels, return_counts=True), strict=True)}
+        section[s.name] = {
+            "title": s.title, "images": len(s.paths), "classes": counts,
+            **set_metrics(s.labels, probs[s.name]),
+            "ci95": {"method": f"95% percentile bootstrap, 1,000 resamples of the set's {s.grouped_by}",
+                     **bootstrap_intervals(s.labels, probs[s.name], s.groups, STATISTICS)},
+        }
+    return {"sets": section, "G": generalisation(section), "rule": RULE}, probs
+
+
+def generalisation(section: dict) -> float:
+    """G: the mean balanced accuracy over the sets (the selection rule's figure)."""
+    return float(np.mean([s["balanced_accuracy"] for s in section.values()]))
+
+
+def paired(sets: list[EvalSet], baseline: dict[str, np.ndarray], candidate: dict[str, np.ndarray],
+           resamples: int = 1000) -> dict:
+    """Candidate minus baseline on each set, on the same images and resamples, with 95% intervals; and G's."""
+    out = {}
+    for s in sets:
+        stacked = np.stack([baseline[s.name], candidate[s.name]], axis=1)
+        diff = {name: difference(STATISTICS[name]) for name in PAIRED}
+        bounds = bootstrap_intervals(s.labels, stacked, s.groups, diff, resamples)
+        out[s.name] = {name: {"difference": f(s.labels, stacked), "ci95": bounds[name]} for name, f in diff.items()}
+    out["G"] = float(np.mean([out[s.name]["balanced_accuracy"]["difference"] for s in sets]))
+    return out
+
+
+def verdict(differences: dict, candidate_ham_ece: float, sets: list[EvalSet]) -> dict:
+    """The rule of docs/selection-rule.md applied to one candidate's paired differences."""
+    checks = {
+        f"G rises by >= {RULE_MIN_GAIN}": differences["G"] >= RULE_MIN_GAIN,
+        **{f"{s.name}: paired interval's upper end >= 0": differences[s.name]["balanced_accuracy"]["ci95"][1] >= 0
+           for s in sets},
+        f"HAM10000 validation ECE <= {RULE_MAX_ECE}": candidate_ham_ece <= RULE_MAX_ECE,
+    }
+    return {"checks": checks, "passes": all(checks.values())}
+
+
+
+def measure_exported(export_dir: str | Path, data: str | Path, seed: int = 0,
+                     external_root: str | Path | None = None) -> dict:
+    """Score an exported model on every validation set into its card, in place (section ``external_validation``)."""
+    import json
+
+    from model.runtime import CARD_FILE, load_classifier
+
+    from .export import write_card
+
+    card = json.loads((Path(export_dir) / CARD_FILE).read_text())
+    card["external_validation"], _ = score(load_classifier(export_dir).predict,
+                                           validation_sets(data, seed, external_root))
+    write_card(export_dir, card)
+    return card["external_validation"]
+
+
+def choose(shipped: str | Path, candidates: list[str | Path], data: str | Path, seed: int = 0,
+           external_root: str | Path | None = None) -> dict:
+    """Each candidate export against the shipped one under the written rule, paired on the same images."""
+    from model.runtime import load_classifier
+
+    sets = validation_sets(data, seed, external_root)
+    base_section, base_probs = score(load_classifier(shipped).predict, sets)
+    import json
+
+    from model.runtime import CARD_FILE
+
+    version = json.loads((Path(shipped) / CARD_FILE).read_text()).get("version", str(shipped))
+    out = {"rule": RULE, "shipped": {"export": str(shipped), "version": version, **base_section}, "candidates": {}}
+    for candidate in candidates:
+        section, probs = score(load_classifier(candidate).predict, sets)
+        differences = paired(sets, base_probs, probs)
+        ham_ece = section["sets"]["ham_val"]["ece"]
+        name = json.loads((Path(candidate) / CARD_FILE).read_text()).get("version", str(candidate))
+        out["candidates"][name] = {"export": str(candidate), **section, "paired": differences,
+                                   **verdict(differences, ham_ece, sets)}
+    passing = [c for c, r in out["candidates"].items() if r["passes"]]
+    out["chosen"] = max(passing, key=lambda c: out["candidates"][c]["G"]) if passing else None
+    return out
+
+
+def record_choice(result: dict) -> None:
+    """Write the chosen candidate's validation figures and the whole comparison into its card."""
+    import json
+
+    from model.runtime import CARD_FILE
+
+    from .export import write_card
+
+    chosen = result["candidates"][result["chosen"]]
+    card = json.loads((Path(chosen["export"]) / CARD_FILE).read_text())
+    card["external_validation"] = {k: chosen[k] for k in ("sets", "G", "rule")}
+    summary = {k: {"version": v.get("version", k), "G": v["G"]} for k, v in (("shipped", result["shipped"]),)}
+    card["selection"] = {
+        "rule": result["rule"], **summary, "chosen": result["chosen"],
+        "candidates": {name: {k: c[k] for k in ("G", "paired", "checks", "passes")}
+                       for name, c in result["candidates"].items()},
+    }
+    write_card(chosen["export"], card)
