@@ -222,6 +222,14 @@ def _throughput_text(train: dict) -> str:
         f"{phase} {m['median_images_per_second']:.1f}" for phase, m in measured.items())
 
 
+def _extra_citation(data: dict) -> str:
+    if not data.get("extra_train"):
+        return ""
+    return ("\nAlso trained on the ISIC 2017 challenge's train part (ISIC Archive, CC-0 / CC BY-NC per image):\n"
+            "Codella, N. et al. Skin lesion analysis toward melanoma detection: a challenge at ISBI 2017,\n"
+            "arXiv:1710.05006. Validated on ISIC 2018 Task 3: Codella et al. 2019, arXiv:1902.03368.")
+
+
 def _extra_line(data: dict) -> str:
     extra = data.get("extra_train")
     if not extra:
@@ -371,5 +379,5 @@ Test-time augmentation (mean over 4 flips), validation balanced accuracy:
 ## Licence and citation
 Trained on HAM10000: Tschandl, P., Rosendahl, C. & Kittler, H. Scientific Data 5, 180161 (2018),
 doi:10.1038/sdata.2018.161. The data are CC BY-NC 4.0; this model, derived from them, is shared
-under the same terms (attribution, non-commercial).
+under the same terms (attribution, non-commercial).{_extra_citation(data)}
 """
