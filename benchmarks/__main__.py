@@ -66,6 +66,28 @@ def top_k_overlap(a: dict, b: dict, k: int = 5) -> float:
     return len(top[0] & top[1]) / k
 
 
+def ray_engine(folder: Path, n_files: int) -> tuple[str, str, str]:
+    """The CLI's Ray engine on the same folder: end to end, and its fixed cost (a run on one image)."""
+    import importlib.util
+
+    name = f"CLI predict --engine ray, {n_files} JPEGs"
+    if importlib.util.find_spec("ray") is None:
+        return name, "not measured", "Ray is not installed (pip install -r requirements-scale.txt)"
+
+    def run(paths: list[str]) -> float:
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "model", "predict", *paths, "--out", str(folder / "ray.csv"),
+                        "--engine", "ray"], cwd=ROOT, check=True, capture_output=True)
+        return time.perf_counter() - start
+
+    total = run([str(folder)])
+    fixed = run([str(next(folder.glob("*.jpg")))])
+    return (name, f"{n_files / total:.0f} img/s end to end",
+            f"{n_files / max(total - fixed, 1e-9):.0f} img/s after start-up ({fixed:.1f} s to start a local Ray, "
+            f"its actors and their models, and stop it: a run on one image); up to {os.cpu_count()} actors of "
+            "1 LiteRT thread")
+
+
 def served_paths(examples: list[Path], reps: int, quick: bool) -> list[tuple[str, str, str]]:
     """The shipped model as users reach it: the app's first answer, the CLI, the server."""
     rows: list[tuple[str, str, str]] = []
@@ -99,9 +121,11 @@ def served_paths(examples: list[Path], reps: int, quick: bool) -> list[tuple[str
         subprocess.run([sys.executable, "-c", "import model; model.load_classifier()"], cwd=ROOT, check=True,
                        capture_output=True)
         cli_start = time.perf_counter() - start
+        ray_row = ray_engine(Path(tmp), len(source))
     rows.append((f"CLI predict, {len(source)} JPEGs", f"{len(source) / cli_total:.0f} img/s end to end",
                  f"{len(source) / max(cli_total - cli_start, 1e-9):.0f} img/s after start-up "
                  f"({cli_start:.1f} s to import and load the model)"))
+    rows.append(ray_row)
 
     # the app: start-up to first answer, /classify round trip
     from gradio_client import Client, handle_file

@@ -1,8 +1,10 @@
-"""python -m model predict PATH... [--out preds.csv]: classify files and folders into a CSV.
+"""python -m model predict PATH... [--out preds.csv] [--engine ray [--address ADDR]]: images into a CSV.
 
 Images are decoded on worker threads while the previous batch runs through the model.
 An unreadable file is reported on stderr and gets a row with its reason in the ``error``
 column; the exit code is 1 only when no image at all could be read (the CSV is still written).
+``--engine ray`` writes the same CSV with Ray Data, on this machine's cores or a cluster's
+(model/ray_engine.py; needs requirements-scale.txt).
 """
 
 from __future__ import annotations
@@ -120,7 +122,13 @@ def main(argv: list[str] | None = None) -> int:
     predict.add_argument("--model", default=None, help="LiteRT file or export folder (default: the shipped model)")
     predict.add_argument("--threads", type=int, default=None, help="inference threads")
     predict.add_argument("--workers", type=int, default=4, help="decoding threads")
+    predict.add_argument("--engine", choices=("local", "ray"), default="local",
+                         help="local: threads in this process; ray: Ray Data actors, one classifier each")
+    predict.add_argument("--address", default=None,
+                         help="with --engine ray: the Ray cluster to join (default: start a local Ray)")
     args = parser.parse_args(argv)
+    if args.address and args.engine != "ray":
+        parser.error("--address needs --engine ray")
 
     paths = find_images(args.paths)
     try:
@@ -130,10 +138,22 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if not paths:  # still a CSV (header only), as when no file could be read
         print("no image files found in " + " ".join(args.paths), file=sys.stderr)
+    if args.engine == "ray":
+        try:
+            from .ray_engine import predict_files_ray
+        except ImportError as exc:
+            print(f"--engine ray needs Ray ({exc}): pip install -r requirements-scale.txt", file=sys.stderr)
+            return 2
+
+        def score(fh):
+            return predict_files_ray(paths, fh, args.model, args.address, args.threads or 1)
+    else:
+        def score(fh):
+            return predict_files(paths, fh, clf, args.workers)
     if args.out == "-":
-        written = predict_files(paths, sys.stdout, clf, args.workers)
+        written = score(sys.stdout)
     else:
         with open(args.out, "w", newline="") as fh:
-            written = predict_files(paths, fh, clf, args.workers)
+            written = score(fh)
     print(f"{written} of {len(paths)} images classified", file=sys.stderr)
     return 0 if written else 1

@@ -23,6 +23,7 @@ from model.labels import CLASSES
 from model.preprocessing import INPUT_SIZE, scale
 
 from .data import SPLITS, load_arrays, read_isic2017_train, read_split
+from .distribute import STRATEGIES
 from .evaluate import (
     at_threshold,
     classification_metrics,
@@ -91,6 +92,9 @@ class Config:
     weights: str = option(str(IMAGENET_WEIGHTS), "ImageNet MobileNetV2 .h5 without top (or SKIN_IMAGENET_WEIGHTS)")
     limit: int | None = option(None, "use only N images, for smoke tests (default: all)")
     workers: int = option(4, "image decoding threads")
+    strategy: str = option("none", "tf.distribute: mirrored (all local GPUs, else the logical CPUs) or multiworker "
+                                   "(hosts from TF_CONFIG); --batch-size is the global batch (docs/scaling.md)",
+                           choices=STRATEGIES)
     command: str = field(default_factory=lambda: "python -m training " + shlex.join(sys.argv[1:]))
 
 
@@ -208,8 +212,10 @@ def _datasets(arrays, labels, cfg: Config):
 
 
 def _epoch_callback(state: RunState, phase: str, network, val_set, val_labels, out: Path, patience: int | None,
-                    train_images: int):
+                    train_images: int, predict=None):
     import keras
+
+    predict = predict or (lambda dataset: network.predict(dataset, verbose=0))
 
     class EpochEval(keras.callbacks.Callback):
         """Scores the validation split, keeps the best weights, stops early, saves state."""
@@ -219,7 +225,7 @@ def _epoch_callback(state: RunState, phase: str, network, val_set, val_labels, o
 
         def on_epoch_end(self, epoch, logs=None):
             fitted = time.time() - self.started  # training only: the validation pass below is not counted
-            probs = network.predict(val_set, verbose=0)
+            probs = predict(val_set)
             metrics = classification_metrics(val_labels, probs)
             val_loss = float(-np.log(np.clip(probs[np.arange(len(probs)), val_labels], 1e-7, 1)).mean())
             record = {
@@ -273,12 +279,16 @@ def _set_trainable(network, first_trainable: str | None, train_bn: bool = False)
 
 
 def train(cfg: Config) -> dict:
-    """Run (or resume) training; returns the model card of the exported model."""
+    """Run (or resume) training; returns the model card of the exported model ({} on a non-chief worker)."""
     import keras
 
     from model.network import build_network
 
-    out = Path(cfg.out)
+    from .distribute import check_batch, is_chief, make_strategy, remove_worker_dir, val_predictor, write_dir
+
+    strategy = make_strategy(cfg.strategy)  # before any other TensorFlow op (multi-worker needs it)
+    check_batch(cfg.batch_size, strategy)
+    out = write_dir(Path(cfg.out), strategy)  # non-chief workers: a temporary folder
     out.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(cfg.seed)
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
@@ -312,13 +322,14 @@ def train(cfg: Config) -> dict:
         labels[name] = part.label.to_numpy()
     train_set, plain_sets = _datasets(arrays, labels, cfg)
 
-    network = build_network(cfg.size, cfg.weights, cfg.dropout, cfg.colour)
-    if cfg.balance == "logit_adjust":  # trained on logits, served with its softmax (same weights)
-        trainee = keras.Model(network.input, network.get_layer(LOGITS_LAYER).output)
-        loss = logit_adjusted_loss(labels["train"], cfg.label_smoothing)
-    else:
-        trainee = network
-        loss = keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)
+    with strategy.scope():  # variables made here are mirrored across the replicas
+        network = build_network(cfg.size, cfg.weights, cfg.dropout, cfg.colour)
+        if cfg.balance == "logit_adjust":  # trained on logits, served with its softmax (same weights)
+            trainee = keras.Model(network.input, network.get_layer(LOGITS_LAYER).output)
+            loss = logit_adjusted_loss(labels["train"], cfg.label_smoothing)
+        else:
+            trainee = network
+            loss = keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)
     steps = int(np.ceil(len(arrays["train"]) / cfg.batch_size))
     phases = [
         ("head", None, cfg.head_epochs, cfg.head_lr, None, 0),
@@ -337,10 +348,11 @@ def train(cfg: Config) -> dict:
             warmup_target=lr if warmup else None, warmup_steps=warmup * steps,
         )
         ema = cfg.ema if phase == "finetune" and cfg.ema > 0 else None
-        trainee.compile(
-            optimizer=keras.optimizers.Adam(schedule, use_ema=ema is not None, ema_momentum=ema or 0.99),
-            loss=loss,
-        )
+        with strategy.scope():  # the optimizer's variables too
+            trainee.compile(
+                optimizer=keras.optimizers.Adam(schedule, use_ema=ema is not None, ema_momentum=ema or 0.99),
+                loss=loss,
+            )
         print(f"phase {phase}: {sum(np.prod(w.shape) for w in network.trainable_weights):,} "
               f"trainable parameters, up to {epochs} epochs", flush=True)
         # BackupAndRestore first: it must save the raw weights, before SwapEMAWeights puts the
@@ -349,7 +361,7 @@ def train(cfg: Config) -> dict:
         if ema is not None:
             callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
         callbacks.append(_epoch_callback(state, phase, network, plain_sets["val"], labels["val"], out, patience,
-                                         len(arrays["train"])))
+                                         len(arrays["train"]), val_predictor(network, strategy)))
         trainee.fit(
             train_set,
             epochs=epochs,
@@ -360,6 +372,9 @@ def train(cfg: Config) -> dict:
         state.phases_done.append(phase)
         state.save()
 
+    if not is_chief(strategy):  # the chief scores, exports and writes the card, once
+        remove_worker_dir(Path(cfg.out), strategy)
+        return {}
     return finish_run(out)
 
 
