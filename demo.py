@@ -53,7 +53,7 @@ with gr.Blocks(title="Skin lesion classifier with explanations", analytics_enabl
                delete_cache=(60, 600)) as demo:
     gr.Markdown(
         "# Skin lesion classifier with Grad-CAM and LIME\n"
-        "A MobileNetV2 trained on HAM10000 dermatoscopic images estimates the probability of 7 "
+        "A MobileNetV2 trained on HAM10000 (and ISIC 2017) dermatoscopic images estimates the probability of 7 "
         "diagnoses and shows which regions drove its answer."
     )
     gr.Markdown(f"⚠️ **{DISCLAIMER}**", elem_id="disclaimer")
