@@ -35,7 +35,7 @@ def classifier():
 
 
 def warm_up() -> None:
-    """Load what the first explanation needs (lime, scikit-image, matplotlib: ~2 s on 2 cores).
+    """Load what the first explanation needs (lime, scikit-image, matplotlib: ~2 s on 2 cores; the gallery).
 
     The app calls this once it is serving, so start-up is not slowed and the first upload is not either.
     """
@@ -43,6 +43,7 @@ def warm_up() -> None:
 
     explanations.load_all()
     classifier().predict([np.zeros((*classifier().input_size, 3), np.uint8)])  # XNNPACK set-up
+    similar_items(np.zeros((1, 1, classifier().head_kernel.shape[0]), np.float32))  # reads the 10 MB gallery
 
 
 def model_version() -> str:
