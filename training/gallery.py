@@ -19,6 +19,7 @@ from model.labels import CLASSES
 from model.runtime import CARD_FILE, load_classifier, sha256
 
 from .data import card_split, load_arrays
+from .external import STATISTICS
 
 K = 6
 THUMBNAIL = (60, 80)  # height, width: 4:3, about 2 KB as JPEG
@@ -99,8 +100,10 @@ def build(export_dir: str | Path, data: str | Path, seed: int = 0, thumbnail: tu
     meta = card_split(card, data, seed)
     parts = {name: meta[meta.split == name].reset_index(drop=True) for name in ("train", "val", "test")}
     images = {name: load_arrays(list(part.path), clf.input_size, desc=name) for name, part in parts.items()}
-    pooled = {name: np.concatenate([pooled_features(clf, list(x[i:i + 64]))[1] for i in range(0, len(x), 64)])
-              for name, x in images.items()}
+    probs, pooled = {}, {}  # one runtime pass per split gives both the answers and the embeddings
+    for name, x in images.items():
+        chunks = [pooled_features(clf, list(x[i:i + 64])) for i in range(0, len(x), 64)]
+        probs[name], pooled[name] = (np.concatenate(part) for part in zip(*chunks, strict=True))
     labels = {name: part.label.to_numpy() for name, part in parts.items()}
 
     measured, fitted = {}, {}
@@ -122,11 +125,7 @@ def build(export_dir: str | Path, data: str | Path, seed: int = 0, thumbnail: tu
         dx_type=train.dx_type.fillna("unknown").to_numpy(str), mean=mean, projection=projection,
         embeddings=_embed(chosen, pooled["train"], mean, projection).astype(np.float16), jpeg=jpeg, offsets=offsets))
 
-    classifier_bacc = {split: float(np.mean([(p.argmax(1)[labels[split] == c] == c).mean()
-                                             for c in np.unique(labels[split])]))
-                       for split, p in ((s, np.concatenate([clf.predict(list(images[s][i:i + 64]))
-                                                            for i in range(0, len(images[s]), 64)]))
-                                        for s in ("val", "test"))}
+    classifier_bacc = {split: STATISTICS["balanced_accuracy"](labels[split], probs[split]) for split in ("val", "test")}
     card["similar_cases"] = {
         "file": GALLERY_FILE,
         "sha256": sha256(export_dir / GALLERY_FILE),
