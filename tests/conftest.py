@@ -179,11 +179,11 @@ def shared_data(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def run_with_extra(shared_data, tmp_path_factory) -> Path:
-    """A tiny run trained on HAM10000 plus the ISIC 2017 train part."""
+    """A tiny run trained on HAM10000 plus the ISIC 2017 train part, with lesion-focused crops."""
     from training.train import Config, train
 
     out = tmp_path_factory.mktemp("runs") / "extra"
     train(Config(data=str(shared_data / "ham10000"), out=str(out), extra=str(shared_data / "isic2017"),
                  size=(64, 80), batch_size=8, head_epochs=1, finetune_epochs=1, finetune_from="block_15_expand",
-                 workers=2))
+                 workers=2, lesion_crop=0.5))
     return out

@@ -122,3 +122,26 @@ def test_the_chosen_candidate_carries_its_figures_and_the_comparison_in_its_card
     assert card["external_validation"]["G"] == pytest.approx(result["candidates"]["extra"]["G"])
     markdown = (export / "MODEL_CARD.md").read_text()
     assert "Chosen: **extra**" in markdown and "| extra |" in markdown
+
+
+def test_a_candidate_trained_on_isic2017_is_judged_without_it_and_must_not_lose_on_ham():
+    """docs/selection-rule.md from v24 on: a set the candidate's training data shares a source with
+    leaves G, and the HAM10000 validation difference must not be negative."""
+    from training.external import counted, paired, verdict
+
+    sets = _sets()
+    labels = sets[0].labels
+    assert counted(sets, {"extra": None}) == ["ham_val", "isic2017", "isic2018_val"]
+    in_g = counted(sets, {"extra": "../shared/data/isic2017"})
+    assert in_g == ["ham_val", "isic2018_val"]
+    base = {s.name: _probs(labels, 0.5, 1) for s in sets}
+    # a large gain on ISIC 2017 alone no longer counts
+    only_isic2017 = {**base, "isic2017": _probs(labels, 0.95, 2)}
+    judged = paired(sets, base, only_isic2017, resamples=200, in_g=in_g)
+    assert judged["G"] == 0
+    assert not verdict(judged, 0.03, sets)["passes"]
+    # a gain on ISIC 2018 with a small HAM10000 loss inside its interval still fails the new check
+    ham_slightly_worse = {**base, "ham_val": _probs(labels, 0.47, 1), "isic2018_val": _probs(labels, 0.95, 4)}
+    judged = paired(sets, base, ham_slightly_worse, resamples=200, in_g=in_g)
+    checks = verdict(judged, 0.03, sets)["checks"]
+    assert judged["G"] > 0.1 and not checks["ham_val: difference >= 0"]

@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> None:
         result = external.choose(args.export, args.candidates, args.data, args.seed, args.external_root)
         print(f"shipped {result['shipped']['version']}: G {result['shipped']['G']:.3f}")
         for name, c in result["candidates"].items():
-            print(f"{name}: G {c['G']:.3f} ({c['paired']['G']:+.3f}); " + "; ".join(
+            print(f"{name}: G {c['G']:.3f} over {', '.join(c['G_sets'])} ({c['paired']['G']:+.3f}); " + "; ".join(
                 f"{k} {v['balanced_accuracy']['difference']:+.3f} ({v['balanced_accuracy']['ci95'][0]:+.3f} to "
                 f"{v['balanced_accuracy']['ci95'][1]:+.3f})" for k, v in c["paired"].items() if k != "G"))
             for check, ok in c["checks"].items():

@@ -175,7 +175,9 @@ Intervals: {'; '.join(methods)}.
                               f"({v['balanced_accuracy']['ci95'][0]:+.3f} to {v['balanced_accuracy']['ci95'][1]:+.3f})"
                               for k, v in c["paired"].items() if k != "G")
             failed = ", ".join(k for k, ok in c["checks"].items() if not ok)
-            lines.append(f"| {name} | {c['G']:.3f} | {c['paired']['G']:+.3f} | {diffs} | "
+            over = c.get("G_sets")
+            g = f"{c['G']:.3f}" + (f" (over {', '.join(over)})" if over and len(over) < len(c["paired"]) - 1 else "")
+            lines.append(f"| {name} | {g} | {c['paired']['G']:+.3f} | {diffs} | "
                          f"{'passes' if c['passes'] else 'fails: ' + failed} |")
         text += f"""
 Candidates against the model shipped before ({chosen['shipped']['version']}, G {chosen['shipped']['G']:.3f}),
@@ -271,6 +273,9 @@ def render_markdown(card: dict) -> str:
         recipe += f", random exposure and colour casts (gains {1 - config['cast']:.2f}-{1 + config['cast']:.2f})"
     if config.get("mix", "none") != "none":
         recipe += f", {MIX_NAMES[config['mix']]} on {config['mix_share']:.0%} of training images"
+    if config.get("lesion_crop"):
+        recipe += (f", crops around the lesion box at a random zoom of {config['lesion_crop']:.0%}-100% of the "
+                   "side (from a 1.5x copy)")
     if config.get("ema"):
         recipe += f", a moving average of the weights (momentum {config['ema']}) scored and kept"
     bn = "batch norm trained too" if config.get("train_bn") else "batch-norm statistics frozen"

@@ -150,29 +150,41 @@ def generalisation(section: dict) -> float:
     return float(np.mean([s["balanced_accuracy"] for s in section.values()]))
 
 
+def counted(sets: list[EvalSet], config: dict) -> list[str]:
+    """The sets G counts for a candidate trained with ``config``: none its training data shares a source with.
+
+    HAM10000 validation always counts (the in-distribution reference); ISIC 2017 does not when the
+    candidate trained on its train part (``extra``), as the rule says from v24 on.
+    """
+    trained_on = {ISIC2017_DIR} if config.get("extra") else set()
+    return [s.name for s in sets if s.name not in trained_on]
+
+
 def paired(sets: list[EvalSet], baseline: dict[str, np.ndarray], candidate: dict[str, np.ndarray],
-           resamples: int = 1000) -> dict:
-    """Candidate minus baseline on each set, on the same images and resamples, with 95% intervals; and G's."""
+           resamples: int = 1000, in_g: list[str] | None = None) -> dict:
+    """Candidate minus baseline on each set, on the same images and resamples, with 95% intervals; and G's
+    (over ``in_g``, default every set)."""
     out = {}
     for s in sets:
         stacked = np.stack([baseline[s.name], candidate[s.name]], axis=1)
         diff = {name: difference(STATISTICS[name]) for name in PAIRED}
         bounds = bootstrap_intervals(s.labels, stacked, s.groups, diff, resamples)
         out[s.name] = {name: {"difference": f(s.labels, stacked), "ci95": bounds[name]} for name, f in diff.items()}
-    out["G"] = float(np.mean([out[s.name]["balanced_accuracy"]["difference"] for s in sets]))
+    in_g = [s.name for s in sets] if in_g is None else in_g
+    out["G"] = float(np.mean([out[name]["balanced_accuracy"]["difference"] for name in in_g]))
     return out
 
 
 def verdict(differences: dict, candidate_ham_ece: float, sets: list[EvalSet]) -> dict:
-    """The rule of docs/selection-rule.md applied to one candidate's paired differences."""
+    """The rule of docs/selection-rule.md (as it reads from v24 on) on one candidate's paired differences."""
     checks = {
         f"G rises by >= {RULE_MIN_GAIN}": differences["G"] >= RULE_MIN_GAIN,
         **{f"{s.name}: paired interval's upper end >= 0": differences[s.name]["balanced_accuracy"]["ci95"][1] >= 0
            for s in sets},
         f"HAM10000 validation ECE <= {RULE_MAX_ECE}": candidate_ham_ece <= RULE_MAX_ECE,
+        "ham_val: difference >= 0": differences["ham_val"]["balanced_accuracy"]["difference"] >= 0,
     }
     return {"checks": checks, "passes": all(checks.values())}
-
 
 
 def measure_exported(export_dir: str | Path, data: str | Path, seed: int = 0,
@@ -205,11 +217,14 @@ def choose(shipped: str | Path, candidates: list[str | Path], data: str | Path, 
     version = json.loads((Path(shipped) / CARD_FILE).read_text()).get("version", str(shipped))
     out = {"rule": RULE, "shipped": {"export": str(shipped), "version": version, **base_section}, "candidates": {}}
     for candidate in candidates:
+        card = json.loads((Path(candidate) / CARD_FILE).read_text())
+        in_g = counted(sets, card.get("training", {}).get("config", {}))
         section, probs = score(load_classifier(candidate).predict, sets)
-        differences = paired(sets, base_probs, probs)
+        section["G"] = generalisation({k: v for k, v in section["sets"].items() if k in in_g})
+        differences = paired(sets, base_probs, probs, in_g=in_g)
         ham_ece = section["sets"]["ham_val"]["ece"]
-        name = json.loads((Path(candidate) / CARD_FILE).read_text()).get("version", str(candidate))
-        out["candidates"][name] = {"export": str(candidate), **section, "paired": differences,
+        name = card.get("version", str(candidate))
+        out["candidates"][name] = {"export": str(candidate), **section, "G_sets": in_g, "paired": differences,
                                    **verdict(differences, ham_ece, sets)}
     passing = [c for c, r in out["candidates"].items() if r["passes"]]
     out["chosen"] = max(passing, key=lambda c: out["candidates"][c]["G"]) if passing else None
@@ -230,7 +245,7 @@ def record_choice(result: dict) -> None:
     summary = {k: {"version": v.get("version", k), "G": v["G"]} for k, v in (("shipped", result["shipped"]),)}
     card["selection"] = {
         "rule": result["rule"], **summary, "chosen": result["chosen"],
-        "candidates": {name: {k: c[k] for k in ("G", "paired", "checks", "passes")}
+        "candidates": {name: {k: c[k] for k in ("G", "G_sets", "paired", "checks", "passes") if k in c}
                        for name, c in result["candidates"].items()},
     }
     write_card(chosen["export"], card)

@@ -22,6 +22,7 @@ from model.architecture import COLOUR_CHOICES, IMAGENET_WEIGHTS, LOGITS_LAYER
 from model.labels import CLASSES
 from model.preprocessing import INPUT_SIZE, scale
 
+from .augment import DETAIL, box_fractions
 from .data import SPLITS, load_arrays, read_isic2017_train, read_split
 from .distribute import STRATEGIES
 from .evaluate import (
@@ -86,6 +87,9 @@ class Config:
     mix: str = option("none", "mix pairs of training images (CutMix: a box of one in the other; MixUp: a blend), "
                               "targets and class weights in the same proportion", choices=MIX)
     mix_share: float = option(0.5, "share of training images mixed when --mix is on")
+    lesion_crop: float = option(0.0, "crop training images to windows holding the lesion box (lesion_boxes.csv) at "
+                                     "a random zoom from this share of the image side to 1, cut from a 1.5x copy "
+                                     "(0: random crops of 0.8-1 of the side)")
     seed: int = option(0, "seed of the lesion-grouped split, the weights' initialisation and augmentation")
     extra: str | None = option(None, "ISIC 2017 folder (labels.csv, images/): its train part joins the training "
                                      "split; its validation and test parts are never read for training")
@@ -149,30 +153,31 @@ def logit_adjusted_loss(labels: np.ndarray, label_smoothing: float = 0.0, tau: f
     return loss
 
 
-def _datasets(arrays, labels, cfg: Config):
+def _datasets(arrays, labels, cfg: Config, boxes: np.ndarray | None = None):
+    """The augmented training set and plain val/test sets. ``boxes``: the training images' lesion
+    boxes (``augment.box_fractions``), needed when ``cfg.lesion_crop`` is on."""
+    import keras
     import tensorflow as tf
 
-    height, width = cfg.size
-    import keras
-
+    from .augment import colour_jitter, lesion_crop, random_zoom_crop
     from .mixing import mixer
     from .shifts import random_cast, random_vignette
 
     rotation = keras.layers.RandomRotation(0.5, fill_mode="reflect", seed=cfg.seed) if cfg.rotate else None
+    if cfg.lesion_crop > 0 and boxes is None:
+        raise ValueError("--lesion-crop needs the training images' lesion boxes")
 
-    def augment(image, target, weight):
+    def augment(image, target, weight, box=None):
         x = tf.cast(image, tf.float32) / 255.0
+        if box is not None:  # crop first: rotating would move the box
+            x = lesion_crop(x, box, cfg.lesion_crop, cfg.size)
         if rotation is not None:
             x = rotation(x, training=True)
         x = tf.image.random_flip_left_right(x)
         x = tf.image.random_flip_up_down(x)
-        zoom = tf.random.uniform([], 0.8, 1.0)
-        crop = [tf.cast(height * zoom, tf.int32), tf.cast(width * zoom, tf.int32), 3]
-        x = tf.image.resize(tf.image.random_crop(x, crop), (height, width))
-        x = tf.image.random_brightness(x, 0.08)
-        x = tf.image.random_contrast(x, 0.85, 1.15)
-        x = tf.image.random_saturation(x, 0.85, 1.15)
-        x = tf.image.random_hue(x, 0.02)
+        if box is None:
+            x = random_zoom_crop(x, cfg.size)
+        x = colour_jitter(x)
         if cfg.cast > 0:
             x = random_cast(x, cfg.cast)
         if cfg.vignette > 0:
@@ -192,6 +197,7 @@ def _datasets(arrays, labels, cfg: Config):
     train = (
         tf.data.Dataset.from_tensor_slices(
             (arrays["train"], onehot[labels["train"]], per_class[labels["train"]])
+            + ((boxes.astype(np.float32),) if cfg.lesion_crop > 0 else ())
         )
         .shuffle(len(arrays["train"]), seed=cfg.seed, reshuffle_each_iteration=True)
         .map(augment, num_parallel_calls=tf.data.AUTOTUNE)
@@ -286,6 +292,8 @@ def train(cfg: Config) -> dict:
 
     from .distribute import check_batch, is_chief, make_strategy, remove_worker_dir, val_predictor, write_dir
 
+    if not 0 <= cfg.lesion_crop <= 1:
+        raise ValueError(f"--lesion-crop is a share of the image side in [0, 1], not {cfg.lesion_crop}")
     strategy = make_strategy(cfg.strategy)  # before any other TensorFlow op (multi-worker needs it)
     check_batch(cfg.batch_size, strategy)
     out = write_dir(Path(cfg.out), strategy)  # non-chief workers: a temporary folder
@@ -318,9 +326,13 @@ def train(cfg: Config) -> dict:
     arrays, labels = {}, {}
     for name in SPLITS:
         part = meta[meta.split == name]
-        arrays[name] = load_arrays(list(part.path), cfg.size, cfg.workers, desc=f"loading {name}")
+        size = cfg.size
+        if name == "train" and cfg.lesion_crop > 0:  # zoomed crops keep real detail
+            size = tuple(int(round(v * DETAIL)) for v in cfg.size)
+        arrays[name] = load_arrays(list(part.path), size, cfg.workers, desc=f"loading {name}")
         labels[name] = part.label.to_numpy()
-    train_set, plain_sets = _datasets(arrays, labels, cfg)
+    boxes = box_fractions(meta[meta.split == "train"], cfg.data) if cfg.lesion_crop > 0 else None
+    train_set, plain_sets = _datasets(arrays, labels, cfg, boxes)
 
     with strategy.scope():  # variables made here are mirrored across the replicas
         network = build_network(cfg.size, cfg.weights, cfg.dropout, cfg.colour)
