@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 import explain as explanations  # its heavy parts load on first use
-from explain.gradcam import cam_from_features, upsample
+from explain.gradcam import cam_map
 from model import CLASSES, display_name, load_classifier
 from model.flags import DEFAULT_UNCERTAIN_BELOW, Flags, flag
 from model.labels import class_index
@@ -44,6 +44,8 @@ def warm_up() -> None:
     explanations.load_all()
     classifier().predict([np.zeros((*classifier().input_size, 3), np.uint8)])  # XNNPACK set-up
     similar_items(np.zeros((1, 1, classifier().head_kernel.shape[0]), np.float32))  # reads the 10 MB gallery
+    if classifier().has_gradients:  # the served Grad-CAM's gradient model: checked and set up once
+        classifier().gradients(np.zeros((*classifier().input_size, 3), np.float32), 0)
 
 
 def model_version() -> str:
@@ -139,8 +141,10 @@ def classify(upload) -> dict[str, float]:
     return probabilities(classifier().predict([read_upload(upload)])[0])
 
 
-def gradcam_image(image: np.ndarray, features: np.ndarray, index: int, opacity: float) -> Image.Image:
-    cam = upsample(cam_from_features(features, classifier().head_kernel, index), image.shape[:2])
+def gradcam_image(image: np.ndarray, inputs: np.ndarray, features: np.ndarray, index: int,
+                  opacity: float) -> Image.Image:
+    """The served Grad-CAM (explain.gradcam.SERVED) of class ``index`` over the image, from the pass already made."""
+    cam = cam_map(classifier(), inputs, features, index, image.shape[:2])
     return as_png(explanations.gradcam_overlay(image, cam, alpha=opacity), "Grad-CAM", CLASSES[index])
 
 
@@ -160,7 +164,7 @@ def overview(upload, target: str = TOP_CLASS, opacity: float = DEFAULT_OPACITY):
     opacity = _opacity(opacity)
     inputs, probs, features = run_model(image)
     index = _target_index(target, probs[0])
-    return (probabilities(probs[0]), gradcam_image(image, features[0], index, opacity),
+    return (probabilities(probs[0]), gradcam_image(image, inputs[0], features[0], index, opacity),
             summary_text(probs[0], flags_of(inputs, probs, features), upload),
             explained_caption(index, probs[0], target), similar_items(features[0]))
 
@@ -237,7 +241,7 @@ def explain(upload, target: str = TOP_CLASS, num_samples: int = DEFAULT_SAMPLES,
     }
     return (
         probabilities(probs[0]),
-        gradcam_image(image, features[0], index, opacity),
+        gradcam_image(image, inputs[0], features[0], index, opacity),
         as_png(explanations.lime_overlay(image, result.weights, result.segments), "LIME", CLASSES[index]),
         summary_text(probs[0], flags, upload),
         details,
@@ -253,7 +257,7 @@ def report(upload, target: str = TOP_CLASS, opacity: float = DEFAULT_OPACITY, li
     image = read_upload(upload)
     inputs, probs, features = run_model(image)
     index = _target_index(target, probs[0])
-    cam = np.asarray(gradcam_image(image, features[0], index, _opacity(opacity)))
+    cam = np.asarray(gradcam_image(image, inputs[0], features[0], index, _opacity(opacity)))
     lime = read_upload(lime_shown) if lime_shown else None
     summary = summary_text(probs[0], flags_of(inputs, probs, features), upload)
     return str(make_report(image, probs[0], cam, lime, summary, model_version()))

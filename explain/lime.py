@@ -18,6 +18,17 @@ from model.labels import class_index
 from model.preprocessing import check_image, resize, scale
 
 N_SEGMENTS = 40  # slic: ~0.06 s on a 150x200 image; quickshift took 0.4-0.6 s for similar quality
+# superpixel algorithms and scales compared by `python -m training segmentations` (the card's LIME table);
+# parameters as scikit-image names them, images at the network's input size (150x200)
+SEGMENTATIONS: dict[str, tuple[str, dict]] = {
+    "slic-20": ("slic", {"n_segments": 20, "compactness": 10, "sigma": 1, "start_label": 0}),
+    "slic-40": ("slic", {"n_segments": 40, "compactness": 10, "sigma": 1, "start_label": 0}),
+    "slic-80": ("slic", {"n_segments": 80, "compactness": 10, "sigma": 1, "start_label": 0}),
+    "quickshift": ("quickshift", {"kernel_size": 4, "max_dist": 200, "ratio": 0.2}),  # lime's own default
+    "felzenszwalb-100": ("felzenszwalb", {"scale": 100, "sigma": 0.8, "min_size": 100}),
+    "felzenszwalb-300": ("felzenszwalb", {"scale": 300, "sigma": 0.8, "min_size": 200}),
+}
+SEGMENTATION = "slic-40"  # what the page serves
 BATCH_SIZE = 4  # LiteRT/XNNPACK per image on 2 cores: fastest at 2-8 (Intel), 1-4 (AMD, 192x256 input)
 
 
@@ -61,9 +72,15 @@ def explain_lime(
     label: str | int | None = None,
     num_samples: int = 1000,
     random_state: int = 0,
-    n_segments: int = N_SEGMENTS,
+    n_segments: int | None = None,
+    segmentation: str = SEGMENTATION,
 ) -> LimeResult:
-    """Run LIME for ``label`` (None: the top class) with a fixed seed: same image, same answer."""
+    """Run LIME for ``label`` (None: the top class) with a fixed seed: same image, same answer.
+
+    ``segmentation``: one of ``SEGMENTATIONS``; ``n_segments`` overrides a slic segmentation's count.
+    """
+    if segmentation not in SEGMENTATIONS:
+        raise ValueError(f"segmentation must be one of {', '.join(SEGMENTATIONS)}, got {segmentation!r}")
     check_image(image)
     small = resize(image, clf.input_size)
     scaled = scale(small.astype(np.float32))  # perturb network inputs directly: no per-sample conversion
@@ -72,10 +89,10 @@ def explain_lime(
     def classifier_fn(batch: np.ndarray) -> np.ndarray:
         return clf.run(batch)[0]
 
-    segmenter = SegmentationAlgorithm(
-        "slic", n_segments=n_segments, compactness=10, sigma=1, start_label=0,
-        random_seed=random_state,
-    )
+    algorithm, params = SEGMENTATIONS[segmentation]
+    if n_segments is not None and algorithm == "slic":
+        params = {**params, "n_segments": n_segments}
+    segmenter = SegmentationAlgorithm(algorithm, **params, random_seed=random_state)
     # LIME sees the scaled image (its mean-colour fill is the scaled mean: scaling is linear);
     # the superpixels are still found on the 8-bit image
     explanation = BatchedLimeImageExplainer(random_state=random_state).explain_instance(

@@ -24,6 +24,10 @@ SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
 KERAS_FILE = "skin_mobilenetv2.keras"
 LITERT_FILE = "skin_mobilenetv2.tflite"
 CARD_FILE = "model_card.json"
+# the gradient model of finer Grad-CAMs (training/cam_export.py): optional, beside the served file
+CAM_FILE = "skin_mobilenetv2_cam.tflite"
+CAM_SIGNATURE = "cam"
+CAM_LAYERS = ("block_13_expand_relu", "block_6_expand_relu")  # strides 16 and 8: 10x13 and 19x25 at 150x200
 MAX_BATCH = 32  # larger requests are run in chunks of this many images
 
 
@@ -85,6 +89,8 @@ class Classifier:
         self.head_kernel = self._find_head_kernel(int(features["shape"][-1]))  # (C, 7)
         self._shape = tuple(int(d) for d in self._input["shape"])
         self._lock = threading.Lock()
+        self._cam_runner = None  # the gradient model, loaded on first use
+        self._cam_lock = threading.Lock()
         card_path = self.path.parent / CARD_FILE
         self._card = json.loads(card_path.read_text()) if card_path.is_file() else {}
 
@@ -130,6 +136,45 @@ class Classifier:
     def card(self) -> dict:
         """The model card stored beside the model file (read once), or {} when there is none."""
         return self._card
+
+    @property
+    def has_gradients(self) -> bool:
+        """Whether the gradient model (``CAM_FILE``) ships beside this one."""
+        return (self.path.parent / CAM_FILE).is_file()
+
+    def gradients(self, inputs: np.ndarray, index: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Layer -> ((h, w, C) activations, (h, w, C) d logit[index] / d activations) for one scaled input.
+
+        Read from the gradient model ``CAM_FILE``, loaded on first use and checked against the card's SHA-256.
+        """
+        runner = self._gradient_runner()
+        onehot = np.zeros((1, len(CLASSES)), np.float32)
+        onehot[0, index] = 1.0
+        with self._lock:
+            out = runner(image=np.ascontiguousarray(inputs[None], np.float32), onehot=onehot)
+        return {layer: (out[f"{layer}_activations"][0].copy(), out[f"{layer}_gradients"][0].copy())
+                for layer in self._card.get("cam_model", {}).get("layers", CAM_LAYERS)
+                if f"{layer}_activations" in out}
+
+    def _gradient_runner(self):
+        with self._cam_lock:
+            if self._cam_runner is None:
+                self._cam_runner = self._load_gradient_runner()
+        return self._cam_runner
+
+    def _load_gradient_runner(self):
+        from ai_edge_litert.interpreter import Interpreter
+
+        path = self.path.parent / CAM_FILE
+        if not path.is_file():
+            raise ModelFileError(f"{path} is missing: this model was exported without its gradient model "
+                                 f"(`python -m training cams EXPORT --data DIR` writes it)")
+        expected = self._card.get("cam_model", {}).get("sha256")
+        if expected and sha256(path) != expected:
+            raise ModelFileError(f"{path} is damaged or altered: its SHA-256 differs from the card's; "
+                                 f"{restore_advice(path)}")
+        interpreter = Interpreter(model_path=str(path), num_threads=self.num_threads)
+        return interpreter.get_signature_runner(CAM_SIGNATURE)
 
 
 def verify(path: Path) -> None:

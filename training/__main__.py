@@ -17,6 +17,10 @@ External: python -m training external model/shipped --data DIR
           (HAM10000 validation, ISIC 2017 validation + test, ISIC 2018 validation; into its card)
 Choose:   python -m training choose model/shipped runs/NAME/export ... --data DIR [--out choice.json]
           (each candidate against the shipped model under docs/selection-rule.md, paired; into the chosen card)
+CAMs:     python -m training cams model/shipped --data DIR [--images 70]
+          (the Grad-CAM candidates of explain.gradcam scored and timed side by side; into its card)
+Segmentations: python -m training segmentations model/shipped --data DIR [--images 35]
+          (LIME's superpixel algorithms and scales scored and timed side by side; into its card)
 Gallery:  python -m training gallery model/shipped --data DIR
           (the similar-cases gallery from the training split, its embedding chosen on validation; into its card)
 Probe:    python -m training probe --data DIR --out runs/probe   (colour preprocessing, linear probe)
@@ -128,6 +132,20 @@ def main(argv: list[str] | None = None) -> None:
         for split in ("val", "test"):
             for method in METHODS:
                 print(f"{split:>5} {method:<13} " + "  ".join(f"{m} {measured[split][method][m]:.3f}" for m in METRICS))
+        return
+
+    if argv[:1] in (["cams"], ["segmentations"]):
+        from . import cams, segmentations
+
+        study = cams if argv[0] == "cams" else segmentations
+        args = _export_args(argv[0], study.measure_exported, argv[1:], images=study.IMAGES_PER_SPLIT)
+        measured = study.measure_exported(args.export, args.data, args.images, args.seed)
+        metrics = [m for m in measured["val"][measured["served"]] if m not in ("ci95",) and not m.startswith("minus")]
+        for split in ("val", "test"):
+            for method, row in measured[split].items():
+                if isinstance(row, dict) and "ci95" in row:
+                    print(f"{split:>5} {method:<17} " + "  ".join(f"{m} {row[m]:.3f}" for m in metrics))
+        print(f"served: {measured['served']}")
         return
 
     if argv[:1] == ["compare"]:

@@ -114,6 +114,77 @@ Minus the centre prior on the same test images (paired; deletion: negative is be
 """
 
 
+def _comparison_rows(section: dict, metrics: tuple[str, ...], digits: dict, extra=None) -> str:
+    """One row per candidate: its validation figures (each minus the baseline, paired), then test."""
+    val, test = section["val"], section["test"]
+    minus = next(k for row in val.values() if isinstance(row, dict) for k in row if k.startswith("minus_"))
+    rows = []
+    for name, row in val.items():
+        if not (isinstance(row, dict) and "ci95" in row):
+            continue
+        cells = []
+        for m in metrics:
+            cell = f"{row[m]:{digits.get(m, '.3f')}}"
+            if minus in row:
+                d = row[minus][m]
+                cell += f" ({d['difference']:+{digits.get(m, '.3f')}}; {d['ci95'][0]:+.3f} to {d['ci95'][1]:+.3f})"
+            cells.append(cell)
+        served = " (served)" if name == section["served"] else ""
+        more = f" | {extra(name)}" if extra else ""
+        test_cells = " / ".join(f"{test[name][m]:{digits.get(m, '.3f')}}" for m in metrics)
+        rows.append(f"| {name}{served} | " + " | ".join(cells) + f"{more} | {test_cells} |")
+    return "\n".join(rows)
+
+
+def _cam_methods_section(card: dict) -> str:
+    """Grad-CAM candidates side by side (training/cams.py); empty if not measured."""
+    section = card.get("cam_methods")
+    if not section:
+        return ""
+    metrics = ("pointing_hit", "energy_in_box", "deletion_auc", "insertion_auc")
+    ms = section["val"]["ms"]
+    rows = _comparison_rows(section, metrics, {}, lambda n: "" if n not in ms else f"{ms[n]:.1f}")
+    return f"""
+### Which Grad-CAM the page serves
+Candidates of `explain.gradcam` on {section['val']['images']} validation and {section['test']['images']} test images
+(top class; {section['cell']}): validation figures, each with its paired difference from the centre prior and
+that difference's 95% interval over lesions; then the test split's four (`python -m training cams`). Cost:
+median milliseconds for classify + map on this machine during the measurement (the speed goals are
+measured by `python -m benchmarks`). The layer maps read the export's gradient model ({_size(card)}).
+
+| map | pointing game | mass in box | deletion area | insertion area | ms | test (same four) |
+|---|---|---|---|---|---|---|
+{rows}
+"""
+
+
+def _size(card: dict) -> str:
+    built = card.get("cam_model")
+    return "not exported" if not built else f"`{', '.join(built['layers'])}`, {built['bytes'] / 1e6:.1f} MB"
+
+
+def _segmentations_section(card: dict) -> str:
+    """LIME segmentations side by side (training/segmentations.py); empty if not measured."""
+    section = card.get("lime_segmentations")
+    if not section:
+        return ""
+    metrics = ("top5_in_box", "energy_in_box", "deletion_auc", "insertion_auc", "seconds")
+    segments = section["val"]["segments"]
+    rows = _comparison_rows(section, metrics, {"seconds": ".2f"}, lambda n: f"{segments[n]:.0f}")
+    return f"""
+### Which superpixels LIME perturbs
+Segmentations of `explain.lime.SEGMENTATIONS` at {section['samples']} samples on {section['val']['images']}
+validation and {section['test']['images']} test images (top class): the share of the area of the 5 strongest
+supporting superpixels inside the lesion box, the positive mass in the box, deletion and insertion, and seconds
+per explanation; validation figures with the paired difference from the served segmentation and its 95%
+interval over lesions, then the test split's (`python -m training segmentations`).
+
+| segmentation | top-5 area in box | mass in box | deletion | insertion | seconds | superpixels | test (same five) |
+|---|---|---|---|---|---|---|---|
+{rows}
+"""
+
+
 def _robustness_section(card: dict) -> str:
     """How another clinic's vignettes and light change the answers (training/shifts.py); empty if not measured."""
     measured = card.get("robustness")
@@ -365,7 +436,7 @@ measured in each run's own session, on 2-core machines whose speed differed betw
 
 Test-time augmentation (mean over 4 flips), validation balanced accuracy:
 {tta_single:.3f} without, {tta_flips:.3f} with, at {tta_cost}; the shipped runtime does not use it.
-{probe_text}{_external_section(card)}{_similar_section(card)}{_robustness_section(card)}{_explanations_section(card)}
+{probe_text}{_external_section(card)}{_similar_section(card)}{_robustness_section(card)}{_explanations_section(card)}{_cam_methods_section(card)}{_segmentations_section(card)}
 ## Training
 - Command: `{train['command']}`
 - Two phases: the head on frozen ImageNet features, then the whole network ({bn})

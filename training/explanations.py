@@ -79,7 +79,7 @@ def score_image(clf, image: np.ndarray, box: tuple, rng: np.random.Generator) ->
 
 
 BASELINE = "centre prior"  # what the model's maps must beat: lesions sit near the centre
-MINUS_BASELINE = "minus_centre_prior"
+MINUS_BASELINE = "minus_centre_prior"  # summarise's key for each map minus the baseline
 
 
 def _mean(j: int, k: int, minus: int | None = None):
@@ -90,27 +90,29 @@ def _mean(j: int, k: int, minus: int | None = None):
     return statistic
 
 
-def summarise(scores: pd.DataFrame) -> dict:
-    """Each method's mean metrics (95% bootstrap interval over lesions); the app's maps also minus the centre prior.
+def summarise(scores: pd.DataFrame, methods: tuple[str, ...] = METHODS, compared: tuple[str, ...] = COMPARED,
+              metrics: tuple[str, ...] = METRICS, baseline: str = BASELINE) -> dict:
+    """Each method's mean metrics (95% bootstrap interval over lesions); ``compared`` also minus ``baseline``.
 
     ``scores``: one row per image and method (the per-image CSV), images in the same order for each
     method. The differences are paired (same images, same resamples): what makes an image hard for
     every map cancels.
     """
-    cube = np.stack([scores[scores.method == m][list(METRICS)].to_numpy(float) for m in METHODS], axis=1)
-    lesions = scores[scores.method == METHODS[0]].lesion_id.to_numpy()
-    base = METHODS.index(BASELINE)
-    statistics = {(m, metric): _mean(j, k) for j, m in enumerate(METHODS) for k, metric in enumerate(METRICS)}
-    statistics.update({(m, metric, BASELINE): _mean(METHODS.index(m), k, minus=base)
-                       for m in COMPARED for k, metric in enumerate(METRICS)})
+    cube = np.stack([scores[scores.method == m][list(metrics)].to_numpy(float) for m in methods], axis=1)
+    lesions = scores[scores.method == methods[0]].lesion_id.to_numpy()
+    base = methods.index(baseline)
+    statistics = {(m, metric): _mean(j, k) for j, m in enumerate(methods) for k, metric in enumerate(metrics)}
+    statistics.update({(m, metric, baseline): _mean(methods.index(m), k, minus=base)
+                       for m in compared for k, metric in enumerate(metrics)})
     bounds = bootstrap_intervals(np.zeros(len(cube)), cube, lesions, statistics)
-    summary: dict = {"images": len(cube), "box_area": float(scores[scores.method == BASELINE].box_area.mean())}
-    for m in METHODS:  # laid out as the card's headline metrics: values, then "ci95" by name
-        summary[m] = {metric: statistics[m, metric](None, cube) for metric in METRICS}
-        summary[m]["ci95"] = {metric: bounds[m, metric] for metric in METRICS}
-    for m in COMPARED:
-        summary[m][MINUS_BASELINE] = {metric: {"difference": statistics[m, metric, BASELINE](None, cube),
-                                               "ci95": bounds[m, metric, BASELINE]} for metric in METRICS}
+    summary: dict = {"images": len(cube), "box_area": float(scores[scores.method == baseline].box_area.mean())}
+    for m in methods:  # laid out as the card's headline metrics: values, then "ci95" by name
+        summary[m] = {metric: statistics[m, metric](None, cube) for metric in metrics}
+        summary[m]["ci95"] = {metric: bounds[m, metric] for metric in metrics}
+    minus = "minus_" + baseline.replace(" ", "_")
+    for m in compared:
+        summary[m][minus] = {metric: {"difference": statistics[m, metric, baseline](None, cube),
+                                      "ci95": bounds[m, metric, baseline]} for metric in metrics}
     return summary
 
 

@@ -1,0 +1,113 @@
+"""Which Grad-CAM the page serves, measured: the candidates of ``explain.gradcam.METHODS`` side by side.
+
+Each candidate's map of the top class on a class-balanced sample of each split, scored as
+``training.explanations`` scores the served maps (pointing game and mass in the lesion box,
+deletion and insertion), paired against the centred prior on the same images, with its cost:
+milliseconds for classify + map on this machine, the page's path (``explain.gradcam.cam_map``
+after one runtime pass). Choose on validation; the test split is reported.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from model.labels import CLASSES
+from model.preprocessing import load_image
+from model.runtime import CARD_FILE
+
+from .explanations import BASELINE, METRICS, balanced_sample, read_boxes, summarise
+
+IMAGES_PER_SPLIT = 70  # 10 of each class where it has them
+
+
+def score_image(clf, image: np.ndarray, box: tuple) -> list[dict]:
+    """Every candidate's metrics and cost on one image, and the centred prior's."""
+    from explain.gradcam import METHODS, cam_map
+    from explain.quality import box_mask, centre_prior, deletion_insertion, energy_share, pointing_hit
+    from model.preprocessing import prepare_batch
+
+    mask = box_mask(image.shape[:2], box, image.shape[:2])
+    rows = []
+    maps, cost = {}, {}
+    for method in (m for m, cam in METHODS.items() if clf.has_gradients or not cam.needs_gradients):
+        start = time.perf_counter()
+        inputs = prepare_batch([image], clf.input_size)
+        probs, features = clf.run(inputs)
+        label = int(probs[0].argmax())
+        maps[method] = cam_map(clf, inputs[0], features[0], label, image.shape[:2], method)
+        cost[method] = (time.perf_counter() - start) * 1000
+    maps[BASELINE], cost[BASELINE] = centre_prior(image.shape[:2]), float("nan")
+    for method, saliency in maps.items():
+        faithfulness = deletion_insertion(clf, image, saliency, label)
+        rows.append({"method": method, "explained": CLASSES[label], "ms": cost[method],
+                     "pointing_hit": float(pointing_hit(saliency, mask)), "energy_in_box": energy_share(saliency, mask),
+                     "deletion_auc": faithfulness["deletion_auc"], "insertion_auc": faithfulness["insertion_auc"],
+                     "box_area": float(mask.mean())})
+    return rows
+
+
+def measure_exported(export_dir: str | Path, data: str | Path, images: int = IMAGES_PER_SPLIT, seed: int = 0) -> dict:
+    """Score every CAM candidate of an exported model on ``images`` per split; into its card (``cam_methods``)."""
+    from explain.gradcam import METHODS, SERVED
+    from model.runtime import load_classifier
+
+    from .data import card_split
+    from .export import write_card
+
+    export_dir = Path(export_dir)
+    meta = card_split(json.loads((export_dir / CARD_FILE).read_text()), data, seed)
+    ensure_gradient_model(export_dir, meta)
+    clf = load_classifier(export_dir)
+    card = clf.card()
+    boxes = read_boxes(data)
+    rows = []
+    for name in ("val", "test"):
+        part = balanced_sample(meta[meta.split == name], images, seed)
+        for row in tqdm(list(part.itertuples()), desc=f"CAMs on {name}", mininterval=10):
+            box = tuple(boxes.loc[row.image_id, ["top", "bottom", "left", "right"]])
+            for scored in score_image(clf, load_image(row.path), box):
+                rows.append({"split": name, "image_id": row.image_id, "lesion_id": row.lesion_id, **scored})
+    frame = pd.DataFrame(rows)
+    frame.to_csv(export_dir / "cam_methods.csv", index=False, float_format="%.5g")
+    methods = (*frame.method.unique(),)
+    compared = tuple(m for m in methods if m != BASELINE)
+    section = {"served": SERVED, "passes": {m: METHODS[m].passes for m in compared}, "per_image": "cam_methods.csv",
+               "cell": f"{clf.input_size[0]}x{clf.input_size[1]} input, out_relu {_grid(clf)}"}
+    for name in ("val", "test"):
+        part = frame[frame.split == name]
+        section[name] = summarise(part, methods, compared, METRICS)
+        section[name]["ms"] = {m: float(part[part.method == m].ms.median()) for m in compared}
+    card["cam_methods"] = section
+    write_card(export_dir, card)
+    return section
+
+
+def ensure_gradient_model(export_dir: Path, meta: pd.DataFrame) -> None:
+    """Write the export's gradient model (training/cam_export.py) from its .keras file, if it has none yet."""
+    from model.network import load_network
+    from model.preprocessing import scale
+    from model.runtime import CAM_FILE, KERAS_FILE
+
+    from .cam_export import export_cam_model
+    from .data import load_arrays
+    from .export import write_card
+
+    if (export_dir / CAM_FILE).is_file():
+        return
+    network = load_network(export_dir / KERAS_FILE)
+    size = tuple(network.input.shape[1:3])
+    check = scale(load_arrays(list(meta[meta.split == "val"].path[:4]), size).astype(np.float32))
+    card = json.loads((export_dir / CARD_FILE).read_text())
+    card["cam_model"] = export_cam_model(network, export_dir, check)
+    write_card(export_dir, card)
+
+
+def _grid(clf) -> str:
+    probs, features = clf.run(np.zeros((1, *clf.input_size, 3), np.float32))
+    return f"{features.shape[1]}x{features.shape[2]} cells"
