@@ -18,32 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .flags import flag
-from .labels import CLASSES
-from .preprocessing import ImageError, load_image, resize, scale
-from .risk import malignant_probability, operating_point
+from .preprocessing import scale
+from .results import ERROR, EXTRA, HEADER, IMAGE_SUFFIXES, decode, result_rows
 from .runtime import MAX_BATCH, ModelFileError, load_classifier
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
-HEADER = ["image", *CLASSES, "prediction"]
-EXTRA = ["p_malignant", "suspicious", "uncertain", "not_dermoscopic"]  # after the contract's columns
-ERROR = "error"  # last: why a file could not be read (empty when it was)
-
-
-def result_rows(probs: np.ndarray, features: np.ndarray, clf, inputs: np.ndarray) -> list[list]:
-    """Per image: the 7 probabilities, the prediction, then P(malignant) and the three flags.
-
-    ``inputs``: the scaled network inputs behind ``probs`` (for the not-dermoscopic flag's detail score).
-    """
-    card = clf.card()
-    threshold = operating_point(card)["threshold"]
-    rows = []
-    for p, f in zip(probs, flag(probs, features, clf.head_kernel, card, inputs), strict=True):
-        p_malignant = float(malignant_probability(p))
-        rows.append([*(f"{v:.6f}" for v in p), CLASSES[int(p.argmax())], f"{p_malignant:.6f}",
-                     int(p_malignant >= threshold), int(f.uncertain), int(f.out_of_distribution)])
-    return rows
-
+__all__ = ["ERROR", "EXTRA", "HEADER", "IMAGE_SUFFIXES", "find_images", "main", "predict_files", "result_rows"]
 
 def find_images(paths: list[str]) -> list[Path]:
     """Files as given (any suffix), folders searched recursively for image suffixes."""
@@ -57,21 +36,11 @@ def find_images(paths: list[str]) -> list[Path]:
     return found
 
 
-def _decode(path: Path, size: tuple[int, int]) -> np.ndarray | str:
-    """The resized uint8 image, or the reason it could not be read."""
-    try:
-        return resize(load_image(path), size)
-    except ImageError as exc:
-        return str(exc).removeprefix(f"{path.name}: ")
-    except OSError as exc:
-        return exc.strerror or str(exc)
-
-
 def _batches(paths: list[Path], size, workers: int) -> Iterator[list[tuple[Path, np.ndarray | str]]]:
     """Chunks of (path, resized image or the reason it could not be read), in the order given."""
     with ThreadPoolExecutor(workers) as pool:
         chunk, good = [], 0
-        for path, result in zip(paths, pool.map(lambda p: _decode(p, size), paths), strict=True):
+        for path, result in zip(paths, pool.map(lambda p: decode(p, size), paths), strict=True):
             chunk.append((path, result))
             good += not isinstance(result, str)
             if good == MAX_BATCH:

@@ -21,8 +21,8 @@ from typing import TextIO
 
 import numpy as np
 
-from .cli import ERROR, EXTRA, HEADER, _decode, result_rows
 from .preprocessing import scale
+from .results import ERROR, EXTRA, HEADER, decode, result_rows
 from .runtime import MAX_BATCH, load_classifier
 
 
@@ -33,7 +33,7 @@ class Scorer:
         self.clf = load_classifier(model, num_threads=threads)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        decoded = [_decode(Path(p), self.clf.input_size) for p in batch["path"]]
+        decoded = [decode(Path(p), self.clf.input_size) for p in batch["path"]]
         good = [i for i, d in enumerate(decoded) if not isinstance(d, str)]
         rows: list[list[str]] = [[] for _ in decoded]
         if good:

@@ -57,8 +57,8 @@ def measure_exported(export_dir: str | Path, data: str | Path, images: int = IMA
     from explain.gradcam import METHODS, SERVED
     from model.runtime import load_classifier
 
+    from .card import write_card
     from .data import card_split
-    from .export import write_card
 
     export_dir = Path(export_dir)
     meta = card_split(json.loads((export_dir / CARD_FILE).read_text()), data, seed)
@@ -95,8 +95,8 @@ def ensure_gradient_model(export_dir: Path, meta: pd.DataFrame) -> None:
     from model.runtime import CAM_FILE, KERAS_FILE
 
     from .cam_export import export_cam_model
+    from .card import write_card
     from .data import load_arrays
-    from .export import write_card
 
     if (export_dir / CAM_FILE).is_file():
         return

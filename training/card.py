@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+from pathlib import Path
+
 from model.flags import INPUT_SCORES
 from model.labels import CLASSES, NAMES
+from model.runtime import CARD_FILE
 
-from .explanations import COMPARED, METHODS, METRICS, MINUS_BASELINE
 from .mixing import MIX_NAMES
+
+# the explanation-quality table's columns (training/explanations.py measures them)
+EXPLANATION_METRICS = ("pointing_hit", "energy_in_box", "deletion_auc", "insertion_auc")
+MINUS_BASELINE = "minus_centre_prior"
+FIGURES = (  # drawn by finish_run into the run folder, copied beside the exported card
+    "confusion_test.png", "training_curves.png", "roc_test.png", "reliability_test.png", "misclassified_test.png"
+)
 
 
 def _pct(value) -> str:
@@ -73,22 +84,25 @@ def _explanations_section(card: dict) -> str:
     if not measured:
         return ""
     test, val = measured["test"], measured["val"]
+    metrics = EXPLANATION_METRICS
+    methods = [m for m, row in test.items() if isinstance(row, dict) and "pointing_hit" in row]
+    compared = [m for m in methods if MINUS_BASELINE in test[m]]
 
     def cell(split: dict, method: str, metric: str) -> str:
         return f"{split[method][metric]:.2f} ({_interval(split[method], metric, '.2f')})"
 
     rows = "\n".join(
-        f"| {method} | " + " | ".join(cell(test, method, m) for m in METRICS) + " | "
-        + " / ".join(f"{val[method][m]:.2f}" for m in METRICS) + " |"
-        for method in METHODS
+        f"| {method} | " + " | ".join(cell(test, method, m) for m in metrics) + " | "
+        + " / ".join(f"{val[method][m]:.2f}" for m in metrics) + " |"
+        for method in methods
     )
 
     def paired(method: str, metric: str) -> str:
         d = test[method][MINUS_BASELINE][metric]
         return f"{d['difference']:+.2f} ({d['ci95'][0]:+.2f} to {d['ci95'][1]:+.2f})"
 
-    paired_rows = "\n".join(f"| {method} | " + " | ".join(paired(method, m) for m in METRICS) + " |"
-                             for method in COMPARED)
+    paired_rows = "\n".join(f"| {method} | " + " | ".join(paired(method, m) for m in metrics) + " |"
+                             for method in compared)
     return f"""
 ## How far the explanations can be trusted
 The app's Grad-CAM and LIME (top class, as served) on {test['images']} test and {val['images']} validation
@@ -457,3 +471,12 @@ Trained on HAM10000: Tschandl, P., Rosendahl, C. & Kittler, H. Scientific Data 5
 doi:10.1038/sdata.2018.161. The data are CC BY-NC 4.0; this model, derived from them, is shared
 under the same terms (attribution, non-commercial).{_extra_citation(data)}
 """
+
+
+def write_card(out_dir: str | Path, card: dict, figures_from: str | Path | None = None) -> None:
+    """The model card as JSON and Markdown, with its figures copied beside it."""
+    out_dir = Path(out_dir)
+    (out_dir / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
+    (out_dir / "MODEL_CARD.md").write_text(render_markdown(card))
+    for name in FIGURES if figures_from else ():
+        shutil.copy(Path(figures_from) / name, out_dir / name)

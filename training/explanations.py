@@ -146,8 +146,8 @@ def measure_exported(export_dir: str | Path, data: str | Path, images: int = IMA
     """Score the explanations of an exported model on ``images`` per split; into its card, in place."""
     from model.runtime import load_classifier
 
+    from .card import write_card
     from .data import card_split
-    from .export import write_card
 
     export_dir = Path(export_dir)
     clf = load_classifier(export_dir)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import NamedTuple
 
@@ -13,11 +12,7 @@ import numpy as np
 from model.network import serving_model
 from model.runtime import CARD_FILE, KERAS_FILE, LITERT_FILE, Classifier, sha256
 
-from .card import render_markdown
-
-FIGURES = (
-    "confusion_test.png", "training_curves.png", "roc_test.png", "reliability_test.png", "misclassified_test.png"
-)
+from .card import write_card  # noqa: F401 - where finish_run and older callers look for it
 
 
 def export_model(network: keras.Model, out_dir: str | Path, check_images: np.ndarray) -> tuple[Classifier, dict]:
@@ -80,12 +75,3 @@ def open_export(export_dir: str | Path, data: str | Path, seed: int = 0) -> Open
         {name: part.label.to_numpy() for name, part in parts.items()},
         {name: part.lesion_id.to_numpy() for name, part in parts.items()},
     )
-
-
-def write_card(out_dir: str | Path, card: dict, figures_from: str | Path | None = None) -> None:
-    """The model card as JSON and Markdown, with its figures copied beside it."""
-    out_dir = Path(out_dir)
-    (out_dir / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
-    (out_dir / "MODEL_CARD.md").write_text(render_markdown(card))
-    for name in FIGURES if figures_from else ():
-        shutil.copy(Path(figures_from) / name, out_dir / name)

@@ -194,7 +194,7 @@ def measure_exported(export_dir: str | Path, data: str | Path, seed: int = 0,
 
     from model.runtime import CARD_FILE, load_classifier
 
-    from .export import write_card
+    from .card import write_card
 
     card = json.loads((Path(export_dir) / CARD_FILE).read_text())
     card["external_validation"], _ = score(load_classifier(export_dir).predict,
@@ -237,7 +237,7 @@ def record_choice(result: dict) -> None:
 
     from model.runtime import CARD_FILE
 
-    from .export import write_card
+    from .card import write_card
 
     chosen = result["candidates"][result["chosen"]]
     card = json.loads((Path(chosen["export"]) / CARD_FILE).read_text())

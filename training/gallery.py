@@ -92,7 +92,7 @@ def build(export_dir: str | Path, data: str | Path, seed: int = 0, thumbnail: tu
     """Measure the embeddings, write ``gallery.npz`` with the chosen one, record it in the card; returns the section."""
     from explain.similar import GALLERY_FILE, Gallery, pooled_features, save_gallery
 
-    from .export import write_card
+    from .card import write_card
 
     export_dir = Path(export_dir)
     card = json.loads((export_dir / CARD_FILE).read_text())

@@ -36,7 +36,8 @@ def measure_exported(export_dir: str | Path, data: str | Path, seed: int = 0) ->
     For a model whose run folder is gone (the shipped one): its split is rebuilt from the data and
     the seed, and its answers are the exported runtime's. Nothing but the intervals changes.
     """
-    from .export import open_export, write_card
+    from .card import write_card
+    from .export import open_export
 
     opened = open_export(export_dir, data, seed)
     threshold = opened.card["malignant_operating_point"]["threshold"]

@@ -101,7 +101,8 @@ def recalibrate(export_dir: str | Path, data: str | Path, seed: int = 0) -> dict
     """
     from model.preprocessing import scale
 
-    from .export import open_export, write_card
+    from .card import write_card
+    from .export import open_export
 
     card, runtime, arrays = open_export(export_dir, data, seed)[:3]
     inputs = {name: scale(x.astype(np.float32)) for name, x in arrays.items()}

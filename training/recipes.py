@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .card import render_markdown
-from .train import Config, before_options
+from .config import Config, before_options
 
 
 def recipe_summaries(source: str | Path) -> list[dict]:

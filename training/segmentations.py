@@ -67,8 +67,8 @@ def measure_exported(export_dir: str | Path, data: str | Path, images: int = IMA
     from explain.lime import SEGMENTATION, SEGMENTATIONS
     from model.runtime import load_classifier
 
+    from .card import write_card
     from .data import card_split
-    from .export import write_card
 
     export_dir = Path(export_dir)
     clf = load_classifier(export_dir)

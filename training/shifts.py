@@ -114,7 +114,8 @@ def measure_exported(export_dir: str | Path, data: str | Path, seed: int = 0) ->
     For a model whose run folder is gone (the shipped one): its split is rebuilt from the data and
     the seed. The model files and every other figure stay as they are.
     """
-    from .export import open_export, write_card
+    from .card import write_card
+    from .export import open_export
 
     card, runtime, arrays, labels = open_export(export_dir, data, seed)[:4]
     card["robustness"] = {name: robustness(runtime_predict(runtime), arrays[name], labels[name]) for name in arrays}

@@ -10,21 +10,20 @@ from __future__ import annotations
 import json
 import os
 import platform
-import shlex
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
-from model.architecture import COLOUR_CHOICES, IMAGENET_WEIGHTS, LOGITS_LAYER
+from model.architecture import LOGITS_LAYER
 from model.labels import CLASSES
-from model.preprocessing import INPUT_SIZE, scale
+from model.preprocessing import scale
 
 from .augment import DETAIL, box_fractions
+from .config import BALANCE, Config, before_options
 from .data import SPLITS, load_arrays, read_isic2017_train, read_split
-from .distribute import STRATEGIES
 from .evaluate import (
     at_threshold,
     classification_metrics,
@@ -35,76 +34,6 @@ from .evaluate import (
     plot_reliability,
     plot_roc_curves,
 )
-from .mixing import MIX
-
-BALANCE = ("weights", "logit_adjust", "none")
-
-
-def option(default, help: str, choices: tuple | None = None, before=None, **kwargs):
-    """A Config field that is also a ``python -m training`` flag: its default, help and choices in one place.
-
-    ``before``: what runs that predate the option did (the recipe table reads an old config's
-    missing option as this); ``None`` means the default.
-    """
-    metadata = {"help": help, "choices": choices, "before": default if before is None else before}
-    if callable(default):
-        return field(default_factory=default, metadata=metadata, **kwargs)
-    return field(default=default, metadata=metadata, **kwargs)
-
-
-@dataclass
-class Config:
-    """One training run. The defaults are the recipe of the shipped model (``python -m training`` trains it)."""
-
-    data: str = option("", "folder with HAM10000_metadata.csv and images/")
-    out: str = option("", "run folder (created; an existing one is resumed)")
-    size: tuple[int, int] = option(INPUT_SIZE, "network input HxW in pixels, e.g. 150x200")
-    batch_size: int = option(32, "training batch size")
-    head_epochs: int = option(3, "phase 1: epochs training the head on frozen ImageNet features")
-    head_lr: float = option(1e-3, "phase 1 learning rate")
-    # 12 from v24 on (the 2-core time budget; cosine schedule over the 12); every run's config records it
-    finetune_epochs: int = option(12, "phase 2: epochs fine-tuning the network (early stopping may end it sooner)")
-    # peak after the warm-up; beat 5e-5 on validation (the card's recipe table)
-    finetune_lr: float = option(1e-4, "phase 2 peak learning rate (cosine decay after the warm-up)")
-    warmup_epochs: int = option(1, "phase 2 epochs of linear learning-rate warm-up")
-    finetune_from: str = option("Conv1", "first layer trained in phase 2 (Conv1: the whole network)")
-    # validation balanced accuracy is noisy (14-16 images of df, vasc)
-    patience: int = option(5, "phase 2 stops after this many epochs without a validation gain")
-    dropout: float = option(0.2, "dropout before the dense head")
-    label_smoothing: float = option(0.05, "label smoothing of the cross-entropy")
-    rotate: bool = option(False, "also rotate training images by random angles (reflected borders)")
-    balance: str = option("weights", "class imbalance: inverse-frequency weights, logit-adjusted loss, or none",
-                          choices=BALANCE)
-    # the shipped v13 trained with vignettes: other clinics' dermatoscopes black out the corners
-    vignette: float = option(0.3, "share of training images given a random dermatoscope vignette (0: none)",
-                             before=0.0)
-    cast: float = option(0.0, "random exposure and per-channel gains in [1 - CAST, 1 + CAST] (0: none)")
-    ema: float = option(0.0, "phase 2 keeps a moving average of the weights with this momentum, e.g. 0.998 (0: off)")
-    train_bn: bool = option(False, "phase 2 also trains batch norm (scales and statistics); default: ImageNet's, "
-                                   "frozen")
-    colour: str = option("none", "a first layer of the network: Shades of Gray colour constancy, grayscale + "
-                                 "histogram equalisation, or none", choices=COLOUR_CHOICES)
-    mix: str = option("none", "mix pairs of training images (CutMix: a box of one in the other; MixUp: a blend), "
-                              "targets and class weights in the same proportion", choices=MIX)
-    mix_share: float = option(0.5, "share of training images mixed when --mix is on")
-    lesion_crop: float = option(0.0, "crop training images to windows holding the lesion box (lesion_boxes.csv) at "
-                                     "a random zoom from this share of the image side to 1, cut from a 1.5x copy "
-                                     "(0: random crops of 0.8-1 of the side)")
-    seed: int = option(0, "seed of the lesion-grouped split, the weights' initialisation and augmentation")
-    extra: str | None = option(None, "ISIC 2017 folder (labels.csv, images/): its train part joins the training "
-                                     "split; its validation and test parts are never read for training")
-    weights: str = option(str(IMAGENET_WEIGHTS), "ImageNet MobileNetV2 .h5 without top (or SKIN_IMAGENET_WEIGHTS)")
-    limit: int | None = option(None, "use only N images, for smoke tests (default: all)")
-    workers: int = option(4, "image decoding threads")
-    strategy: str = option("none", "tf.distribute: mirrored (all local GPUs, else the logical CPUs) or multiworker "
-                                   "(hosts from TF_CONFIG); --batch-size is the global batch (docs/scaling.md)",
-                           choices=STRATEGIES)
-    command: str = field(default_factory=lambda: "python -m training " + shlex.join(sys.argv[1:]))
-
-
-def before_options() -> dict:
-    """What a run that predates each option did: the config an old run's missing keys are read from."""
-    return {f.name: f.metadata["before"] for f in fields(Config) if "before" in f.metadata}
 
 
 class RunState:
@@ -437,7 +366,8 @@ def finish_run(run_dir: str | Path, compare: list[str | Path] = (), probe: str |
     from model.metrics import expected_calibration_error, fit_temperature, group_accuracy, temper
     from model.network import build_network, calibrated
 
-    from .export import export_model, write_card
+    from .card import write_card
+    from .export import export_model
     from .external import score as score_external
     from .external import validation_sets
     from .intervals import split_intervals
