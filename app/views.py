@@ -113,7 +113,7 @@ def flags_of(inputs: np.ndarray, probs: np.ndarray, features: np.ndarray) -> Fla
 def summary_text(probs: np.ndarray, flags: Flags, upload) -> str:
     """Warnings first, then the risk summary (top class in plain words within it), and the truth of an example."""
     parts = []
-    if flags.out_of_distribution:
+    if flags.not_dermoscopic:
         parts.append("⚠️ **This may not be a dermoscopic image.** The model only knows dermoscopic images of "
                      "skin lesions; its answer for this picture means little.")
     if flags.uncertain:
@@ -234,7 +234,7 @@ def explain(upload, target: str = TOP_CLASS, num_samples: int = DEFAULT_SAMPLES,
         "malignant_threshold": round(risk.threshold, 6),
         "suspicious": risk.suspicious,
         "uncertain": flags.uncertain,
-        "not_dermoscopic": flags.out_of_distribution,
+        "not_dermoscopic": flags.not_dermoscopic,
         "lime_r2": round(result.score, 4),
         "model_version": model_version(),
         "disclaimer": DISCLAIMER,

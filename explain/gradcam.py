@@ -20,6 +20,7 @@ import numpy as np
 
 from model.labels import class_index
 from model.preprocessing import check_image, prepare_batch
+from model.runtime import ClassifierLike
 
 
 def cam_from_features(features: np.ndarray, kernel: np.ndarray, index: int) -> np.ndarray:
@@ -143,11 +144,12 @@ FALLBACK = "gradcam"
 
 def served_method(clf) -> str:
     """The method the page serves for ``clf``: ``SERVED``, or ``FALLBACK`` when it has no gradient model."""
-    return SERVED if clf.has_gradients or not METHODS[SERVED].needs_gradients else FALLBACK
+    has_gradients = getattr(clf, "has_gradients", False)  # a ClassifierLike need not have a gradient model
+    return SERVED if has_gradients or not METHODS[SERVED].needs_gradients else FALLBACK
 
 
-def cam_map(clf, inputs: np.ndarray, features: np.ndarray, index: int, size: tuple[int, int],
-            method: str | None = None) -> np.ndarray:
+def cam_map(clf: ClassifierLike, inputs: np.ndarray, features: np.ndarray, index: int,
+            size: tuple[int, int], method: str | None = None) -> np.ndarray:
     """The ``method`` map (None: the served one) of class ``index`` from a pass already made, at ``size``.
 
     float32 in [0, 1]. ``inputs``: the pass's scaled (H, W, 3) input; ``features``: its (h, w, C) features.
@@ -158,7 +160,8 @@ def cam_map(clf, inputs: np.ndarray, features: np.ndarray, index: int, size: tup
     return upsample(METHODS[method].from_pass(clf, inputs, features, index), size)
 
 
-def grad_cam(clf, image: np.ndarray, label: str | int | None = None, method: str | None = None) -> np.ndarray:
+def grad_cam(clf: ClassifierLike, image: np.ndarray, label: str | int | None = None,
+             method: str | None = None) -> np.ndarray:
     """Grad-CAM of ``label`` (None: the top class) as float32 HxW in [0, 1] at the image's size.
 
     ``method``: one of ``METHODS``; None: the one the page serves (``served_method``).

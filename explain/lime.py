@@ -16,6 +16,7 @@ from lime.wrappers.scikit_image import SegmentationAlgorithm
 
 from model.labels import class_index
 from model.preprocessing import check_image, resize, scale
+from model.runtime import ClassifierLike
 
 N_SEGMENTS = 40  # slic: ~0.06 s on a 150x200 image; quickshift took 0.4-0.6 s for similar quality
 # superpixel algorithms and scales compared by `python -m training segmentations` (the card's LIME table);
@@ -67,7 +68,7 @@ class LimeResult:
 
 
 def explain_lime(
-    clf,
+    clf: ClassifierLike,
     image: np.ndarray,
     label: str | int | None = None,
     num_samples: int = 1000,
@@ -116,7 +117,7 @@ def explain_lime(
 
 
 def lime_weights(
-    clf,
+    clf: ClassifierLike,
     image: np.ndarray,
     label: str | int | None = None,
     num_samples: int = 1000,

@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from model.preprocessing import resize, scale
+from model.runtime import ClassifierLike
 
 STEPS = 10  # deletion / insertion: a tenth of the pixels at a time
 BLUR_SIGMA = 0.1  # of the image's longer side: the blurred copy keeps colour, loses structure
@@ -64,7 +65,7 @@ def _ranking(saliency: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def deletion_insertion(
-    clf, image: np.ndarray, saliency: np.ndarray, label: int, steps: int = STEPS, seed: int = 0
+    clf: ClassifierLike, image: np.ndarray, saliency: np.ndarray, label: int, steps: int = STEPS, seed: int = 0
 ) -> dict[str, np.ndarray | float]:
     """Probability of ``label`` as the map's top pixels are blurred away (deletion) or put back (insertion).
 

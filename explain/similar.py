@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image
 
 from model.preprocessing import check_image
+from model.runtime import ClassifierLike
 
 GALLERY_FILE = "gallery.npz"
 CONFIRMED_BY = {"histo": "histopathology", "follow_up": "follow-up", "consensus": "expert consensus",
@@ -92,7 +93,7 @@ def pooled_features(clf, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarr
     return probs, features.mean(axis=(1, 2))
 
 
-def similar_cases(clf, image: np.ndarray, k: int = 6) -> list[dict]:
+def similar_cases(clf: ClassifierLike, image: np.ndarray, k: int = 6) -> list[dict]:
     """The k most similar training-split images, most similar first.
 
     Each: ``image_id``, ``dx``, ``dx_type`` (how the diagnosis was confirmed), ``similarity`` in

@@ -65,9 +65,19 @@ INPUT_SCORES = {"detail": detail_score, "colour": colour_score}  # on the networ
 
 @dataclass
 class Flags:
-    uncertain: bool
-    out_of_distribution: bool
-    ood_score: float
+    """One image's two flags, by the names the page, the API and the CSV give them."""
+
+    uncertain: bool  # top probability below the card's uncertainty threshold
+    not_dermoscopic: bool  # "this may not be a dermoscopic image": a score below the card's thresholds
+    energy: float  # the energy score of the features (low: unlike the training images)
+
+    @property
+    def out_of_distribution(self) -> bool:  # the name before the flag had one name everywhere
+        return self.not_dermoscopic
+
+    @property
+    def ood_score(self) -> float:
+        return self.energy
 
 
 def not_dermoscopic(energy: np.ndarray, features: np.ndarray, ood: dict,
@@ -95,6 +105,6 @@ def flag(probs: np.ndarray, features: np.ndarray, kernel: np.ndarray, card: dict
     scores = ood_score(features, kernel)
     unfamiliar = not_dermoscopic(scores, features, card.get("ood", {}), inputs)
     return [
-        Flags(uncertain=bool(p.max() < below), out_of_distribution=bool(u), ood_score=float(s))
+        Flags(uncertain=bool(p.max() < below), not_dermoscopic=bool(u), energy=float(s))
         for p, s, u in zip(probs, scores, unfamiliar, strict=True)
     ]

@@ -33,7 +33,7 @@ def result_rows(probs: np.ndarray, features: np.ndarray, clf, inputs: np.ndarray
     for p, f in zip(probs, flag(probs, features, clf.head_kernel, card, inputs), strict=True):
         p_malignant = float(malignant_probability(p))
         rows.append([*(f"{v:.6f}" for v in p), CLASSES[int(p.argmax())], f"{p_malignant:.6f}",
-                     int(p_malignant >= threshold), int(f.uncertain), int(f.out_of_distribution)])
+                     int(p_malignant >= threshold), int(f.uncertain), int(f.not_dermoscopic)])
     return rows
 
 

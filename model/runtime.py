@@ -14,6 +14,7 @@ import threading
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
@@ -39,6 +40,27 @@ def shipped_card() -> dict:
     """
     path = SHIPPED_DIR / CARD_FILE
     return json.loads(path.read_text()) if path.is_file() else {}
+
+
+class Output(NamedTuple):
+    """What one runtime call answers: a tuple, so ``probs, features = clf.run(x)`` reads as before."""
+
+    probs: np.ndarray  # (N, 7) float32, CLASSES order
+    features: np.ndarray  # (N, h, w, C) float32 ``out_relu`` activations
+
+
+class ClassifierLike(Protocol):
+    """What ``explain`` needs of a classifier: the runtime's call, its input size and dense head.
+
+    ``Classifier`` is one; a wrapper (another runtime, a test double) that has these is another.
+    """
+
+    input_size: tuple[int, int]
+    head_kernel: np.ndarray  # (C, 7)
+
+    def run(self, batch: np.ndarray) -> Output: ...
+
+    def predict_with_features(self, images: Sequence[np.ndarray]) -> Output: ...
 
 
 class ModelFileError(RuntimeError):
@@ -101,16 +123,16 @@ class Classifier:
                 return np.array(self._interpreter.get_tensor(detail["index"]), dtype=np.float32).T
         raise ModelFileError(f"{self.path}: no dense head of shape ({len(CLASSES)}, {channels}) found")
 
-    def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Scaled float32 (N, H, W, 3) input -> (probabilities (N, 7), features (N, h, w, C))."""
+    def run(self, batch: np.ndarray) -> Output:
+        """Scaled float32 (N, H, W, 3) input -> ``Output`` (probabilities (N, 7), features (N, h, w, C))."""
         probs, features = [], []
         for start in range(0, len(batch), MAX_BATCH):
             p, f = self._invoke(np.ascontiguousarray(batch[start : start + MAX_BATCH], np.float32))
             probs.append(p)
             features.append(f)
         if len(probs) == 1:
-            return probs[0], features[0]
-        return np.concatenate(probs), np.concatenate(features)
+            return Output(probs[0], features[0])
+        return Output(np.concatenate(probs), np.concatenate(features))
 
     def _invoke(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         with self._lock:
@@ -129,7 +151,7 @@ class Classifier:
         """HxWx3 uint8 RGB images of any size -> float32 (N, 7) probabilities in CLASSES order."""
         return self.run(prepare_batch(images, self.input_size))[0]
 
-    def predict_with_features(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    def predict_with_features(self, images: Sequence[np.ndarray]) -> Output:
         """Probabilities and ``out_relu`` features in one pass (what Grad-CAM needs)."""
         return self.run(prepare_batch(images, self.input_size))
 

@@ -181,3 +181,26 @@ def test_lime_overlay_from_the_weights_alone_matches_the_one_with_segments():
     image = rng.integers(0, 255, (60, 100, 3), dtype=np.uint8)
     assert len(np.unique(segments_of(weights))) == 12
     np.testing.assert_array_equal(lime_overlay(image, weights), lime_overlay(image, weights, segments))
+
+
+def test_explain_takes_any_classifier_like_object(clf, example_image):
+    """explain/ needs only the runtime's call, the input size and the head (model.runtime.ClassifierLike)."""
+    from model.runtime import ClassifierLike, Output
+
+    class Wrapped:  # another runtime, as a user might bring one
+        input_size = clf.input_size
+        head_kernel = clf.head_kernel
+
+        def run(self, batch):
+            return clf.run(batch)
+
+        def predict_with_features(self, images):
+            return clf.predict_with_features(images)
+
+    wrapped: ClassifierLike = Wrapped()
+    out = wrapped.run(np.zeros((1, *clf.input_size, 3), np.float32))
+    assert isinstance(out, Output) and out.probs.shape == (1, 7) and out.features.ndim == 4
+    # no gradient model: the served map falls back to the closed form, as for a model exported without one
+    np.testing.assert_array_equal(grad_cam(wrapped, example_image), grad_cam(clf, example_image, method="gradcam"))
+    np.testing.assert_array_equal(lime_weights(wrapped, example_image, num_samples=100),
+                                  lime_weights(clf, example_image, num_samples=100))

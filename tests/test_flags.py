@@ -45,10 +45,10 @@ def test_flags_follow_the_card_thresholds():
     threshold = float(ood_score(features, kernel).mean())
     card = {"uncertainty": {"threshold": 0.5}, "ood": {"threshold": threshold}}
     confident, unsure = flag(probs, features, kernel, card)
-    assert not confident.uncertain and not confident.out_of_distribution
-    assert unsure.uncertain and unsure.out_of_distribution
+    assert not confident.uncertain and not confident.not_dermoscopic
+    assert unsure.uncertain and unsure.not_dermoscopic
     no_card = flag(probs, features, kernel, None)
-    assert not any(f.out_of_distribution for f in no_card)  # no calibrated threshold, no OOD claim
+    assert not any(f.not_dermoscopic for f in no_card)  # no calibrated threshold, no OOD claim
 
 
 def test_structure_score_flags_featureless_images():
@@ -60,10 +60,10 @@ def test_structure_score_flags_featureless_images():
     assert structure_score(features)[1] < 1e-5 < structure_score(features)[0]
     energy = ood_score(features, kernel)
     card = {"ood": {"threshold": float(energy.min()) - 1}}  # energy alone passes both
-    assert not any(f.out_of_distribution for f in flag(np.full((2, 7), 1 / 7), features, kernel, card))
+    assert not any(f.not_dermoscopic for f in flag(np.full((2, 7), 1 / 7), features, kernel, card))
     card["ood"]["structure_threshold"] = float(structure_score(features)[0]) / 2
     lesion, flat = flag(np.full((2, 7), 1 / 7), features, kernel, card)
-    assert not lesion.out_of_distribution and flat.out_of_distribution
+    assert not lesion.not_dermoscopic and flat.not_dermoscopic
 
 
 def test_detail_score_flags_flat_inputs_whatever_the_features_say():
@@ -81,8 +81,8 @@ def test_detail_score_flags_flat_inputs_whatever_the_features_say():
     kernel = np.eye(4, 7, dtype=np.float32)
     card = {"ood": {"threshold": -1e9, "structure_threshold": 0.0, "detail_threshold": 0.05}}
     probs = np.full((3, 7), 1 / 7)
-    assert [f.out_of_distribution for f in flag(probs, features, kernel, card, inputs)] == [False, True, True]
-    assert not any(f.out_of_distribution for f in flag(probs, features, kernel, card))  # no inputs: not applied
+    assert [f.not_dermoscopic for f in flag(probs, features, kernel, card, inputs)] == [False, True, True]
+    assert not any(f.not_dermoscopic for f in flag(probs, features, kernel, card))  # no inputs: not applied
 
 
 def test_colour_score_flags_grey_pictures_and_spares_a_vignetted_lesion():
@@ -100,7 +100,7 @@ def test_colour_score_flags_grey_pictures_and_spares_a_vignetted_lesion():
     assert colour[2] == 0 and colour[1] == pytest.approx(colour[0], rel=0.1) and colour[0] > 0.3
     features = rng.uniform(0, 6, (3, 3, 3, 4)).astype(np.float32)  # all three look lesion-like
     card = {"ood": {"threshold": -1e9, "structure_threshold": 0.0, "colour_threshold": 0.1}}
-    flagged = [f.out_of_distribution for f in flag(np.full((3, 7), 1 / 7), features, np.eye(4, 7), card, inputs)]
+    flagged = [f.not_dermoscopic for f in flag(np.full((3, 7), 1 / 7), features, np.eye(4, 7), card, inputs)]
     assert flagged == [False, False, True]
 
 
@@ -114,7 +114,7 @@ def test_shipped_card_matches_the_serving_path(clf):
     assert len(others) == card["ood"]["non_dermoscopic_images"]
     inputs = prepare_batch([img for _, img in others], clf.input_size)
     probs, features = clf.run(inputs)
-    flagged = np.mean([f.out_of_distribution for f in flag(probs, features, clf.head_kernel, card, inputs)])
+    flagged = np.mean([f.not_dermoscopic for f in flag(probs, features, clf.head_kernel, card, inputs)])
     assert flagged == pytest.approx(card["ood"]["non_dermoscopic_flagged"], abs=0.5 / len(others))
 
 
@@ -161,4 +161,4 @@ def test_cli_and_app_apply_the_input_scores(tmp_path, examples, monkeypatch, sco
 
     monkeypatch.setattr(views, "classifier", lambda: clf)
     for path, expected in ((odd, True), (lesion, False)):
-        assert views.flags_of(*views.run_model(load_image(path))).out_of_distribution is expected
+        assert views.flags_of(*views.run_model(load_image(path))).not_dermoscopic is expected

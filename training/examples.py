@@ -103,7 +103,7 @@ def score_test_split(export_dir: str | Path, data: str | Path, seed: int = 0):
     probs = np.concatenate(probs)
     suspicious = malignant_probability(probs) >= operating_point(clf.card())["threshold"]
     uncertain = np.array([f.uncertain for f in flags])
-    not_dermoscopic = np.array([f.out_of_distribution for f in flags])
+    not_dermoscopic = np.array([f.not_dermoscopic for f in flags])
     return card, test, probs, suspicious, uncertain, not_dermoscopic
 
 
