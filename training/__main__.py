@@ -40,25 +40,23 @@ def _size(text: str) -> tuple[int, int]:
     return height, width
 
 
-def _export_args(command: str, action, argv: list[str], images: int | None = None) -> argparse.Namespace:
-    """Arguments of a command that measures an exported model on its own split, in place.
-
-    ``images``: the command scores a sample of each split, this many images by default.
-    """
-    parser = argparse.ArgumentParser(prog=f"python -m training {command}", description=action.__doc__.splitlines()[0],
-                                     formatter_class=HelpFormatter)
+def _export_args(study, argv: list[str]) -> argparse.Namespace:
+    """Arguments of a study (training/studies.py): an export measured on its own split, in place."""
+    parser = argparse.ArgumentParser(prog=f"python -m training {study.name}",
+                                     description=f"{study.help[0].upper()}{study.help[1:]}; into its card "
+                                                 f"(section {study.key!r}).", formatter_class=HelpFormatter)
     parser.add_argument("export", help="folder with the LiteRT model and model_card.json")
     parser.add_argument("--data", required=True, help="the HAM10000 folder the model was trained on")
     parser.add_argument("--seed", type=int, default=0, help="the split's seed (the card names it)")
-    if images is not None:
-        parser.add_argument("--images", type=int, default=images, help="images per split")
+    if study.sampled:
+        parser.add_argument("--images", type=int, default=study.default_images(), help="images per split")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     import sys
 
-    from .train import Config, finish_run, train
+    from .studies import STUDIES
 
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["evaluate"]:
@@ -71,6 +69,8 @@ def main(argv: list[str] | None = None) -> None:
                                  "for the ablation table")
         parser.add_argument("--probe", default=None, help="probe.json from `python -m training probe`, for the card")
         args = parser.parse_args(argv[1:])
+        from .train import finish_run
+
         finish_run(args.run, args.compare, args.probe)
         return
 
@@ -93,59 +93,11 @@ def main(argv: list[str] | None = None) -> None:
                   f"AUC {row['val_macro_auc']:.3f}  {changed(i, row)}")
         return
 
-    if argv[:1] == ["flags"]:
-        from .ood import recalibrate
-
-        args = _export_args("flags", recalibrate, argv[1:])
-        ood = recalibrate(args.export, args.data, args.seed)
-        print(f"not dermoscopic: flags {ood['val_dermoscopic_flagged']:.1%} of validation, "
-              f"{ood['test_dermoscopic_flagged']:.1%} of test, {ood['non_dermoscopic_flagged']:.1%} of "
-              f"{ood['non_dermoscopic_images']} non-dermoscopic images; "
-              f"missed: {', '.join(ood['non_dermoscopic_missed'])}")
-        return
-
-    if argv[:1] == ["robustness"]:
-        from .shifts import measure_exported
-
-        args = _export_args("robustness", measure_exported, argv[1:])
-        for split, rows in measure_exported(args.export, args.data, args.seed).items():
-            for row in rows:
-                print(f"{split:>5} {row['shift']:<34} balanced accuracy {row['balanced_accuracy']:.3f}, "
-                      f"top class unchanged {row['top_class_unchanged']:.1%}")
-        return
-
-    if argv[:1] == ["intervals"]:
-        from .intervals import measure_exported as measure_intervals
-
-        args = _export_args("intervals", measure_intervals, argv[1:])
-        for split, ci in measure_intervals(args.export, args.data, args.seed).items():
-            for name, (low, high) in ((k, v) for k, v in ci.items() if k != "method"):
-                print(f"{split:>5} {name:<22} {low:.3f} - {high:.3f}")
-        return
-
-    if argv[:1] == ["explanations"]:
-        from .explanations import IMAGES_PER_SPLIT, METHODS, METRICS
-        from .explanations import measure_exported as measure_explanations
-
-        args = _export_args("explanations", measure_explanations, argv[1:], images=IMAGES_PER_SPLIT)
-        measured = measure_explanations(args.export, args.data, args.images, args.seed)
-        for split in ("val", "test"):
-            for method in METHODS:
-                print(f"{split:>5} {method:<13} " + "  ".join(f"{m} {measured[split][method][m]:.3f}" for m in METRICS))
-        return
-
-    if argv[:1] in (["cams"], ["segmentations"]):
-        from . import cams, segmentations
-
-        study = cams if argv[0] == "cams" else segmentations
-        args = _export_args(argv[0], study.measure_exported, argv[1:], images=study.IMAGES_PER_SPLIT)
-        measured = study.measure_exported(args.export, args.data, args.images, args.seed)
-        metrics = [m for m in measured["val"][measured["served"]] if m not in ("ci95",) and not m.startswith("minus")]
-        for split in ("val", "test"):
-            for method, row in measured[split].items():
-                if isinstance(row, dict) and "ci95" in row:
-                    print(f"{split:>5} {method:<17} " + "  ".join(f"{m} {row[m]:.3f}" for m in metrics))
-        print(f"served: {measured['served']}")
+    if argv[:1] and argv[0] in STUDIES:
+        study = STUDIES[argv[0]]
+        args = _export_args(study, argv[1:])
+        for line in study.report(study.measure(args.export, args.data, args.seed, getattr(args, "images", None))):
+            print(line)
         return
 
     if argv[:1] == ["compare"]:
@@ -162,17 +114,6 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{run} - {args.runs[0]} ({args.split}): " + "; ".join(
                 f"{name} {d['difference']:+.3f} ({d['ci95'][0]:+.3f} to {d['ci95'][1]:+.3f})"
                 for name, d in differences.items()))
-        return
-
-    if argv[:1] == ["gallery"]:
-        from .gallery import build
-
-        args = _export_args("gallery", build, argv[1:])
-        built = build(args.export, args.data, args.seed)
-        for kind, splits in built["measured"].items():
-            print(f"{kind:>16}  " + "  ".join(f"{split} {m}: {v:.3f}" for split, r in splits.items()
-                                              for m, v in r.items()))
-        print(f"chosen on validation: {built['embedding']}; {built['images']} images, {built['bytes'] / 1e6:.1f} MB")
         return
 
     if argv[:1] in (["external"], ["choose"]):
@@ -243,6 +184,9 @@ def main(argv: list[str] | None = None) -> None:
         colour_probe.probe(args.data, args.out, limit=args.limit)
         return
 
+    from .config import Config
+    from .train import train
+
     parser = train_parser()
     args = parser.parse_args(argv)
     train(Config(**vars(args)))
@@ -263,7 +207,7 @@ def train_parser() -> argparse.ArgumentParser:
     """The training flags, generated from ``Config`` so an option's default and help live in one place."""
     from dataclasses import MISSING, fields
 
-    from .train import Config
+    from .config import Config
 
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__, formatter_class=HelpFormatter)
     for f in fields(Config):

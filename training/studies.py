@@ -1,0 +1,98 @@
+"""The studies that measure an exported model on its own split and write a section of its card.
+
+Each is declared once here: its subcommand, the module and function that measure (imported only
+when that study runs, so a command that only edits JSON loads no Keras), the card section it
+writes, whether it scores a sample of ``--images`` per split, and how its result is printed.
+``python -m training`` generates one subcommand per study from this table
+(``python -m training STUDY EXPORT --data DIR [--seed S] [--images N]``).
+
+To add a study: a module with ``measure_exported(export_dir, data, [images,] seed) -> section``
+that writes ``card[key]`` (``training.card.write_card``), a ``render`` of that section in
+``training/card.py``, and a row here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+
+def _flags(ood: dict) -> Iterable[str]:
+    yield (f"not dermoscopic: flags {ood['val_dermoscopic_flagged']:.1%} of validation, "
+           f"{ood['test_dermoscopic_flagged']:.1%} of test, {ood['non_dermoscopic_flagged']:.1%} of "
+           f"{ood['non_dermoscopic_images']} non-dermoscopic images; "
+           f"missed: {', '.join(ood['non_dermoscopic_missed'])}")
+
+
+def _robustness(measured: dict) -> Iterable[str]:
+    for split, rows in measured.items():
+        for row in rows:
+            yield (f"{split:>5} {row['shift']:<34} balanced accuracy {row['balanced_accuracy']:.3f}, "
+                   f"top class unchanged {row['top_class_unchanged']:.1%}")
+
+
+def _intervals(measured: dict) -> Iterable[str]:
+    for split, ci in measured.items():
+        for name, (low, high) in ((k, v) for k, v in ci.items() if k != "method"):
+            yield f"{split:>5} {name:<22} {low:.3f} - {high:.3f}"
+
+
+def _side_by_side(measured: dict) -> Iterable[str]:
+    """Rows of a study that scores several maps (or segmentations) with the same metrics on each split."""
+    for split in ("val", "test"):
+        for method, row in measured[split].items():
+            if isinstance(row, dict) and "ci95" in row:
+                metrics = [m for m in row if m != "ci95" and not m.startswith("minus")]
+                yield f"{split:>5} {method:<17} " + "  ".join(f"{m} {row[m]:.3f}" for m in metrics)
+    if "served" in measured:
+        yield f"served: {measured['served']}"
+
+
+def _gallery(built: dict) -> Iterable[str]:
+    for kind, splits in built["measured"].items():
+        yield f"{kind:>16}  " + "  ".join(f"{split} {m}: {v:.3f}" for split, r in splits.items() for m, v in r.items())
+    yield f"chosen on validation: {built['embedding']}; {built['images']} images, {built['bytes'] / 1e6:.1f} MB"
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str  # the subcommand
+    module: str  # in the training package
+    function: str  # (export_dir, data, [images,] seed) -> the card section it wrote
+    key: str  # the card section
+    help: str
+    report: Callable[[dict], Iterable[str]]
+    sampled: bool = False  # scores ``--images`` per split (default: the module's IMAGES_PER_SPLIT), not all
+
+    def loaded(self):
+        return importlib.import_module(f".{self.module}", __package__)
+
+    def default_images(self) -> int | None:
+        return self.loaded().IMAGES_PER_SPLIT if self.sampled else None
+
+    def measure(self, export: str, data: str, seed: int = 0, images: int | None = None) -> dict:
+        action = getattr(self.loaded(), self.function)
+        if not self.sampled:
+            return action(export, data, seed=seed)
+        return action(export, data, images if images is not None else self.default_images(), seed=seed)
+
+
+STUDIES: dict[str, Study] = {s.name: s for s in (
+    Study("flags", "ood", "recalibrate", "ood",
+          "recalibrate the not-dermoscopic flag of an exported model (the model is untouched)", _flags),
+    Study("robustness", "shifts", "measure_exported", "robustness",
+          "how vignettes and colour casts change an exported model's answers", _robustness),
+    Study("intervals", "intervals", "measure_exported", "intervals",
+          "95% lesion-bootstrap intervals of an exported model's figures", _intervals),
+    Study("explanations", "explanations", "measure_exported", "explanations",
+          "Grad-CAM and LIME scored against lesion boxes and by deletion / insertion", _side_by_side, sampled=True),
+    Study("cams", "cams", "measure_exported", "cam_methods",
+          "the Grad-CAM candidates of explain.gradcam scored and timed side by side (writes the gradient model)",
+          _side_by_side, sampled=True),
+    Study("segmentations", "segmentations", "measure_exported", "lime_segmentations",
+          "LIME's superpixel algorithms and scales scored and timed side by side", _side_by_side,
+          sampled=True),
+    Study("gallery", "gallery", "build", "similar_cases",
+          "the similar-cases gallery from the training split, its embedding chosen on validation", _gallery),
+)}
