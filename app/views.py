@@ -12,7 +12,7 @@ from PIL import Image
 import explain as explanations  # its heavy parts load on first use
 from explain.gradcam import cam_map
 from model import CLASSES, display_name, load_classifier
-from model.flags import DEFAULT_UNCERTAIN_BELOW, Flags, flag
+from model.flags import Flags, flag
 from model.labels import class_index
 from model.preprocessing import prepare_batch
 from model.risk import DISCLAIMER, assess
@@ -127,7 +127,7 @@ def summary_text(probs: np.ndarray, flags: Flags, upload) -> str:
 
 
 def flag_threshold() -> float:
-    return float(classifier().card().get("uncertainty", {}).get("threshold", DEFAULT_UNCERTAIN_BELOW))
+    return classifier().card().uncertain_below
 
 
 def pick_example(selected: gr.SelectData) -> str:

@@ -7,11 +7,14 @@ All thresholds are chosen on the validation split and stored in the model card.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
-DEFAULT_UNCERTAIN_BELOW = 0.5  # calibrated top probability: below it the answer is more likely wrong
+from .card import DEFAULT_UNCERTAIN_BELOW, ModelCard, NotDermoscopicThresholds
+
+__all__ = ["DEFAULT_UNCERTAIN_BELOW", "Flags", "flag", "not_dermoscopic", "ood_score", "structure_score"]
 
 
 def ood_score(features: np.ndarray, kernel: np.ndarray) -> np.ndarray:
@@ -80,30 +83,35 @@ class Flags:
         return self.energy
 
 
-def not_dermoscopic(energy: np.ndarray, features: np.ndarray, ood: dict,
+def not_dermoscopic(energy: np.ndarray, features: np.ndarray, thresholds: NotDermoscopicThresholds | Mapping,
                     inputs: np.ndarray | None = None) -> np.ndarray:
-    """Which rows the card's ``ood`` thresholds flag: any score below its threshold.
+    """Which rows the thresholds flag: any score below its threshold (a card's JSON section works too).
 
     ``energy`` is ``ood_score`` of ``features``; ``inputs`` are the scaled network inputs the
     features came from (without them the detail and colour scores are not applied). The same rule serves
     requests and, in training, measures the flag's rates, so the card reports what ships.
     """
-    unfamiliar = energy < float(ood["threshold"]) if "threshold" in ood else np.zeros(len(energy), bool)
-    if "structure_threshold" in ood:
-        unfamiliar |= structure_score(features) < float(ood["structure_threshold"])
+    if not isinstance(thresholds, NotDermoscopicThresholds):
+        thresholds = NotDermoscopicThresholds.from_section(thresholds)
+    unfamiliar = np.zeros(len(energy), bool)
+    if thresholds.energy is not None:
+        unfamiliar |= energy < thresholds.energy
+    if thresholds.structure is not None:
+        unfamiliar |= structure_score(features) < thresholds.structure
     for name, score in INPUT_SCORES.items():
-        if f"{name}_threshold" in ood and inputs is not None:
-            unfamiliar |= score(inputs) < float(ood[f"{name}_threshold"])
+        below = getattr(thresholds, name)
+        if below is not None and inputs is not None:
+            unfamiliar |= score(inputs) < below
     return unfamiliar
 
 
-def flag(probs: np.ndarray, features: np.ndarray, kernel: np.ndarray, card: dict | None,
+def flag(probs: np.ndarray, features: np.ndarray, kernel: np.ndarray, card: ModelCard | Mapping | None,
          inputs: np.ndarray | None = None) -> list[Flags]:
     """The two flags for each row, at the model card's thresholds (``inputs``: see ``not_dermoscopic``)."""
-    card = card or {}
-    below = float(card.get("uncertainty", {}).get("threshold", DEFAULT_UNCERTAIN_BELOW))
+    card = ModelCard.from_json(card)
+    below = card.uncertain_below
     scores = ood_score(features, kernel)
-    unfamiliar = not_dermoscopic(scores, features, card.get("ood", {}), inputs)
+    unfamiliar = not_dermoscopic(scores, features, card.not_dermoscopic, inputs)
     return [
         Flags(uncertain=bool(p.max() < below), not_dermoscopic=bool(u), energy=float(s))
         for p, s, u in zip(probs, scores, unfamiliar, strict=True)

@@ -7,17 +7,18 @@ false alarms.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
+from .card import ModelCard
 from .labels import CLASSES, DESCRIPTIONS, MALIGNANT, NAMES
 
 DISCLAIMER = (
     "Research and teaching demo, not a medical device: it gives no diagnosis and must not "
     "guide any clinical decision. See a dermatologist about any skin lesion that worries you."
 )
-DEFAULT_THRESHOLD = 0.5
 
 MALIGNANT_INDEX = [CLASSES.index(c) for c in CLASSES if c in MALIGNANT]
 
@@ -68,8 +69,8 @@ class Risk:
         return "\n\n".join(lines)
 
 
-def operating_point(card: dict | None = None) -> dict:
-    """The card's malignant operating point; ``None`` means the shipped model's card.
+def operating_point(card: ModelCard | Mapping | None = None) -> dict:
+    """The card's malignant operating point as its JSON has it; ``None`` means the shipped model's card.
 
     The shipped point is the default so that the app, the Python API and the CLI give one
     verdict for one image. A card without an operating point falls back to 0.5.
@@ -78,12 +79,11 @@ def operating_point(card: dict | None = None) -> dict:
         from .runtime import shipped_card
 
         card = shipped_card()
-    point = dict(card.get("malignant_operating_point", {}))
-    point["threshold"] = float(point.get("threshold", DEFAULT_THRESHOLD))
-    return point
+    card = ModelCard.from_json(card)
+    return {**card.get("malignant_operating_point", {}), "threshold": card.operating_point.threshold}
 
 
-def assess(probs: np.ndarray, card: dict | None = None) -> Risk:
+def assess(probs: np.ndarray, card: ModelCard | Mapping | None = None) -> Risk:
     """The risk summary of one probability row, at the operating point of ``card`` (default: the shipped one)."""
     point = operating_point(card)
     threshold = point["threshold"]

@@ -18,6 +18,7 @@ from typing import NamedTuple, Protocol
 
 import numpy as np
 
+from .card import ModelCard
 from .labels import CLASSES
 from .preprocessing import prepare_batch
 
@@ -33,13 +34,12 @@ MAX_BATCH = 32  # larger requests are run in chunks of this many images
 
 
 @cache
-def shipped_card() -> dict:
+def shipped_card() -> ModelCard:
     """The shipped model's card, read once: the defaults every door (app, API, CLI) shares.
 
-    Plain JSON, so callers such as ``model.risk`` need neither TensorFlow nor LiteRT.
+    Plain Python, so callers such as ``model.risk`` need neither TensorFlow nor LiteRT.
     """
-    path = SHIPPED_DIR / CARD_FILE
-    return json.loads(path.read_text()) if path.is_file() else {}
+    return ModelCard.read(SHIPPED_DIR / CARD_FILE)
 
 
 class Output(NamedTuple):
@@ -113,8 +113,7 @@ class Classifier:
         self._lock = threading.Lock()
         self._cam_runner = None  # the gradient model, loaded on first use
         self._cam_lock = threading.Lock()
-        card_path = self.path.parent / CARD_FILE
-        self._card = json.loads(card_path.read_text()) if card_path.is_file() else {}
+        self._card = ModelCard.read(self.path.parent / CARD_FILE)
 
     def _find_head_kernel(self, channels: int) -> np.ndarray:
         """The dense layer mapping pooled features to logits, stored (7, C) in the flatbuffer."""
@@ -155,8 +154,12 @@ class Classifier:
         """Probabilities and ``out_relu`` features in one pass (what Grad-CAM needs)."""
         return self.run(prepare_batch(images, self.input_size))
 
-    def card(self) -> dict:
-        """The model card stored beside the model file (read once), or {} when there is none."""
+    def card(self) -> ModelCard:
+        """The model card stored beside the model file (read once; every default when there is none).
+
+        Typed where serving decides (``operating_point``, ``uncertain_below``, ``not_dermoscopic``) and
+        a read-only mapping over the JSON for the rest.
+        """
         return self._card
 
     @property

@@ -131,7 +131,6 @@ def test_cli_and_app_apply_the_input_scores(tmp_path, examples, monkeypatch, sco
     """The serving paths pass their network inputs to the flags: a flat coloured picture is
     flagged by the detail score alone, a textured grey one by the colour score alone (the
     card's other scores switched off here)."""
-    import copy
     import csv
     import io
     from pathlib import Path
@@ -140,12 +139,14 @@ def test_cli_and_app_apply_the_input_scores(tmp_path, examples, monkeypatch, sco
 
     import app.views as views
     from model import load_classifier, load_image
+    from model.card import ModelCard
     from model.cli import predict_files
 
     clf = load_classifier()
-    clf._card = copy.deepcopy(clf.card())
+    edited = clf.card().to_json()
     off = {"threshold": -1e9, "structure_threshold": -1.0, "detail_threshold": -1.0, "colour_threshold": -1.0}
-    clf._card["ood"] |= off | {f"{score}_threshold": 0.01 if score == "detail" else 0.1}
+    edited["ood"] |= off | {f"{score}_threshold": 0.01 if score == "detail" else 0.1}
+    clf._card = ModelCard.from_json(edited)
     odd = tmp_path / "odd.png"
     if score == "detail":
         Image.new("RGB", (200, 150), (180, 60, 90)).save(odd)

@@ -64,7 +64,7 @@ def measure_exported(export_dir: str | Path, data: str | Path, images: int = IMA
     meta = card_split(json.loads((export_dir / CARD_FILE).read_text()), data, seed)
     ensure_gradient_model(export_dir, meta)
     clf = load_classifier(export_dir)
-    card = clf.card()
+    card = clf.card().to_json()
     boxes = read_boxes(data)
     rows = []
     for name in ("val", "test"):

@@ -72,7 +72,7 @@ def measure_exported(export_dir: str | Path, data: str | Path, images: int = IMA
 
     export_dir = Path(export_dir)
     clf = load_classifier(export_dir)
-    card = clf.card()
+    card = clf.card().to_json()
     meta = card_split(card, data, seed)
     boxes = read_boxes(data)
     rows = []

@@ -362,7 +362,7 @@ def finish_run(run_dir: str | Path, compare: list[str | Path] = (), probe: str |
     """
     import pandas as pd
 
-    from model.flags import DEFAULT_UNCERTAIN_BELOW
+    from model.card import DEFAULT_UNCERTAIN_BELOW
     from model.metrics import expected_calibration_error, fit_temperature, group_accuracy, temper
     from model.network import build_network, calibrated
 
