@@ -12,7 +12,6 @@ import argparse
 import os
 import platform
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -52,12 +51,6 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown CPU"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def top_k_overlap(a: dict, b: dict, k: int = 5) -> float:
@@ -130,25 +123,15 @@ def served_paths(examples: list[Path], reps: int, quick: bool) -> list[tuple[str
     # the app: start-up to first answer, /classify round trip
     from gradio_client import Client, handle_file
 
-    port = _free_port()
-    env = {**os.environ, "GRADIO_SERVER_PORT": str(port)}
+    from app.launch import running_demo
+
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "demo.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    try:
-        client = None
-        while client is None and time.perf_counter() - start < 120:
-            try:
-                client = Client(f"http://127.0.0.1:{port}/", verbose=False)
-            except Exception:
-                time.sleep(0.1)
+    with running_demo() as demo:
+        client = Client(demo.url, verbose=False)
         client.predict(handle_file(str(examples[0])), api_name="/classify")
         first_answer = time.perf_counter() - start
         trips = timed(lambda: client.predict(handle_file(str(examples[0])), api_name="/classify"),
                       max(10, reps // 2))
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
     start = time.perf_counter()
     subprocess.run([sys.executable, "-c", "import tensorflow"], check=True, capture_output=True)
     tf_import = time.perf_counter() - start

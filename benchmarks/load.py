@@ -9,9 +9,7 @@ memory before and after a long run of requests.
 from __future__ import annotations
 
 import argparse
-import os
 import random
-import subprocess
 import sys
 import threading
 import time
@@ -27,12 +25,6 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
-
-
-def start_app(port: int) -> subprocess.Popen:
-    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"}
-    return subprocess.Popen([sys.executable, "demo.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
 
 
 def connect(url: str, timeout: float = 120):
@@ -106,29 +98,22 @@ def main() -> None:
     parser.add_argument("--memory-requests", type=int, default=500, help="0 skips the memory run")
     args = parser.parse_args()
 
-    from tests.conftest import _free_port
+    from app.launch import running_demo
 
     images = sorted((ROOT / "examples").glob("*.jpg"))
-    port = _free_port()
-    proc = start_app(port)
-    try:
-        url = f"http://127.0.0.1:{port}/"
-        connect(url)
+    with running_demo() as demo:
+        connect(demo.url)
         print(f"load: {args.clients} clients, {args.requests} requests, "
               f"{args.explain_share:.0%} /explain at {args.lime_samples} LIME samples")
-        result = run_load(url, images, args.clients, args.requests, args.explain_share, args.lime_samples)
+        result = run_load(demo.url, images, args.clients, args.requests, args.explain_share, args.lime_samples)
         print(describe(result))
         if args.memory_requests:
-            before = rss_mb(proc.pid)
-            mem = run_load(url, images, 4, args.memory_requests, 0.0, args.lime_samples, seed=1)
-            after = rss_mb(proc.pid)
+            before = rss_mb(demo.pid)
+            mem = run_load(demo.url, images, 4, args.memory_requests, 0.0, args.lime_samples, seed=1)
+            after = rss_mb(demo.pid)
             print(f"memory: {args.memory_requests} /classify requests: resident {before:.0f} MB -> {after:.0f} MB "
                   f"({after - before:+.0f} MB); {len(mem['failures'])} failed")
-        sys.exit(1 if result["failures"] else 0)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-
+    sys.exit(1 if result["failures"] else 0)
 
 if __name__ == "__main__":
     main()

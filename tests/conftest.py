@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import csv
 import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+
+from app.launch import free_port, running_demo
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -88,39 +86,14 @@ def ham_folder(tmp_path_factory) -> Path:
     return make_ham_folder(tmp_path_factory.mktemp("ham"))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+_free_port = free_port  # the name the tests import
 
 
 @pytest.fixture(scope="session")
 def app_server(tmp_path_factory):
-    """The real app (`python demo.py`) on a free port; yields its URL. Its log: app_server_log."""
-    port = _free_port()
-    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1"}
-    log_path = tmp_path_factory.getbasetemp() / "demo.log"
-    log = open(log_path, "w")  # noqa: SIM115 - closed when the server stops
-    proc = subprocess.Popen([sys.executable, "demo.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("demo.py exited early:\n" + log_path.read_text())
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        raise RuntimeError("demo.py did not start listening within 90 s")
-    try:
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        log.close()
+    """The real app (`python demo.py`) on a free port; yields its URL. Its log: demo.log in the base temp."""
+    with running_demo(tmp_path_factory.getbasetemp() / "demo.log") as demo:
+        yield demo.url
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,64 @@
+"""The layout's rules, checked on the source: the data flows one way and no two modules import each other.
+
+image -> model/ -> explain/ -> app/ and demo.py; training/ builds what model/ serves. Imports inside
+functions count too: a lazy import is still a dependency.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("model", "explain", "training", "app", "benchmarks")
+NEVER = {  # package -> packages it must not import
+    "model": {"explain", "training", "app", "benchmarks", "tests", "gradio"},
+    "explain": {"training", "app", "benchmarks", "tests", "gradio"},
+    "training": {"app", "benchmarks", "tests", "gradio"},
+    "app": {"training", "benchmarks", "tests"},
+    "benchmarks": {"tests"},
+}
+
+
+def _imports() -> dict[str, set[str]]:
+    """Module -> the modules (and top-level packages) it imports, resolved from relative imports."""
+    graph: dict[str, set[str]] = {}
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).glob("*.py")):
+            name = package if path.stem == "__init__" else f"{package}.{path.stem}"
+            found: set[str] = set()
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Import):
+                    found |= {a.name for a in node.names}
+                elif isinstance(node, ast.ImportFrom):
+                    base = package if node.level else ""
+                    target = ".".join(p for p in (base, node.module) if p) if node.level else node.module
+                    found.add(target)
+                    found |= {f"{target}.{a.name}" for a in node.names}
+            graph[name] = found
+    return graph
+
+
+def test_lower_layers_never_import_upper_ones():
+    bad = [(module, target) for module, targets in _imports().items() for target in targets
+           if target.split(".")[0] in NEVER[module.split(".")[0]]]
+    assert not bad, bad
+
+
+def test_no_two_modules_import_each_other_even_through_others():
+    imports = _imports()
+    graph = {m: {t for t in ts if t in imports} - {m} for m, ts in imports.items()}
+
+    def reaches(start: str, goal: str) -> bool:
+        seen, stack = set(), [start]
+        while stack:
+            for nxt in graph[stack.pop()]:
+                if nxt == goal:
+                    return True
+                if nxt not in seen:
+                    seen.add(nxt)
+                    stack.append(nxt)
+        return False
+
+    circles = sorted({tuple(sorted((a, b))) for a in graph for b in graph[a] if reaches(b, a)})
+    assert not circles, circles
