@@ -145,3 +145,17 @@ def test_a_candidate_trained_on_isic2017_is_judged_without_it_and_must_not_lose_
     judged = paired(sets, base, ham_slightly_worse, resamples=200, in_g=in_g)
     checks = verdict(judged, 0.03, sets)["checks"]
     assert judged["G"] > 0.1 and not checks["ham_val: difference >= 0"]
+
+
+def test_a_rejected_candidate_is_kept_in_the_shipped_card_when_asked(run_with_extra, shared_data, tmp_path):
+    import shutil
+
+    from training.__main__ import main as training_cli
+
+    export = tmp_path / "export"
+    shutil.copytree(run_with_extra / "export", export)
+    training_cli(["choose", str(export), str(export), "--data", str(shared_data / "ham10000"), "--record-rejected"])
+    card = json.loads((export / "model_card.json").read_text())
+    assert not card["rejected"]["extra"]["passes"] and card["rejected"]["extra"]["G_sets"] == ["ham_val",
+                                                                                                 "isic2018_val"]
+    assert "Later candidates against this model, not shipped" in (export / "MODEL_CARD.md").read_text()

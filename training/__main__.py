@@ -130,6 +130,8 @@ def main(argv: list[str] | None = None) -> None:
         if choosing:
             parser.add_argument("candidates", nargs="+", help="candidate export folders")
             parser.add_argument("--out", default=None, help="write the whole comparison here (JSON)")
+            parser.add_argument("--record-rejected", action="store_true",
+                                help="when none passes, keep the comparison in the shipped model's card")
         parser.add_argument("--data", required=True, help="the HAM10000 folder (its validation split is one set)")
         parser.add_argument("--external-root", default=None,
                             help=f"folder holding {external.ISIC2017_DIR}/ and {external.ISIC2018_DIR}/ "
@@ -156,6 +158,8 @@ def main(argv: list[str] | None = None) -> None:
             Path(args.out).write_text(json.dumps(result, indent=1))
         if result["chosen"]:
             external.record_choice(result)
+        elif args.record_rejected:
+            external.record_rejected(result)
         return
 
     if argv[:1] == ["examples"]:

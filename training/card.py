@@ -254,16 +254,7 @@ Intervals: {'; '.join(methods)}.
 """
     chosen = card.get("selection")
     if chosen:
-        lines = []
-        for name, c in chosen["candidates"].items():
-            diffs = "; ".join(f"{k} {v['balanced_accuracy']['difference']:+.3f} "
-                              f"({v['balanced_accuracy']['ci95'][0]:+.3f} to {v['balanced_accuracy']['ci95'][1]:+.3f})"
-                              for k, v in c["paired"].items() if k != "G")
-            failed = ", ".join(k for k, ok in c["checks"].items() if not ok)
-            over = c.get("G_sets")
-            g = f"{c['G']:.3f}" + (f" (over {', '.join(over)})" if over and len(over) < len(c["paired"]) - 1 else "")
-            lines.append(f"| {name} | {g} | {c['paired']['G']:+.3f} | {diffs} | "
-                         f"{'passes' if c['passes'] else 'fails: ' + failed} |")
+        lines = [_candidate_row(name, c) for name, c in chosen["candidates"].items()]
         text += f"""
 Candidates against the model shipped before ({chosen['shipped']['version']}, G {chosen['shipped']['G']:.3f}),
 paired on the same images (`python -m training choose`); balanced-accuracy differences per set:
@@ -271,7 +262,26 @@ paired on the same images (`python -m training choose`); balanced-accuracy diffe
 | candidate | G | G gain | per set, candidate minus shipped (95% interval) | rule |
 |---|---|---|---|---|
 """ + "\n".join(lines) + f"\n\nChosen: **{chosen['chosen'] or 'none (the shipped model stays)'}**.\n"
+    rejected = card.get("rejected")
+    if rejected:
+        text += """
+Later candidates against this model, not shipped (`python -m training choose ... --record-rejected`;
+the rule as it reads from v24 on):
+
+| candidate | G | G gain | per set, candidate minus this model (95% interval) | rule |
+|---|---|---|---|---|
+""" + "\n".join(_candidate_row(name, c) for name, c in rejected.items()) + "\n"
     return text
+
+
+def _candidate_row(name: str, c: dict) -> str:
+    diffs = "; ".join(f"{k} {v['balanced_accuracy']['difference']:+.3f} "
+                      f"({v['balanced_accuracy']['ci95'][0]:+.3f} to {v['balanced_accuracy']['ci95'][1]:+.3f})"
+                      for k, v in c["paired"].items() if k != "G")
+    failed = ", ".join(k for k, ok in c["checks"].items() if not ok)
+    over = c.get("G_sets")
+    g = f"{c['G']:.3f}" + (f" (over {', '.join(over)})" if over and len(over) < len(c["paired"]) - 1 else "")
+    return f"| {name} | {g} | {c['paired']['G']:+.3f} | {diffs} | {'passes' if c['passes'] else 'fails: ' + failed} |"
 
 
 def _similar_section(card: dict) -> str:

@@ -249,3 +249,19 @@ def record_choice(result: dict) -> None:
                        for name, c in result["candidates"].items()},
     }
     write_card(chosen["export"], card)
+
+
+def record_rejected(result: dict) -> None:
+    """No candidate passed: keep their comparison in the shipped model's card (the model is untouched)."""
+    import json
+
+    from model.runtime import CARD_FILE
+
+    from .card import write_card
+
+    shipped = Path(result["shipped"]["export"])
+    card = json.loads((shipped / CARD_FILE).read_text())
+    card.setdefault("rejected", {}).update(
+        {name: {"rule": result["rule"], **{k: c[k] for k in ("G", "G_sets", "paired", "checks", "passes") if k in c}}
+         for name, c in result["candidates"].items() if not c["passes"]})
+    write_card(shipped, card)
