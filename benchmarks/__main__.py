@@ -159,7 +159,7 @@ def main() -> None:
 
     from explain import explain_lime, grad_cam
     from explain.gradcam import served_method
-    from explain.lime import BATCH_SIZE, N_SEGMENTS
+    from explain.lime import BATCH_SIZE, SEGMENTATION, SEGMENTATIONS
     from model import load_classifier, load_image
     from model.network import FEATURE_LAYER, LOGITS_LAYER, load_network
     from model.preprocessing import prepare_batch, resize, scale
@@ -222,8 +222,8 @@ def main() -> None:
 
     # LIME at 1000 samples, against stock lime on the same runtime and segmentation
     def stock_lime(img: np.ndarray, label: int) -> dict:
-        segmenter = SegmentationAlgorithm("slic", n_segments=N_SEGMENTS, compactness=10, sigma=1,
-                                          start_label=0, random_seed=0)
+        algorithm, params = SEGMENTATIONS[SEGMENTATION]  # the served segmentation, as explain_lime uses it
+        segmenter = SegmentationAlgorithm(algorithm, **params, random_seed=0)
         with open(os.devnull, "w") as devnull:  # stock lime draws a tqdm bar on stderr
             old, sys.stderr = sys.stderr, devnull
             try:

@@ -18,7 +18,6 @@ from model.labels import class_index
 from model.preprocessing import check_image, resize, scale
 from model.runtime import ClassifierLike
 
-N_SEGMENTS = 40  # slic: ~0.06 s on a 150x200 image; quickshift took 0.4-0.6 s for similar quality
 # superpixel algorithms and scales compared by `python -m training segmentations` (the card's LIME table);
 # parameters as scikit-image names them, images at the network's input size (150x200)
 SEGMENTATIONS: dict[str, tuple[str, dict]] = {
@@ -29,7 +28,7 @@ SEGMENTATIONS: dict[str, tuple[str, dict]] = {
     "felzenszwalb-100": ("felzenszwalb", {"scale": 100, "sigma": 0.8, "min_size": 100}),
     "felzenszwalb-300": ("felzenszwalb", {"scale": 300, "sigma": 0.8, "min_size": 200}),
 }
-SEGMENTATION = "slic-40"  # what the page serves
+SEGMENTATION = "slic-80"  # what the page serves: chosen by the rule in docs/explanations.md
 BATCH_SIZE = 4  # LiteRT/XNNPACK per image on 2 cores: fastest at 2-8 (Intel), 1-4 (AMD, 192x256 input)
 
 

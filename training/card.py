@@ -143,7 +143,8 @@ def _comparison_rows(section: dict, metrics: tuple[str, ...], digits: dict, extr
                 d = row[minus][m]
                 cell += f" ({d['difference']:+{digits.get(m, '.3f')}}; {d['ci95'][0]:+.3f} to {d['ci95'][1]:+.3f})"
             cells.append(cell)
-        served = " (served)" if name == section["served"] else ""
+        chosen = section.get("chosen", section["served"])  # a choice made after the measurement, by its rule
+        served = " (served)" if name == chosen else " (served when measured)" if name == section["served"] else ""
         more = f" | {extra(name)}" if extra else ""
         test_cells = " / ".join(f"{test[name][m]:{digits.get(m, '.3f')}}" for m in metrics)
         rows.append(f"| {name}{served} | " + " | ".join(cells) + f"{more} | {test_cells} |")
@@ -177,6 +178,13 @@ def _size(card: dict) -> str:
     return "not exported" if not built else f"`{', '.join(built['layers'])}`, {built['bytes'] / 1e6:.1f} MB"
 
 
+def _chosen_text(section: dict) -> str:
+    chosen = section.get("chosen")
+    if not chosen or chosen == section["served"]:
+        return ""
+    return f"\nChosen after it by the rule in docs/explanations.md, and served since: **{chosen}**."
+
+
 def _segmentations_section(card: dict) -> str:
     """LIME segmentations side by side (training/segmentations.py); empty if not measured."""
     section = card.get("lime_segmentations")
@@ -191,7 +199,7 @@ Segmentations of `explain.lime.SEGMENTATIONS` at {section['samples']} samples on
 validation and {section['test']['images']} test images (top class): the share of the area of the 5 strongest
 supporting superpixels inside the lesion box, the positive mass in the box, deletion and insertion, and seconds
 per explanation; validation figures with the paired difference from the served segmentation and its 95%
-interval over lesions, then the test split's (`python -m training segmentations`).
+interval over lesions, then the test split's (`python -m training segmentations`).{_chosen_text(section)}
 
 | segmentation | top-5 area in box | mass in box | deletion | insertion | seconds | superpixels | test (same five) |
 |---|---|---|---|---|---|---|---|
