@@ -17,7 +17,7 @@ def test_every_lesion_window_holds_the_box_and_stays_in_the_image():
     zooms = []
     for box in boxes:
         top, left, bottom, right = box
-        for _ in range(200):
+        for _ in range(60):
             y0, x0, h, w = lesion_window(box, 0.5).numpy()
             assert h == pytest.approx(w) and 0.5 <= h <= 1.0  # the image's aspect, at least the smallest zoom
             assert y0 >= 0 and x0 >= 0 and y0 + h <= 1 + 1e-5 and x0 + w <= 1 + 1e-5
@@ -25,7 +25,7 @@ def test_every_lesion_window_holds_the_box_and_stays_in_the_image():
             zooms.append(h)
         if box == (0.0, 0.0, 1.0, 1.0):
             assert h == pytest.approx(1.0)  # a box as large as the image allows no crop
-    small = np.array(zooms[:200])
+    small = np.array(zooms[:60])
     assert small.min() < 0.6 and small.max() > 0.9  # the zoom varies over its range
     # the margin: a box needing 0.85 of the height grows by MARGIN and forces a larger window
     assert lesion_window((0.1, 0.6, 0.95, 1.0), 0.5).numpy()[2] >= min(1.0, 0.85 * (1 + MARGIN)) - 1e-5
