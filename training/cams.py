@@ -15,13 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from model.labels import CLASSES
-from model.preprocessing import load_image
 from model.runtime import CARD_FILE
 
-from .explanations import BASELINE, METRICS, balanced_sample, read_boxes, summarise
+from .explanations import BASELINE, METRICS, boxed_sample, summarise
 
 IMAGES_PER_SPLIT = 70  # 10 of each class where it has them
 
@@ -65,14 +63,9 @@ def measure_exported(export_dir: str | Path, data: str | Path, images: int = IMA
     ensure_gradient_model(export_dir, meta)
     clf = load_classifier(export_dir)
     card = clf.card().to_json()
-    boxes = read_boxes(data)
-    rows = []
-    for name in ("val", "test"):
-        part = balanced_sample(meta[meta.split == name], images, seed)
-        for row in tqdm(list(part.itertuples()), desc=f"CAMs on {name}", mininterval=10):
-            box = tuple(boxes.loc[row.image_id, ["top", "bottom", "left", "right"]])
-            for scored in score_image(clf, load_image(row.path), box):
-                rows.append({"split": name, "image_id": row.image_id, "lesion_id": row.lesion_id, **scored})
+    rows = [{"split": name, "image_id": row.image_id, "lesion_id": row.lesion_id, **scored}
+            for name, row, image, box in boxed_sample(meta, data, images, seed, "CAMs on")
+            for scored in score_image(clf, image, box)]
     frame = pd.DataFrame(rows)
     frame.to_csv(export_dir / "cam_methods.csv", index=False, float_format="%.5g")
     methods = (*frame.method.unique(),)

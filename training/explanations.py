@@ -42,6 +42,16 @@ def balanced_sample(part: pd.DataFrame, images: int, seed: int = 0) -> pd.DataFr
     return pd.concat(picked).sort_index()
 
 
+def boxed_sample(meta: pd.DataFrame, data: str | Path, images: int, seed: int = 0, what: str = "explaining"):
+    """(split, row, image, lesion box) for a class-balanced sample of ``images`` per split, val then test:
+    what every study of the explanations scores."""
+    boxes = read_boxes(data)
+    for name in ("val", "test"):
+        part = balanced_sample(meta[meta.split == name], images, seed)
+        for row in tqdm(list(part.itertuples()), desc=f"{what} {name}", mininterval=10):
+            yield name, row, load_image(row.path), tuple(boxes.loc[row.image_id, ["top", "bottom", "left", "right"]])
+
+
 def saliency_maps(clf, image: np.ndarray, rng: np.random.Generator) -> tuple[int, dict[str, np.ndarray]]:
     """The top class and each method's map at the image's size."""
     from explain.gradcam import grad_cam
@@ -79,7 +89,6 @@ def score_image(clf, image: np.ndarray, box: tuple, rng: np.random.Generator) ->
 
 
 BASELINE = "centre prior"  # what the model's maps must beat: lesions sit near the centre
-MINUS_BASELINE = "minus_centre_prior"  # summarise's key for each map minus the baseline
 
 
 def _mean(j: int, k: int, minus: int | None = None):
@@ -153,19 +162,15 @@ def measure_exported(export_dir: str | Path, data: str | Path, images: int = IMA
     clf = load_classifier(export_dir)
     card = clf.card().to_json()
     meta = card_split(card, data, seed)
-    boxes = read_boxes(data)
     rng = np.random.default_rng(seed)
     rows, test_curves = [], {m: [] for m in METHODS}
-    for name in ("val", "test"):
-        part = balanced_sample(meta[meta.split == name], images, seed)
-        for row in tqdm(list(part.itertuples()), desc=f"explaining {name}", mininterval=10):
-            box = tuple(boxes.loc[row.image_id, ["top", "bottom", "left", "right"]])
-            label, scores, curves = score_image(clf, load_image(row.path), box, rng)
-            for method in METHODS:
-                rows.append({"split": name, "image_id": row.image_id, "lesion_id": row.lesion_id, "dx": row.dx,
-                             "explained": CLASSES[label], "method": method, **scores[method]})
-                if name == "test":
-                    test_curves[method].append(curves[method])
+    for name, row, image, box in boxed_sample(meta, data, images, seed):
+        label, scores, curves = score_image(clf, image, box, rng)
+        for method in METHODS:
+            rows.append({"split": name, "image_id": row.image_id, "lesion_id": row.lesion_id, "dx": row.dx,
+                         "explained": CLASSES[label], "method": method, **scores[method]})
+            if name == "test":
+                test_curves[method].append(curves[method])
     frame = pd.DataFrame(rows)
     frame.to_csv(export_dir / SCORES_FILE, index=False, float_format="%.5g")
     results = {name: summarise(frame[frame.split == name]) for name in ("val", "test")}

@@ -15,12 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from model.labels import CLASSES
-from model.preprocessing import load_image
 
-from .explanations import balanced_sample, read_boxes, summarise
+from .explanations import boxed_sample, summarise
 
 IMAGES_PER_SPLIT = 35  # 5 of each class where it has them: about 1.5 s per explanation on 2 cores
 TOP = 5  # superpixels
@@ -74,14 +72,9 @@ def measure_exported(export_dir: str | Path, data: str | Path, images: int = IMA
     clf = load_classifier(export_dir)
     card = clf.card().to_json()
     meta = card_split(card, data, seed)
-    boxes = read_boxes(data)
-    rows = []
-    for name in ("val", "test"):
-        part = balanced_sample(meta[meta.split == name], images, seed)
-        for row in tqdm(list(part.itertuples()), desc=f"segmentations on {name}", mininterval=10):
-            box = tuple(boxes.loc[row.image_id, ["top", "bottom", "left", "right"]])
-            for scored in score_image(clf, load_image(row.path), box, samples):
-                rows.append({"split": name, "image_id": row.image_id, "lesion_id": row.lesion_id, **scored})
+    rows = [{"split": name, "image_id": row.image_id, "lesion_id": row.lesion_id, **scored}
+            for name, row, image, box in boxed_sample(meta, data, images, seed, "segmentations on")
+            for scored in score_image(clf, image, box, samples)]
     frame = pd.DataFrame(rows)
     frame.to_csv(export_dir / "lime_segmentations.csv", index=False, float_format="%.5g")
     others = tuple(n for n in SEGMENTATIONS if n != SEGMENTATION)
