@@ -5,12 +5,12 @@ is the same at every position, so Grad-CAM's channel weights (the spatial mean o
 gradient) are W_kc / (h*w) exactly, and the map is ReLU(A . W_c) up to a positive scale
 that the normalisation removes. No backward pass: the runtime's one call suffices.
 
-At 150x200 that map has 5x7 cells (``out_relu``'s stride is 32). ``ShiftedGradCAM`` resolves
-finer without gradients through earlier layers (which LiteRT's builtin ops cannot take: it has
-no kernel for ReLU6's or the depthwise convolution's gradient): it is Augmented Grad-CAM
-(Morbidelli et al., ICASSP 2020) with sub-cell translations. The input is moved by fractions of
-a cell, each copy's exact Grad-CAM is moved back and the maps are averaged, so a cell boundary
-falls in a different place in each and the average resolves ``steps`` times finer.
+At 150x200 that map has 5x7 cells (``out_relu``'s stride is 32). Finer maps need the class's
+gradients at earlier blocks: ``LayerGradCAM``, ``LayerCAM`` (served) and ``FusedCAM`` read them from
+the model's gradient file (``Classifier.gradients``, written by training/cam_export.py).
+``ShiftedGradCAM`` needs none: Augmented Grad-CAM (Morbidelli et al., ICASSP 2020) with sub-cell
+translations, the closed form averaged over copies of the input moved by fractions of a cell.
+``python -m training cams`` compares them all; docs/explanations.md has the rule that chose.
 """
 
 from __future__ import annotations
@@ -154,10 +154,14 @@ def cam_map(clf: ClassifierLike, inputs: np.ndarray, features: np.ndarray, index
 
     float32 in [0, 1]. ``inputs``: the pass's scaled (H, W, 3) input; ``features``: its (h, w, C) features.
     """
+    return upsample(METHODS[_resolved(clf, method)].from_pass(clf, inputs, features, index), size)
+
+
+def _resolved(clf, method: str | None) -> str:
     method = served_method(clf) if method is None else method
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-    return upsample(METHODS[method].from_pass(clf, inputs, features, index), size)
+    return method
 
 
 def grad_cam(clf: ClassifierLike, image: np.ndarray, label: str | int | None = None,
@@ -167,8 +171,7 @@ def grad_cam(clf: ClassifierLike, image: np.ndarray, label: str | int | None = N
     ``method``: one of ``METHODS``; None: the one the page serves (``served_method``).
     """
     check_image(image)
-    if method is not None and method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    method = _resolved(clf, method)  # before the pass: a wrong name costs no model call
     inputs = prepare_batch([image], clf.input_size)
     probs, features = clf.run(inputs)
     return cam_map(clf, inputs[0], features[0], class_index(label, probs[0]), image.shape[:2], method)

@@ -113,6 +113,7 @@ class Classifier:
         self._lock = threading.Lock()
         self._cam_runner = None  # the gradient model, loaded on first use
         self._cam_lock = threading.Lock()
+        self.has_gradients = (self.path.parent / CAM_FILE).is_file()  # whether the gradient model ships beside it
         self._card = ModelCard.read(self.path.parent / CARD_FILE)
 
     def _find_head_kernel(self, channels: int) -> np.ndarray:
@@ -162,11 +163,6 @@ class Classifier:
         """
         return self._card
 
-    @property
-    def has_gradients(self) -> bool:
-        """Whether the gradient model (``CAM_FILE``) ships beside this one."""
-        return (self.path.parent / CAM_FILE).is_file()
-
     def gradients(self, inputs: np.ndarray, index: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Layer -> ((h, w, C) activations, (h, w, C) d logit[index] / d activations) for one scaled input.
 
@@ -177,9 +173,8 @@ class Classifier:
         onehot[0, index] = 1.0
         with self._lock:
             out = runner(image=np.ascontiguousarray(inputs[None], np.float32), onehot=onehot)
-        return {layer: (out[f"{layer}_activations"][0].copy(), out[f"{layer}_gradients"][0].copy())
-                for layer in self._card.get("cam_model", {}).get("layers", CAM_LAYERS)
-                if f"{layer}_activations" in out}
+        layers = [key.removesuffix("_activations") for key in out if key.endswith("_activations")]
+        return {layer: (out[f"{layer}_activations"][0].copy(), out[f"{layer}_gradients"][0].copy()) for layer in layers}
 
     def _gradient_runner(self):
         with self._cam_lock:
@@ -194,16 +189,16 @@ class Classifier:
         if not path.is_file():
             raise ModelFileError(f"{path} is missing: this model was exported without its gradient model "
                                  f"(`python -m training cams EXPORT --data DIR` writes it)")
-        expected = self._card.get("cam_model", {}).get("sha256")
-        if expected and sha256(path) != expected:
-            raise ModelFileError(f"{path} is damaged or altered: its SHA-256 differs from the card's; "
-                                 f"{restore_advice(path)}")
+        verify(path, remake="`python -m training cams EXPORT --data DIR`")
         interpreter = Interpreter(model_path=str(path), num_threads=self.num_threads)
         return interpreter.get_signature_runner(CAM_SIGNATURE)
 
 
-def verify(path: Path) -> None:
-    """Check a model file against the SHA-256 its model card records, when there is a card."""
+def verify(path: Path, remake: str = "`python -m training evaluate RUN`") -> None:
+    """Check a model file against the SHA-256 its model card records (``files``), when there is a card.
+
+    ``remake``: the command that writes the file again, for the message.
+    """
     card_path = path.parent / CARD_FILE
     if not path.is_file() or not card_path.is_file():
         return
@@ -211,7 +206,7 @@ def verify(path: Path) -> None:
     if expected and sha256(path) != expected:
         raise ModelFileError(
             f"model file {path} is damaged or altered: its SHA-256 differs from {card_path}. "
-            f"{restore_advice(path).capitalize()} (or re-export it with `python -m training evaluate RUN`)."
+            f"{restore_advice(path).capitalize()} (or re-export it with {remake})."
         )
 
 

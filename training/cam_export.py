@@ -88,11 +88,6 @@ def cam_function(network, layers: tuple[str, ...] = CAM_LAYERS, builtin: bool = 
     return cam, inner
 
 
-def _layer_map(activations: np.ndarray, gradients: np.ndarray) -> np.ndarray:
-    """LayerCAM's map (explain.gradcam.LayerCAM), the check's unit: what the page would show."""
-    return np.maximum((np.maximum(gradients, 0.0) * activations).sum(axis=-1), 0.0).ravel()
-
-
 def export_cam_model(network, out_dir: str | Path, check_images: np.ndarray, layers: tuple[str, ...] = CAM_LAYERS,
                      half: bool = True) -> dict:
     """Write ``CAM_FILE`` beside the served model; its file entry and its check against TensorFlow.
@@ -106,6 +101,8 @@ def export_cam_model(network, out_dir: str | Path, check_images: np.ndarray, lay
 
     import tensorflow as tf
     from ai_edge_litert.interpreter import Interpreter
+
+    from explain.gradcam import LayerCAM
 
     out_dir = Path(out_dir)
     cam, inner = cam_function(network, layers)
@@ -132,7 +129,8 @@ def export_cam_model(network, out_dir: str | Path, check_images: np.ndarray, lay
             a, g = f"{layer}_activations", f"{layer}_gradients"
             scale = float(np.abs(want[g]).max()) or 1.0
             gradient_diff[layer] = max(gradient_diff.get(layer, 0.0), float(np.abs(got[g] - want[g]).max()) / scale)
-            ours, theirs = _layer_map(got[a], got[g]), _layer_map(want[a], want[g])
+            # the check's unit is the map the page would show
+            ours, theirs = LayerCAM.combine(got[a], got[g]).ravel(), LayerCAM.combine(want[a], want[g]).ravel()
             r = float(np.corrcoef(ours, theirs)[0, 1]) if ours.std() > 0 and theirs.std() > 0 else float(
                 np.allclose(ours, theirs))
             map_correlation[layer] = min(map_correlation.get(layer, 1.0), r)

@@ -98,6 +98,7 @@ def ensure_gradient_model(export_dir: Path, meta: pd.DataFrame) -> None:
     check = scale(load_arrays(list(meta[meta.split == "val"].path[:4]), size).astype(np.float32))
     card = json.loads((export_dir / CARD_FILE).read_text())
     card["cam_model"] = export_cam_model(network, export_dir, check)
+    card.setdefault("files", {})[CAM_FILE] = {k: card["cam_model"][k] for k in ("sha256", "bytes")}  # verify() reads it
     write_card(export_dir, card)
 
 

@@ -80,6 +80,10 @@ class Config:
                            choices=STRATEGIES)
     command: str = field(default_factory=lambda: "python -m training " + shlex.join(sys.argv[1:]))
 
+    def __post_init__(self):
+        if not 0 <= self.lesion_crop <= 1:
+            raise ValueError(f"--lesion-crop is a share of the image side in [0, 1], not {self.lesion_crop}")
+
 
 def before_options() -> dict:
     """What a run that predates each option did: the config an old run's missing keys are read from."""

@@ -12,8 +12,6 @@ import numpy as np
 from model.network import serving_model
 from model.runtime import CARD_FILE, KERAS_FILE, LITERT_FILE, Classifier, sha256
 
-from .card import write_card  # noqa: F401 - where finish_run and older callers look for it
-
 
 def export_model(network: keras.Model, out_dir: str | Path, check_images: np.ndarray) -> tuple[Classifier, dict]:
     """Save the .keras and LiteRT files and check that LiteRT matches Keras on ``check_images``.

@@ -221,8 +221,6 @@ def train(cfg: Config) -> dict:
 
     from .distribute import check_batch, is_chief, make_strategy, remove_worker_dir, val_predictor, write_dir
 
-    if not 0 <= cfg.lesion_crop <= 1:
-        raise ValueError(f"--lesion-crop is a share of the image side in [0, 1], not {cfg.lesion_crop}")
     strategy = make_strategy(cfg.strategy)  # before any other TensorFlow op (multi-worker needs it)
     check_batch(cfg.batch_size, strategy)
     out = write_dir(Path(cfg.out), strategy)  # non-chief workers: a temporary folder
