@@ -14,8 +14,8 @@ import gradio as gr
 import numpy as np
 
 from model import CLASSES, ImageError, load_image
-from model.cli import ERROR, EXTRA, HEADER, IMAGE_SUFFIXES, result_rows
-from model.preprocessing import resize, scale
+from model.preprocessing import resize
+from model.results import ERROR, EXTRA, HEADER, IMAGE_SUFFIXES, score_rows
 
 from .errors import user_error, user_facing
 from .scratch import new_file
@@ -128,10 +128,8 @@ def run_batch(files, labels_file=None, progress=gr.Progress()):
             except ImageError as exc:
                 errors[i] = str(exc).removeprefix(f"{name}: ")
         if arrays:
-            inputs = scale(np.stack(list(arrays.values())).astype(np.float32))
-            probs, features = clf.run(inputs)
-            results = dict(zip(arrays, zip(probs, result_rows(probs, features, clf, inputs), strict=True),
-                               strict=True))
+            probs, rows = score_rows(clf, list(arrays.values()))
+            results = dict(zip(arrays, zip(probs, rows, strict=True), strict=True))
         for i, (name, _) in enumerate(part):
             truth = [labels.get(Path(name).stem, "")] if labels is not None else []
             if i in errors:

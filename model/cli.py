@@ -18,8 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .preprocessing import scale
-from .results import ERROR, EXTRA, HEADER, IMAGE_SUFFIXES, decode, result_rows
+from .results import ERROR, EXTRA, HEADER, IMAGE_SUFFIXES, decode, result_rows, score_rows
 from .runtime import MAX_BATCH, ModelFileError, load_classifier
 
 __all__ = ["ERROR", "EXTRA", "HEADER", "IMAGE_SUFFIXES", "find_images", "main", "predict_files", "result_rows"]
@@ -67,9 +66,7 @@ def predict_files(paths: list[Path], out, clf, workers: int = 4, progress: bool 
             good = [image for _, image in chunk if not isinstance(image, str)]
             rows = iter([])
             if good:
-                inputs = scale(np.stack(good).astype(np.float32))
-                probs, features = clf.run(inputs)
-                rows = iter(result_rows(probs, features, clf, inputs))
+                rows = iter(score_rows(clf, good)[1])
             for path, image in chunk:
                 if isinstance(image, str):
                     print(f"skipped {path}: {image}", file=sys.stderr)

@@ -21,8 +21,7 @@ from typing import TextIO
 
 import numpy as np
 
-from .preprocessing import scale
-from .results import ERROR, EXTRA, HEADER, decode, result_rows
+from .results import ERROR, EXTRA, HEADER, decode, score_rows
 from .runtime import MAX_BATCH, load_classifier
 
 
@@ -37,9 +36,8 @@ class Scorer:
         good = [i for i, d in enumerate(decoded) if not isinstance(d, str)]
         rows: list[list[str]] = [[] for _ in decoded]
         if good:
-            inputs = scale(np.stack([decoded[i] for i in good]).astype(np.float32))
-            probs, features = self.clf.run(inputs)
-            for i, row in zip(good, result_rows(probs, features, self.clf, inputs), strict=True):
+            _, scored = score_rows(self.clf, [decoded[i] for i in good])
+            for i, row in zip(good, scored, strict=True):
                 rows[i] = [str(v) for v in row]
         column = np.empty(len(rows), dtype=object)
         column[:] = rows

@@ -13,7 +13,7 @@ import numpy as np
 
 from .flags import flag
 from .labels import CLASSES
-from .preprocessing import ImageError, load_image, resize
+from .preprocessing import ImageError, load_image, resize, scale
 from .risk import malignant_probability, operating_point
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
@@ -35,6 +35,16 @@ def result_rows(probs: np.ndarray, features: np.ndarray, clf, inputs: np.ndarray
         rows.append([*(f"{v:.6f}" for v in p), CLASSES[int(p.argmax())], f"{p_malignant:.6f}",
                      int(p_malignant >= threshold), int(f.uncertain), int(f.not_dermoscopic)])
     return rows
+
+
+def score_rows(clf, images: list[np.ndarray]) -> tuple[np.ndarray, list[list]]:
+    """Probabilities (N, 7) and ``result_rows`` for uint8 images already at ``clf.input_size``, in one pass.
+
+    The one place the batch doors (CLI, Ray, the app's batch tab) turn decoded images into rows.
+    """
+    inputs = scale(np.stack(images).astype(np.float32))
+    probs, features = clf.run(inputs)
+    return probs, result_rows(probs, features, clf, inputs)
 
 
 def decode(path: Path, size: tuple[int, int]) -> np.ndarray | str:

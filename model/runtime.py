@@ -20,7 +20,7 @@ import numpy as np
 
 from .card import ModelCard
 from .labels import CLASSES
-from .preprocessing import prepare_batch
+from .preprocessing import prepare_batch, scale
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
 KERAS_FILE = "skin_mobilenetv2.keras"
@@ -133,6 +133,18 @@ class Classifier:
         if len(probs) == 1:
             return Output(probs[0], features[0])
         return Output(np.concatenate(probs), np.concatenate(features))
+
+    def run_uint8(self, images: np.ndarray) -> Output:
+        """(N, H, W, 3) uint8 RGB images already at ``input_size`` -> ``Output``.
+
+        The entry point for callers that resized a batch themselves (batch scoring, studies):
+        ``scale`` is applied here, so the network's input convention stays in one place.
+        """
+        images = np.asarray(images)
+        if images.ndim != 4 or images.shape[1:] != (*self.input_size, 3):
+            raise ValueError(f"run_uint8 takes (N, {self.input_size[0]}, {self.input_size[1]}, 3) images, "
+                             f"not {images.shape}; predict() resizes images of any size")
+        return self.run(scale(images.astype(np.float32)))
 
     def _invoke(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         with self._lock:

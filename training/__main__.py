@@ -128,7 +128,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.add_argument("export", help="export folder (LiteRT model and model_card.json)"
                             + ("; the shipped one, the baseline" if choosing else ""))
         if choosing:
-            parser.add_argument("candidates", nargs="+", help="candidate export folders")
+            parser.add_argument("candidates", nargs="+",
+                                help="candidate export folders; A+B is their ensemble (scored, never chosen)")
             parser.add_argument("--out", default=None, help="write the whole comparison here (JSON)")
             parser.add_argument("--record-rejected", action="store_true",
                                 help="when none passes, keep the comparison in the shipped model's card")

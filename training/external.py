@@ -203,9 +203,27 @@ def measure_exported(export_dir: str | Path, data: str | Path, seed: int = 0,
     return card["external_validation"]
 
 
+ENSEMBLE_JOIN = "+"  # "runs/a/export+runs/b/export" names the mean of their probabilities
+
+
+Predict = Callable[[list[np.ndarray]], np.ndarray]
+
+
+def ensemble_predict(predicts: list[Predict]) -> Predict:
+    """One predict that averages the members' probabilities (a single member is returned as it is)."""
+    if len(predicts) == 1:
+        return predicts[0]
+    return lambda images: np.mean([predict(images) for predict in predicts], axis=0)
+
+
 def choose(shipped: str | Path, candidates: list[str | Path], data: str | Path, seed: int = 0,
            external_root: str | Path | None = None) -> dict:
-    """Each candidate export against the shipped one under the written rule, paired on the same images."""
+    """Each candidate export against the shipped one under the written rule, paired on the same images.
+
+    A candidate written ``a+b`` is the ensemble of those exports: scored and judged like any other,
+    but never chosen, as it would cost its members' sum to serve. It tells whether distilling it
+    into one network is worth a run.
+    """
     from model.runtime import load_classifier
 
     sets = validation_sets(data, seed, external_root)
@@ -217,16 +235,17 @@ def choose(shipped: str | Path, candidates: list[str | Path], data: str | Path, 
     version = json.loads((Path(shipped) / CARD_FILE).read_text()).get("version", str(shipped))
     out = {"rule": RULE, "shipped": {"export": str(shipped), "version": version, **base_section}, "candidates": {}}
     for candidate in candidates:
-        card = json.loads((Path(candidate) / CARD_FILE).read_text())
-        in_g = counted(sets, card.get("training", {}).get("config", {}))
-        section, probs = score(load_classifier(candidate).predict, sets)
+        members = str(candidate).split(ENSEMBLE_JOIN)
+        cards = [json.loads((Path(m) / CARD_FILE).read_text()) for m in members]
+        in_g = counted(sets, {"extra": any(c.get("training", {}).get("config", {}).get("extra") for c in cards)})
+        section, probs = score(ensemble_predict([load_classifier(m).predict for m in members]), sets)
         section["G"] = generalisation({k: v for k, v in section["sets"].items() if k in in_g})
         differences = paired(sets, base_probs, probs, in_g=in_g)
         ham_ece = section["sets"]["ham_val"]["ece"]
-        name = card.get("version", str(candidate))
+        name = ENSEMBLE_JOIN.join(c.get("version", m) for c, m in zip(cards, members, strict=True))
         out["candidates"][name] = {"export": str(candidate), **section, "G_sets": in_g, "paired": differences,
-                                   **verdict(differences, ham_ece, sets)}
-    passing = [c for c, r in out["candidates"].items() if r["passes"]]
+                                   **verdict(differences, ham_ece, sets), "shippable": len(members) == 1}
+    passing = [c for c, r in out["candidates"].items() if r["passes"] and r["shippable"]]
     out["chosen"] = max(passing, key=lambda c: out["candidates"][c]["G"]) if passing else None
     return out
 

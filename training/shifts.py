@@ -103,9 +103,7 @@ def robustness(predict: Callable[[np.ndarray], np.ndarray], images: np.ndarray, 
 
 def runtime_predict(runtime) -> Callable[[np.ndarray], np.ndarray]:
     """``predict`` for ``robustness`` on an exported LiteRT runtime (what ships)."""
-    from model.preprocessing import scale
-
-    return lambda images: runtime.run(scale(np.asarray(images).astype(np.float32)))[0]
+    return lambda images: runtime.run_uint8(np.asarray(images)).probs
 
 
 def measure_exported(export_dir: str | Path, data: str | Path, seed: int = 0) -> dict:
