@@ -128,8 +128,8 @@ def run_batch(files, labels_file=None, progress=gr.Progress()):
             except ImageError as exc:
                 errors[i] = str(exc).removeprefix(f"{name}: ")
         if arrays:
-            probs, rows = score_rows(clf, list(arrays.values()))
-            results = dict(zip(arrays, zip(probs, rows, strict=True), strict=True))
+            probs, scored = score_rows(clf, list(arrays.values()))
+            results = dict(zip(arrays, zip(probs, scored, strict=True), strict=True))
         for i, (name, _) in enumerate(part):
             truth = [labels.get(Path(name).stem, "")] if labels is not None else []
             if i in errors:

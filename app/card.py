@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from model.card import not_dermoscopic_section
 from model.labels import CLASSES, MALIGNANT, display_name
 
 FIGURES = (  # file in the export folder, caption
@@ -90,7 +91,7 @@ def reader_markdown(card: dict) -> str:
         lines.append(f"- **Uncertain**: no class reaches {_pct(uncertainty['threshold'])}. "
                      f"{_pct(u['uncertain_share'])} of test images; the model was right on "
                      f"{_pct(u['accuracy_uncertain'])} of those and {_pct(u['accuracy_confident'])} of the others.")
-    ood = card.get("ood", {})
+    ood = not_dermoscopic_section(card)
     if "test_dermoscopic_flagged" in ood:
         lines.append(f"- **May not be a dermoscopic image**: the picture is unlike the training images. It "
                      f"caught {_pct(ood['non_dermoscopic_flagged'])} of {ood['non_dermoscopic_images']} "

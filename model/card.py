@@ -61,8 +61,14 @@ class SplitMetrics:
     macro_auc: float | None = None
 
 
-# the card's JSON section of the not-dermoscopic flag: "ood" in every card so far
-NOT_DERMOSCOPIC_KEYS = ("not_dermoscopic", "ood")
+# the card's JSON section of the not-dermoscopic flag; cards written before it had one name used "ood"
+NOT_DERMOSCOPIC_KEY = "not_dermoscopic"
+NOT_DERMOSCOPIC_KEYS = (NOT_DERMOSCOPIC_KEY, "ood")
+
+
+def not_dermoscopic_section(data: Mapping) -> dict:
+    """The card JSON's not-dermoscopic section (its thresholds and measured rates), under either name."""
+    return next((dict(data[k]) for k in NOT_DERMOSCOPIC_KEYS if k in data), {})
 
 
 @dataclass(frozen=True, eq=False)  # compared as a mapping, like the JSON
@@ -81,7 +87,7 @@ class ModelCard(Mapping[str, Any]):
             return data
         data = dict(data or {})
         point = data.get("malignant_operating_point", {})
-        flag = next((data[k] for k in NOT_DERMOSCOPIC_KEYS if k in data), {})
+        flag = not_dermoscopic_section(data)
         return cls(
             version=str(data.get("version", "unknown")),
             operating_point=OperatingPoint(

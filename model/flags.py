@@ -14,10 +14,10 @@ import numpy as np
 
 from .card import DEFAULT_UNCERTAIN_BELOW, ModelCard, NotDermoscopicThresholds
 
-__all__ = ["DEFAULT_UNCERTAIN_BELOW", "Flags", "flag", "not_dermoscopic", "ood_score", "structure_score"]
+__all__ = ["DEFAULT_UNCERTAIN_BELOW", "Flags", "energy_score", "flag", "not_dermoscopic", "structure_score"]
 
 
-def ood_score(features: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+def energy_score(features: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     """Energy-style score of (N, h, w, C) ``out_relu`` features: logsumexp of the class scores.
 
     Uses the head's kernel as the runtime reads it from the flatbuffer (the temperature may be
@@ -27,6 +27,9 @@ def ood_score(features: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     scores = features.mean(axis=(1, 2)) @ kernel
     peak = scores.max(axis=1, keepdims=True)
     return (peak + np.log(np.exp(scores - peak).sum(axis=1, keepdims=True)))[:, 0]
+
+
+ood_score = energy_score  # the name before the flag had one name everywhere
 
 
 def structure_score(features: np.ndarray) -> np.ndarray:
@@ -87,7 +90,7 @@ def not_dermoscopic(energy: np.ndarray, features: np.ndarray, thresholds: NotDer
                     inputs: np.ndarray | None = None) -> np.ndarray:
     """Which rows the thresholds flag: any score below its threshold (a card's JSON section works too).
 
-    ``energy`` is ``ood_score`` of ``features``; ``inputs`` are the scaled network inputs the
+    ``energy`` is ``energy_score`` of ``features``; ``inputs`` are the scaled network inputs the
     features came from (without them the detail and colour scores are not applied). The same rule serves
     requests and, in training, measures the flag's rates, so the card reports what ships.
     """
@@ -110,7 +113,7 @@ def flag(probs: np.ndarray, features: np.ndarray, kernel: np.ndarray, card: Mode
     """The two flags for each row, at the model card's thresholds (``inputs``: see ``not_dermoscopic``)."""
     card = ModelCard.from_json(card)
     below = card.uncertain_below
-    scores = ood_score(features, kernel)
+    scores = energy_score(features, kernel)
     unfamiliar = not_dermoscopic(scores, features, card.not_dermoscopic, inputs)
     return [
         Flags(uncertain=bool(p.max() < below), not_dermoscopic=bool(u), energy=float(s))

@@ -102,11 +102,16 @@ def test_choose_a_model_against_itself_keeps_the_shipped_one_and_writes_nothing(
     export = run_with_extra / "export"
     before = (export / "model_card.json").read_text()
     out = run_with_extra / "choice.json"
-    training_cli(["choose", str(export), str(export), "--data", str(shared_data / "ham10000"), "--out", str(out)])
+    training_cli(["choose", str(export), str(export), f"{export}+{export}", "--data", str(shared_data / "ham10000"),
+                  "--out", str(out)])
     printed = capsys.readouterr().out
     assert "chosen: none" in printed and "FAIL  G rises by >= 0.01" in printed
     result = json.loads(out.read_text())
     assert result["chosen"] is None and result["candidates"]["extra"]["paired"]["G"] == 0
+    ensemble = result["candidates"]["extra+extra"]  # the mean of a model with itself is the model
+    assert not ensemble["shippable"] and result["candidates"]["extra"]["shippable"]
+    assert ensemble["sets"]["ham_val"]["balanced_accuracy"] == pytest.approx(
+        result["candidates"]["extra"]["sets"]["ham_val"]["balanced_accuracy"])
     assert (export / "model_card.json").read_text() == before
 
 
@@ -159,3 +164,13 @@ def test_a_rejected_candidate_is_kept_in_the_shipped_card_when_asked(run_with_ex
     assert not card["rejected"]["extra"]["passes"] and card["rejected"]["extra"]["G_sets"] == ["ham_val",
                                                                                                  "isic2018_val"]
     assert "Later candidates against this model, not shipped" in (export / "MODEL_CARD.md").read_text()
+
+
+def test_an_ensemble_averages_its_members():
+    from training import external
+
+    a, b = np.array([[0.8, 0.2]]), np.array([[0.2, 0.8]])
+    mean = external.ensemble_predict([lambda images: a, lambda images: b])
+    assert np.allclose(mean([]), [[0.5, 0.5]])
+    single = external.ensemble_predict([lambda images: a])
+    assert single([]) is a

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model.flags import detail_score, flag, ood_score, structure_score
+from model.flags import detail_score, energy_score, flag, structure_score
 from model.metrics import expected_calibration_error, fit_temperature, group_accuracy, temper
 
 
@@ -42,11 +42,13 @@ def test_flags_follow_the_card_thresholds():
     odd = np.zeros((1, 2, 2, 4), np.float32)
     features = np.concatenate([familiar, odd])
     probs = np.array([[0.9] + [0.1 / 6] * 6, [0.3] + [0.7 / 6] * 6])
-    threshold = float(ood_score(features, kernel).mean())
-    card = {"uncertainty": {"threshold": 0.5}, "ood": {"threshold": threshold}}
+    threshold = float(energy_score(features, kernel).mean())
+    card = {"uncertainty": {"threshold": 0.5}, "not_dermoscopic": {"threshold": threshold}}
     confident, unsure = flag(probs, features, kernel, card)
     assert not confident.uncertain and not confident.not_dermoscopic
     assert unsure.uncertain and unsure.not_dermoscopic
+    old_card = {"uncertainty": {"threshold": 0.5}, "ood": {"threshold": threshold}}  # the section's old name
+    assert flag(probs, features, kernel, old_card) == [confident, unsure]
     no_card = flag(probs, features, kernel, None)
     assert not any(f.not_dermoscopic for f in no_card)  # no calibrated threshold, no OOD claim
 
@@ -58,10 +60,10 @@ def test_structure_score_flags_featureless_images():
     uniform = np.full((1, 3, 3, 4), lesion_like.mean(), np.float32)  # same energy, the same everywhere
     features = np.concatenate([lesion_like, uniform])
     assert structure_score(features)[1] < 1e-5 < structure_score(features)[0]
-    energy = ood_score(features, kernel)
-    card = {"ood": {"threshold": float(energy.min()) - 1}}  # energy alone passes both
+    energy = energy_score(features, kernel)
+    card = {"not_dermoscopic": {"threshold": float(energy.min()) - 1}}  # energy alone passes both
     assert not any(f.not_dermoscopic for f in flag(np.full((2, 7), 1 / 7), features, kernel, card))
-    card["ood"]["structure_threshold"] = float(structure_score(features)[0]) / 2
+    card["not_dermoscopic"]["structure_threshold"] = float(structure_score(features)[0]) / 2
     lesion, flat = flag(np.full((2, 7), 1 / 7), features, kernel, card)
     assert not lesion.not_dermoscopic and flat.not_dermoscopic
 
@@ -79,7 +81,7 @@ def test_detail_score_flags_flat_inputs_whatever_the_features_say():
     assert detail[1] == 0 and detail[2] < 0.05 < detail[0]
     features = rng.uniform(0, 6, (3, 3, 3, 4)).astype(np.float32)  # all three look lesion-like
     kernel = np.eye(4, 7, dtype=np.float32)
-    card = {"ood": {"threshold": -1e9, "structure_threshold": 0.0, "detail_threshold": 0.05}}
+    card = {"not_dermoscopic": {"threshold": -1e9, "structure_threshold": 0.0, "detail_threshold": 0.05}}
     probs = np.full((3, 7), 1 / 7)
     assert [f.not_dermoscopic for f in flag(probs, features, kernel, card, inputs)] == [False, True, True]
     assert not any(f.not_dermoscopic for f in flag(probs, features, kernel, card))  # no inputs: not applied
@@ -99,7 +101,7 @@ def test_colour_score_flags_grey_pictures_and_spares_a_vignetted_lesion():
     colour = colour_score(inputs)
     assert colour[2] == 0 and colour[1] == pytest.approx(colour[0], rel=0.1) and colour[0] > 0.3
     features = rng.uniform(0, 6, (3, 3, 3, 4)).astype(np.float32)  # all three look lesion-like
-    card = {"ood": {"threshold": -1e9, "structure_threshold": 0.0, "colour_threshold": 0.1}}
+    card = {"not_dermoscopic": {"threshold": -1e9, "structure_threshold": 0.0, "colour_threshold": 0.1}}
     flagged = [f.not_dermoscopic for f in flag(np.full((3, 7), 1 / 7), features, np.eye(4, 7), card, inputs)]
     assert flagged == [False, False, True]
 
@@ -107,15 +109,15 @@ def test_colour_score_flags_grey_pictures_and_spares_a_vignetted_lesion():
 def test_shipped_card_matches_the_serving_path(clf):
     """The card's OOD figure is reproduced by the LiteRT runtime on the same generated images."""
     from model.preprocessing import prepare_batch
-    from training.ood import non_dermoscopic_images
+    from training.not_dermoscopic import non_dermoscopic_images
 
     card = clf.card()
     others = non_dermoscopic_images()
-    assert len(others) == card["ood"]["non_dermoscopic_images"]
+    assert len(others) == card["not_dermoscopic"]["non_dermoscopic_images"]
     inputs = prepare_batch([img for _, img in others], clf.input_size)
     probs, features = clf.run(inputs)
     flagged = np.mean([f.not_dermoscopic for f in flag(probs, features, clf.head_kernel, card, inputs)])
-    assert flagged == pytest.approx(card["ood"]["non_dermoscopic_flagged"], abs=0.5 / len(others))
+    assert flagged == pytest.approx(card["not_dermoscopic"]["non_dermoscopic_flagged"], abs=0.5 / len(others))
 
 
 def test_shipped_model_has_its_temperature_built_in(clf):
@@ -145,7 +147,7 @@ def test_cli_and_app_apply_the_input_scores(tmp_path, examples, monkeypatch, sco
     clf = load_classifier()
     edited = clf.card().to_json()
     off = {"threshold": -1e9, "structure_threshold": -1.0, "detail_threshold": -1.0, "colour_threshold": -1.0}
-    edited["ood"] |= off | {f"{score}_threshold": 0.01 if score == "detail" else 0.1}
+    edited["not_dermoscopic"] |= off | {f"{score}_threshold": 0.01 if score == "detail" else 0.1}
     clf._card = ModelCard.from_json(edited)
     odd = tmp_path / "odd.png"
     if score == "detail":

@@ -18,7 +18,7 @@ def test_the_shipped_card_reads_into_typed_fields_and_stays_a_mapping_of_its_jso
     assert card.version == raw["version"]
     assert card.operating_point.threshold == pytest.approx(raw["malignant_operating_point"]["threshold"])
     assert card.uncertain_below == pytest.approx(raw["uncertainty"]["threshold"])
-    assert card.not_dermoscopic.energy == pytest.approx(raw["ood"]["threshold"])
+    assert card.not_dermoscopic.energy == pytest.approx(raw["not_dermoscopic"]["threshold"])
     assert card.metrics["test"].balanced_accuracy == pytest.approx(raw["metrics"]["test"]["balanced_accuracy"])
     assert card["training"]["command"] == raw["training"]["command"] and dict(card) == raw
     copied = card.to_json()

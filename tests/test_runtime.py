@@ -153,3 +153,15 @@ def test_model_card_describes_the_shipped_files(clf):
     assert (card["input_size"]["height"], card["input_size"]["width"]) == clf.input_size
     for name, info in card["files"].items():
         assert sha256(SHIPPED_DIR / name) == info["sha256"], f"{name} differs from its model card"
+
+
+def test_run_uint8_scales_like_predict_and_refuses_other_sizes(clf, examples):
+    from model import load_image
+    from model.preprocessing import resize
+
+    images = np.stack([resize(load_image(e["path"]), clf.input_size) for e in examples[:2]])
+    out = clf.run_uint8(images)
+    assert np.allclose(out.probs, clf.predict(list(images)), atol=1e-5)
+    assert out.features.shape[0] == 2
+    with pytest.raises(ValueError, match="predict\\(\\) resizes"):
+        clf.run_uint8(images[:, :-1])

@@ -99,17 +99,20 @@ def test_train_resume_and_export_on_tiny_data(ham_folder, tmp_path, capsys):
     assert "finetune_lr=1.0" in (out / "export/MODEL_CARD.md").read_text()
 
     # the flag recalibrated from the export alone (run folder not needed) gives the run's figures
-    from training.ood import recalibrate
+    from training.not_dermoscopic import recalibrate
 
     before = json.loads((out / "export/model_card.json").read_text())
     tflite = (out / "export/skin_mobilenetv2.tflite").read_bytes()
-    assert "detail_threshold" in before["ood"]
-    before["ood"]["threshold"] = 123.0  # a stale threshold is replaced
+    assert "detail_threshold" in before["not_dermoscopic"] and "ood" not in before
+    # a card written before the flag had one name: its stale "ood" section is replaced under the new name
+    before["ood"] = before.pop("not_dermoscopic") | {"threshold": 123.0}
     (out / "export/model_card.json").write_text(json.dumps(before))
-    ood = recalibrate(out / "export", ham_folder)
+    section = recalibrate(out / "export", ham_folder)
     after = json.loads((out / "export/model_card.json").read_text())
-    assert ood == pytest.approx(compared["ood"]) and after["ood"] == ood
-    assert {k: v for k, v in after.items() if k != "ood"} == {k: v for k, v in before.items() if k != "ood"}
+    assert section == pytest.approx(compared["not_dermoscopic"]) and after["not_dermoscopic"] == section
+    assert "ood" not in after
+    assert {k: v for k, v in after.items() if k != "not_dermoscopic"} == {k: v for k, v in before.items()
+                                                                          if k != "ood"}
     assert (out / "export/skin_mobilenetv2.tflite").read_bytes() == tflite
     with pytest.raises(ValueError, match="images"):
         recalibrate(out / "export", ham_folder, seed=1)  # another split: refused, not silently used

@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+from model.card import not_dermoscopic_section
 from model.flags import INPUT_SCORES
 from model.labels import CLASSES, NAMES
 from model.runtime import CARD_FILE
@@ -351,7 +352,7 @@ def render_markdown(card: dict) -> str:
     train = card["training"]
     point = card["malignant_operating_point"]
     unc = card["uncertainty"]
-    ood = card["ood"]
+    ood = not_dermoscopic_section(card)
     extra = "".join(f" or the {name} score below {ood[name + '_threshold']:.3g}"
                     for name in INPUT_SCORES if name + "_threshold" in ood)
     rows = "\n".join(

@@ -79,7 +79,7 @@ class Study:
 
 
 STUDIES: dict[str, Study] = {s.name: s for s in (
-    Study("flags", "ood", "recalibrate", "ood",
+    Study("flags", "not_dermoscopic", "recalibrate", "not_dermoscopic",
           "recalibrate the not-dermoscopic flag of an exported model (the model is untouched)", _flags),
     Study("robustness", "shifts", "measure_exported", "robustness",
           "how vignettes and colour casts change an exported model's answers", _robustness),

@@ -369,7 +369,7 @@ def finish_run(run_dir: str | Path, compare: list[str | Path] = (), probe: str |
     from .external import score as score_external
     from .external import validation_sets
     from .intervals import split_intervals
-    from .ood import calibrate as calibrate_ood
+    from .not_dermoscopic import calibrate as calibrate_not_dermoscopic
     from .probe import read_results as read_probe
     from .recipes import ablation, recipe_summaries
     from .shifts import robustness, runtime_predict
@@ -414,7 +414,7 @@ def finish_run(run_dir: str | Path, compare: list[str | Path] = (), probe: str |
     runtime, exported = export_model(calibrated(network, temperature), out / "export", check)
 
     outputs = {name: runtime.run(inputs[name]) for name in arrays}
-    ood = calibrate_ood(runtime, inputs, {name: f for name, (_, f) in outputs.items()})
+    not_dermoscopic = calibrate_not_dermoscopic(runtime, inputs, {name: o.features for name, o in outputs.items()})
     shifted = {name: robustness(runtime_predict(runtime), arrays[name], labels[name], plain=outputs[name][0])
                for name in arrays}
     uncertainty = {
@@ -480,7 +480,7 @@ def finish_run(run_dir: str | Path, compare: list[str | Path] = (), probe: str |
             "test_specificity": test_point["specificity"],
         },
         "uncertainty": uncertainty,
-        "ood": ood,
+        "not_dermoscopic": not_dermoscopic,
         "ablation": ablation(cfg, state.best, [s for c in compare for s in recipe_summaries(c)], state.seconds),
         "test_time_augmentation": tta,
         "robustness": shifted,

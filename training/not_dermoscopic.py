@@ -58,26 +58,26 @@ def non_dermoscopic_images(seed: int = 0) -> list[tuple[str, np.ndarray]]:
 
 
 def calibrate(runtime, inputs: dict[str, np.ndarray], features: dict[str, np.ndarray]) -> dict:
-    """The card's ``ood`` entry for ``runtime`` (the exported model itself, so thresholds match what ships).
+    """The card's ``not_dermoscopic`` section for ``runtime`` (the exported model, so thresholds match what ships).
 
     ``inputs`` and ``features``: scaled network inputs and their ``out_relu`` features for the
     "val" and "test" splits. Energy and structure flag the lowest 2.5% of validation images
     each, detail and colour the lowest 0.5% (flat or grey images are rare in dermoscopy but
     common among the rest).
     """
-    from model.flags import INPUT_SCORES, not_dermoscopic, ood_score, structure_score
+    from model.flags import INPUT_SCORES, energy_score, not_dermoscopic, structure_score
     from model.preprocessing import prepare_batch
 
     others = non_dermoscopic_images()
     inputs = {**inputs, "other": prepare_batch([img for _, img in others], runtime.input_size)}
     features = {**features, "other": runtime.run(inputs["other"])[1]}
-    energy = {name: ood_score(f, runtime.head_kernel) for name, f in features.items()}
-    ood = {
+    energy = {name: energy_score(f, runtime.head_kernel) for name, f in features.items()}
+    thresholds = {
         "threshold": float(np.percentile(energy["val"], 2.5)),
         "structure_threshold": float(np.percentile(structure_score(features["val"]), 2.5)),
     } | {f"{name}_threshold": float(np.percentile(score(inputs["val"]), 0.5)) for name, score in INPUT_SCORES.items()}
-    flagged = {name: not_dermoscopic(energy[name], features[name], ood, inputs[name]) for name in features}
-    return ood | {
+    flagged = {name: not_dermoscopic(energy[name], features[name], thresholds, inputs[name]) for name in features}
+    return thresholds | {
         "score": "logsumexp over classes of (spatially pooled out_relu features x head kernel), no bias; "
         "structure: spatial standard deviation of the out_relu features, mean over channels; "
         "detail: mean absolute difference of neighbouring grey levels of the network input; "
@@ -96,9 +96,10 @@ def recalibrate(export_dir: str | Path, data: str | Path, seed: int = 0) -> dict
     """Recalibrate an exported model's not-dermoscopic flag on its own lesion split, in place.
 
     For a model whose run folder is gone (the shipped one): the split is rebuilt from the data
-    and the seed, and must give the card's image counts. Only the card's ``ood`` entry changes;
-    the model files and every other figure stay as they are.
+    and the seed, and must give the card's image counts. Only the card's ``not_dermoscopic``
+    section changes (an old card's ``ood`` one goes); the model files and every other figure stay.
     """
+    from model.card import NOT_DERMOSCOPIC_KEY, NOT_DERMOSCOPIC_KEYS
     from model.preprocessing import scale
 
     from .card import write_card
@@ -106,7 +107,9 @@ def recalibrate(export_dir: str | Path, data: str | Path, seed: int = 0) -> dict
 
     card, runtime, arrays = open_export(export_dir, data, seed)[:3]
     inputs = {name: scale(x.astype(np.float32)) for name, x in arrays.items()}
-    features = {name: runtime.run(x)[1] for name, x in inputs.items()}
-    card["ood"] = calibrate(runtime, inputs, features)
+    features = {name: runtime.run(x).features for name, x in inputs.items()}
+    for old in NOT_DERMOSCOPIC_KEYS:
+        card.pop(old, None)
+    card[NOT_DERMOSCOPIC_KEY] = calibrate(runtime, inputs, features)
     write_card(export_dir, card)
-    return card["ood"]
+    return card[NOT_DERMOSCOPIC_KEY]
