@@ -53,3 +53,20 @@ def test_help_shows_a_default_for_every_option_and_no_tensorflow_noise(command):
         assert "(default:" in text or "(required)" in text, text
     if not command:
         assert "--vignette VIGNETTE" in options and "(default: 0.3)" in " ".join(options.split())
+
+
+def test_the_cards_recipe_sentence_is_generated_from_the_options_that_are_on():
+    from dataclasses import fields
+
+    from training.config import Config, compared_options, recipe_phrases
+
+    defaults = asdict(Config(data="", out="runs/x"))
+    assert recipe_phrases(defaults) == ["class-balanced loss weights",
+                                        "random dermatoscope vignettes on 30% of training images"]
+    on = recipe_phrases({**defaults, "lesion_crop": 0.75, "cast": 0.2, "vignette": 0.0, "mix": "cutmix"})
+    assert "crops around the lesion box at a random zoom of 75%-100% of the side (from a 1.5x copy)" in on
+    assert "random exposure and colour casts (gains 0.80-1.20)" in on and not any("vignette" in p for p in on)
+    assert any(p.startswith("CutMix") and p.endswith("on 50% of training images") for p in on)
+    assert recipe_phrases({"finetune_lr": 1e-4})[1:] == []  # an old run's config: no vignettes then
+    # the recipe table compares what is trained, not where the files are or how many threads decode them
+    assert compared_options() == {f.name for f in fields(Config)} - {"data", "out", "weights", "workers", "command"}

@@ -11,7 +11,7 @@ from model.flags import INPUT_SCORES
 from model.labels import CLASSES, NAMES
 from model.runtime import CARD_FILE
 
-from .mixing import MIX_NAMES
+from .config import recipe_phrases
 
 # the explanation-quality table's columns (training/explanations.py measures them)
 EXPLANATION_METRICS = ("pointing_hit", "energy_in_box", "deletion_auc", "insertion_auc")
@@ -364,24 +364,7 @@ def render_markdown(card: dict) -> str:
     )
     minutes = train["train_seconds"] / 60
     config = train.get("config", {})
-    recipe = {
-        "weights": "class-balanced loss weights",
-        "logit_adjust": "logit-adjusted loss (log class priors added to the logits in training only)",
-        "none": "no class balancing",
-    }[config.get("balance", "weights")]
-    if config.get("rotate"):
-        recipe += ", random rotations"
-    if config.get("vignette"):
-        recipe += f", random dermatoscope vignettes on {config['vignette']:.0%} of training images"
-    if config.get("cast"):
-        recipe += f", random exposure and colour casts (gains {1 - config['cast']:.2f}-{1 + config['cast']:.2f})"
-    if config.get("mix", "none") != "none":
-        recipe += f", {MIX_NAMES[config['mix']]} on {config['mix_share']:.0%} of training images"
-    if config.get("lesion_crop"):
-        recipe += (f", crops around the lesion box at a random zoom of {config['lesion_crop']:.0%}-100% of the "
-                   "side (from a 1.5x copy)")
-    if config.get("ema"):
-        recipe += f", a moving average of the weights (momentum {config['ema']}) scored and kept"
+    recipe = ", ".join(recipe_phrases(config))
     bn = "batch norm trained too" if config.get("train_bn") else "batch-norm statistics frozen"
     ablation_rows = "\n".join(
         f"| {r['run']} | {changed(i, r)} | "

@@ -1,4 +1,5 @@
-"""One training run's options, each declared once: its default, help, choices and what older runs did.
+"""One training run's options, each declared once: its default, help, choices, what older runs did,
+whether the recipe table compares it and how the card's recipe sentence names it.
 
 ``python -m training``'s flags, the recipe table's columns and the card's recipe are generated from
 these fields; the defaults are the shipped model's recipe.
@@ -14,18 +15,27 @@ from model.architecture import COLOUR_CHOICES, IMAGENET_WEIGHTS
 from model.preprocessing import INPUT_SIZE
 
 from .distribute import STRATEGIES
-from .mixing import MIX
+from .mixing import MIX, MIX_NAMES
 
 BALANCE = ("weights", "logit_adjust", "none")
+BALANCE_PHRASES = {
+    "weights": "class-balanced loss weights",
+    "logit_adjust": "logit-adjusted loss (log class priors added to the logits in training only)",
+    "none": "no class balancing",
+}
 
 
-def option(default, help: str, choices: tuple | None = None, before=None, **kwargs):
+def option(default, help: str, choices: tuple | None = None, before=None, recipe=None, compared: bool = True,
+           **kwargs):
     """A Config field that is also a ``python -m training`` flag: its default, help and choices in one place.
 
     ``before``: what runs that predate the option did (the recipe table reads an old config's
-    missing option as this); ``None`` means the default.
+    missing option as this); ``None`` means the default. ``recipe``: (config dict) -> the card's
+    phrase for it, or None when it is off. ``compared``: whether the recipe table shows a run
+    that differs in it (not for paths and machine settings).
     """
-    metadata = {"help": help, "choices": choices, "before": default if before is None else before}
+    metadata = {"help": help, "choices": choices, "before": default if before is None else before,
+                "recipe": recipe, "compared": compared}
     if callable(default):
         return field(default_factory=default, metadata=metadata, **kwargs)
     return field(default=default, metadata=metadata, **kwargs)
@@ -35,8 +45,8 @@ def option(default, help: str, choices: tuple | None = None, before=None, **kwar
 class Config:
     """One training run. The defaults are the recipe of the shipped model (``python -m training`` trains it)."""
 
-    data: str = option("", "folder with HAM10000_metadata.csv and images/")
-    out: str = option("", "run folder (created; an existing one is resumed)")
+    data: str = option("", "folder with HAM10000_metadata.csv and images/", compared=False)
+    out: str = option("", "run folder (created; an existing one is resumed)", compared=False)
     size: tuple[int, int] = option(INPUT_SIZE, "network input HxW in pixels, e.g. 150x200")
     batch_size: int = option(32, "training batch size")
     head_epochs: int = option(3, "phase 1: epochs training the head on frozen ImageNet features")
@@ -51,30 +61,42 @@ class Config:
     patience: int = option(5, "phase 2 stops after this many epochs without a validation gain")
     dropout: float = option(0.2, "dropout before the dense head")
     label_smoothing: float = option(0.05, "label smoothing of the cross-entropy")
-    rotate: bool = option(False, "also rotate training images by random angles (reflected borders)")
     balance: str = option("weights", "class imbalance: inverse-frequency weights, logit-adjusted loss, or none",
-                          choices=BALANCE)
+                          choices=BALANCE, recipe=lambda c: BALANCE_PHRASES[c["balance"]])
+    rotate: bool = option(False, "also rotate training images by random angles (reflected borders)",
+                          recipe=lambda c: "random rotations" if c["rotate"] else None)
     # the shipped v13 trained with vignettes: other clinics' dermatoscopes black out the corners
     vignette: float = option(0.3, "share of training images given a random dermatoscope vignette (0: none)",
-                             before=0.0)
-    cast: float = option(0.0, "random exposure and per-channel gains in [1 - CAST, 1 + CAST] (0: none)")
-    ema: float = option(0.0, "phase 2 keeps a moving average of the weights with this momentum, e.g. 0.998 (0: off)")
+                             before=0.0, recipe=lambda c: c["vignette"] and (
+                                 f"random dermatoscope vignettes on {c['vignette']:.0%} of training images"))
+    cast: float = option(0.0, "random exposure and per-channel gains in [1 - CAST, 1 + CAST] (0: none)",
+                         recipe=lambda c: c["cast"] and (
+                             f"random exposure and colour casts (gains {1 - c['cast']:.2f}-{1 + c['cast']:.2f})"))
     train_bn: bool = option(False, "phase 2 also trains batch norm (scales and statistics); default: ImageNet's, "
                                    "frozen")
     colour: str = option("none", "a first layer of the network: Shades of Gray colour constancy, grayscale + "
                                  "histogram equalisation, or none", choices=COLOUR_CHOICES)
     mix: str = option("none", "mix pairs of training images (CutMix: a box of one in the other; MixUp: a blend), "
                               "targets and class weights in the same proportion", choices=MIX)
-    mix_share: float = option(0.5, "share of training images mixed when --mix is on")
+    mix_share: float = option(0.5, "share of training images mixed when --mix is on",
+                              recipe=lambda c: c["mix"] != "none" and (
+                                  f"{MIX_NAMES[c['mix']]} on {c['mix_share']:.0%} of training images"))
     lesion_crop: float = option(0.0, "crop training images to windows holding the lesion box (lesion_boxes.csv) at "
                                      "a random zoom from this share of the image side to 1, cut from a 1.5x copy "
-                                     "(0: random crops of 0.8-1 of the side)")
+                                     "(0: random crops of 0.8-1 of the side)",
+                                recipe=lambda c: c["lesion_crop"] and (
+                                    f"crops around the lesion box at a random zoom of {c['lesion_crop']:.0%}-100% of "
+                                    "the side (from a 1.5x copy)"))
+    ema: float = option(0.0, "phase 2 keeps a moving average of the weights with this momentum, e.g. 0.998 (0: off)",
+                        recipe=lambda c: c["ema"] and (
+                            f"a moving average of the weights (momentum {c['ema']}) scored and kept"))
     seed: int = option(0, "seed of the lesion-grouped split, the weights' initialisation and augmentation")
     extra: str | None = option(None, "ISIC 2017 folder (labels.csv, images/): its train part joins the training "
                                      "split; its validation and test parts are never read for training")
-    weights: str = option(str(IMAGENET_WEIGHTS), "ImageNet MobileNetV2 .h5 without top (or SKIN_IMAGENET_WEIGHTS)")
+    weights: str = option(str(IMAGENET_WEIGHTS), "ImageNet MobileNetV2 .h5 without top (or SKIN_IMAGENET_WEIGHTS)",
+                          compared=False)
     limit: int | None = option(None, "use only N images, for smoke tests (default: all)")
-    workers: int = option(4, "image decoding threads")
+    workers: int = option(4, "image decoding threads", compared=False)
     strategy: str = option("none", "tf.distribute: mirrored (all local GPUs, else the logical CPUs) or multiworker "
                                    "(hosts from TF_CONFIG); --batch-size is the global batch (docs/scaling.md)",
                            choices=STRATEGIES)
@@ -83,6 +105,17 @@ class Config:
     def __post_init__(self):
         if not 0 <= self.lesion_crop <= 1:
             raise ValueError(f"--lesion-crop is a share of the image side in [0, 1], not {self.lesion_crop}")
+
+
+def recipe_phrases(config: dict) -> list[str]:
+    """The card's recipe sentence, one phrase per option that is on, from a run's config (old ones too)."""
+    config = {**before_options(), **config}
+    return [phrase for f in fields(Config) if f.metadata.get("recipe") and (phrase := f.metadata["recipe"](config))]
+
+
+def compared_options() -> set[str]:
+    """The options the recipe table compares runs on."""
+    return {f.name for f in fields(Config) if f.metadata.get("compared", False)}
 
 
 def before_options() -> dict:

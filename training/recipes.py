@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .card import render_markdown
-from .config import Config, before_options
+from .config import Config, before_options, compared_options
 
 
 def recipe_summaries(source: str | Path) -> list[dict]:
@@ -49,8 +49,7 @@ def _minutes(seconds: float | None) -> float | None:
 
 def ablation(cfg: Config, best: dict, others: list[dict], seconds: float | None = None) -> list[dict]:
     """This run beside earlier ones: what each changed, its best validation figures, its training time."""
-    skip = {"data", "out", "weights", "command", "workers"}
-    mine = {k: v for k, v in asdict(cfg).items() if k not in skip}
+    mine = {k: v for k, v in asdict(cfg).items() if k in compared_options()}
     rows = [{"run": Path(cfg.out).name, "differs": {}, "val_balanced_accuracy": best["val_balanced_accuracy"],
              "val_macro_auc": best["val_macro_auc"], "best_epoch": f"{best['phase']} {best['epoch']}",
              "train_minutes": _minutes(seconds)}]
