@@ -12,10 +12,11 @@ import os
 import platform
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from model.architecture import LOGITS_LAYER
 from model.labels import CLASSES
@@ -229,8 +230,6 @@ def train(cfg: Config) -> dict:
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
     state = RunState(out / "state.json")
 
-    import pandas as pd
-
     split_path = out / "split.csv"
     if split_path.is_file():
         meta = pd.read_csv(split_path)
@@ -334,16 +333,58 @@ def throughput(history: list[dict]) -> dict:
     return {phase: {"median_images_per_second": float(np.median(v)), "epochs": len(v)} for phase, v in phases.items()}
 
 
-def flip_tta(network, images: np.ndarray, labels: np.ndarray, plain: np.ndarray, temperature: float) -> dict:
-    """Validation balanced accuracy with the mean over horizontal and vertical flips (test-time augmentation).
+@dataclass
+class ScoredRun:
+    """A finished run's validation and test splits, scored once by its best weights.
 
-    ``plain`` are the network's (uncalibrated) probabilities for ``images`` as they are, already computed.
+    What every card section reads; the test split is scored here only, after every choice.
     """
+
+    out: Path
+    cfg: Config
+    state: RunState
+    meta: pd.DataFrame
+    arrays: dict[str, np.ndarray]  # uint8 images at the input size
+    inputs: dict[str, np.ndarray]  # the same, scaled for the network
+    labels: dict[str, np.ndarray]
+    raw: dict[str, np.ndarray]  # the Keras network's probabilities, before calibration
+    temperature: float  # fitted on validation
+    probs: dict[str, np.ndarray]  # calibrated
+
+
+def score_run(run_dir: str | Path):
+    """(network with the best weights, ``ScoredRun``) of a run folder."""
+    from model.metrics import fit_temperature, temper
+    from model.network import build_network
+
+    out = Path(run_dir)
+    cfg = Config(**{**before_options(), **json.loads((out / "config.json").read_text()), "out": str(out)})
+    cfg.size = tuple(cfg.size)
+    meta = pd.read_csv(out / "split.csv")
+    network = build_network(cfg.size, weights=None, dropout=cfg.dropout, colour=cfg.colour)
+    network.load_weights(out / "best.weights.h5")
+    arrays, inputs, labels, raw = {}, {}, {}, {}
+    for name in ("val", "test"):
+        part = meta[meta.split == name]
+        arrays[name] = load_arrays(list(part.path), cfg.size, cfg.workers, desc=f"loading {name}")
+        inputs[name] = scale(arrays[name].astype(np.float32))
+        labels[name] = part.label.to_numpy()
+        raw[name] = network.predict(inputs[name], batch_size=64, verbose=0)
+    temperature = fit_temperature(labels["val"], raw["val"])  # built into the exported model
+    probs = {name: temper(p, temperature) for name, p in raw.items()}
+    return network, ScoredRun(out, cfg, RunState(out / "state.json"), meta, arrays, inputs, labels, raw,
+                              temperature, probs)
+
+
+def flip_tta(network, run: ScoredRun) -> dict:
+    """Validation balanced accuracy with the mean over horizontal and vertical flips (test-time augmentation)."""
     from model.metrics import temper
 
-    x = scale(images.astype(np.float32))
+    x = run.inputs["val"]
     flipped = [x[:, :, ::-1], x[:, ::-1], x[:, ::-1, ::-1]]
-    probs = [temper(p, temperature) for p in [plain, *(network.predict(v, batch_size=64, verbose=0) for v in flipped)]]
+    probs = [temper(p, run.temperature)
+             for p in [run.raw["val"], *(network.predict(v, batch_size=64, verbose=0) for v in flipped)]]
+    labels = run.labels["val"]
     return {
         "val_balanced_accuracy_single": classification_metrics(labels, probs[0])["balanced_accuracy"],
         "val_balanced_accuracy_4_flips": classification_metrics(labels, np.mean(probs, 0))["balanced_accuracy"],
@@ -351,140 +392,157 @@ def flip_tta(network, images: np.ndarray, labels: np.ndarray, plain: np.ndarray,
     }
 
 
+def split_results(run: ScoredRun, threshold: float) -> dict:
+    """Each split's metrics, calibration error and lesion-bootstrap intervals (at the operating point)."""
+    from model.metrics import expected_calibration_error
+
+    from .intervals import split_intervals
+
+    results = {}
+    for name in ("val", "test"):
+        results[name] = classification_metrics(run.labels[name], run.probs[name])
+        results[name]["ece_uncalibrated"] = expected_calibration_error(run.labels[name], run.raw[name])
+        results[name]["ece"] = expected_calibration_error(run.labels[name], run.probs[name])
+        lesions = run.meta[run.meta.split == name].lesion_id.to_numpy()
+        results[name]["ci95"] = split_intervals(run.labels[name], run.probs[name], lesions, threshold)
+    return results
+
+
+def draw_figures(run: ScoredRun, results: dict, test_features: np.ndarray, head_kernel: np.ndarray) -> list[int]:
+    """The run's figures (into its folder; the export copies them); returns the misclassified test images shown."""
+    out, labels, probs = run.out, run.labels, run.probs
+    for name in ("val", "test"):
+        plot_confusion_matrix(results[name]["confusion_matrix"], out / f"confusion_{name}.png",
+                              f"Confusion matrix, {name} split ({len(probs[name])} images)")
+    plot_history(run.state.history, out / "training_curves.png")
+    n_test = len(labels["test"])
+    plot_roc_curves(labels["test"], probs["test"], out / "roc_test.png", f"ROC curves, test split ({n_test} images)")
+    plot_reliability(labels["test"], run.raw["test"], probs["test"], out / "reliability_test.png",
+                     title="Reliability, test split")
+    return plot_misclassified(run.arrays["test"], labels["test"], probs["test"], test_features, head_kernel,
+                              out / "misclassified_test.png")
+
+
+def model_section(run: ScoredRun) -> dict:
+    """What the model is: name, version (the run's name), classes, input, preprocessing, architecture."""
+    return {
+        "name": "skin_mobilenetv2",
+        "version": run.out.name,
+        "classes": list(CLASSES),
+        "input_size": {"height": run.cfg.size[0], "width": run.cfg.size[1]},
+        "preprocessing": "RGB, whole image resized to the input size (no crop), scaled to [-1, 1]"
+        + {"none": "", "shades_of_gray": ", Shades of Gray colour constancy (p = 6) as the network's first layer",
+           "gray_equalised": ", grayscale and histogram equalisation as the network's first layer"}[run.cfg.colour],
+        "architecture": "MobileNetV2 1.0 (ImageNet) -> global average pooling -> dropout -> dense(7) "
+        "-> temperature scaling -> softmax",
+        "temperature": run.temperature,
+    }
+
+
+def data_section(run: ScoredRun) -> dict:
+    """The images each split holds (HAM10000's, and the extra training images, counted apart)."""
+    meta = run.meta
+    ham = meta.source.eq("ham10000") if "source" in meta else pd.Series(True, index=meta.index)
+    return {
+        "dataset": "HAM10000 (Tschandl et al., Sci. Data 5, 180161, 2018), CC BY-NC 4.0",
+        "images": {n: int(((meta.split == n) & ham).sum()) for n in SPLITS},
+        "lesions": {n: int(meta[(meta.split == n) & ham].lesion_id.nunique()) for n in SPLITS},
+        **({"extra_train": {"dataset": "ISIC 2017 challenge, train part only (Codella et al., ISBI 2018)",
+                            "images": int((~ham).sum()),
+                            **{dx: int(n) for dx, n in meta[~ham].dx.value_counts().items()}}}
+           if (~ham).any() else {}),
+        "split": f"by lesion_id, stratified by dx, 70/15/15, seed {run.cfg.seed}",
+        "image_size": _image_size(meta[ham].path.iloc[0]),
+    }
+
+
+def training_section(run: ScoredRun) -> dict:
+    """How it was trained: the config, best epoch, time, throughput, machine and command."""
+    return {
+        "config": {k: v for k, v in asdict(run.cfg).items() if k not in ("data", "out", "weights")},
+        "best_epoch": run.state.best,
+        "train_seconds": round(run.state.seconds, 1),
+        "throughput": throughput(run.state.history),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
+        "command": run.cfg.command,
+    }
+
+
+def operating_point_section(run: ScoredRun) -> dict:
+    """The malignant threshold, chosen on validation for >= 90% sensitivity, and what it gives on test."""
+    point = operating_point(run.labels["val"], run.probs["val"], sensitivity=0.90)
+    test_point = at_threshold(run.labels["test"], run.probs["test"], point["threshold"])
+    return {
+        "threshold": point["threshold"],
+        "chosen_on": "chosen on the validation split for >= 90% sensitivity to mel + bcc + akiec",
+        "val_sensitivity": point.get("sensitivity"),
+        "val_specificity": point.get("specificity"),
+        "test_sensitivity": test_point["sensitivity"],
+        "test_specificity": test_point["specificity"],
+    }
+
+
+def uncertainty_section(run: ScoredRun) -> dict:
+    """'Uncertain' below a calibrated top probability, and how right the model is on either side of it."""
+    from model.card import DEFAULT_UNCERTAIN_BELOW
+    from model.metrics import group_accuracy
+
+    return {
+        "threshold": DEFAULT_UNCERTAIN_BELOW,
+        "rule": "uncertain when the calibrated top probability is below the threshold (more likely wrong than right)",
+        **{name: group_accuracy(run.labels[name], run.probs[name], DEFAULT_UNCERTAIN_BELOW)
+           for name in ("val", "test")},
+    }
+
+
 def finish_run(run_dir: str | Path, compare: list[str | Path] = (), probe: str | Path | None = None) -> dict:
-    """Score the best weights on validation and (once) test, draw the figures, export the model.
+    """Score the best weights on validation and (once) test, calibrate, export, then the card's sections.
 
     Also ``python -m training evaluate RUN [--compare OTHER ...]``: it reads everything from the
     run folder; ``compare`` (earlier run folders or model_card.json files) fills the card's ablation,
     ``probe`` (a ``python -m training probe`` result) its colour-preprocessing table.
     """
-    import pandas as pd
-
-    from model.card import DEFAULT_UNCERTAIN_BELOW
-    from model.metrics import expected_calibration_error, fit_temperature, group_accuracy, temper
-    from model.network import build_network, calibrated
+    from model.network import calibrated
 
     from .card import write_card
     from .export import export_model
     from .external import score as score_external
     from .external import validation_sets
-    from .intervals import split_intervals
     from .not_dermoscopic import calibrate as calibrate_not_dermoscopic
     from .probe import read_results as read_probe
     from .recipes import ablation, recipe_summaries
     from .shifts import robustness, runtime_predict
 
-    out = Path(run_dir)
-    cfg = Config(**{**before_options(), **json.loads((out / "config.json").read_text()), "out": str(out)})
-    cfg.size = tuple(cfg.size)
-    state = RunState(out / "state.json")
-    meta = pd.read_csv(out / "split.csv")
-    network = build_network(cfg.size, weights=None, dropout=cfg.dropout, colour=cfg.colour)
-    network.load_weights(out / "best.weights.h5")
-
-    raw, arrays, inputs, labels = {}, {}, {}, {}
-    for name in ("val", "test"):  # the test split is scored here only, after every choice
-        part = meta[meta.split == name]
-        arrays[name] = load_arrays(list(part.path), cfg.size, cfg.workers, desc=f"loading {name}")
-        inputs[name] = scale(arrays[name].astype(np.float32))
-        labels[name] = part.label.to_numpy()
-        raw[name] = network.predict(inputs[name], batch_size=64, verbose=0)
-
-    # calibration: temperature scaling fitted on validation, built into the exported model
-    temperature = fit_temperature(labels["val"], raw["val"])
-    probs = {name: temper(raw[name], temperature) for name in raw}
-    results = {}
-    for name in ("val", "test"):
-        np.save(out / f"{name}_probs.npy", probs[name])
-        results[name] = classification_metrics(labels[name], probs[name])
-        results[name]["ece_uncalibrated"] = expected_calibration_error(labels[name], raw[name])
-        results[name]["ece"] = expected_calibration_error(labels[name], probs[name])
-        plot_confusion_matrix(results[name]["confusion_matrix"], out / f"confusion_{name}.png",
-                              f"Confusion matrix, {name} split ({len(probs[name])} images)")
-    tta = flip_tta(network, arrays["val"], labels["val"], raw["val"], temperature)  # measured on validation only
-    point = operating_point(labels["val"], probs["val"], sensitivity=0.90)
-    test_point = at_threshold(labels["test"], probs["test"], point["threshold"])
-    for name in results:
-        lesions = meta[meta.split == name].lesion_id.to_numpy()
-        results[name]["ci95"] = split_intervals(labels[name], probs[name], lesions, point["threshold"])
-
-    # export, then the flags on the exported runtime itself: 'uncertain' below a calibrated
-    # confidence; 'not dermoscopic' below a feature score whose threshold must match what ships
-    check = np.asarray(inputs["test"][:8])
-    runtime, exported = export_model(calibrated(network, temperature), out / "export", check)
-
-    outputs = {name: runtime.run(inputs[name]) for name in arrays}
-    not_dermoscopic = calibrate_not_dermoscopic(runtime, inputs, {name: o.features for name, o in outputs.items()})
-    shifted = {name: robustness(runtime_predict(runtime), arrays[name], labels[name], plain=outputs[name][0])
-               for name in arrays}
-    uncertainty = {
-        "threshold": DEFAULT_UNCERTAIN_BELOW,
-        "rule": "uncertain when the calibrated top probability is below the threshold (more likely wrong than right)",
-        "val": group_accuracy(labels["val"], probs["val"], DEFAULT_UNCERTAIN_BELOW),
-        "test": group_accuracy(labels["test"], probs["test"], DEFAULT_UNCERTAIN_BELOW),
-    }
-    external, _ = score_external(runtime.predict, validation_sets(cfg.data, cfg.seed))
-    plot_history(state.history, out / "training_curves.png")
-    n_test = len(labels["test"])
-    ham = meta.source.eq("ham10000") if "source" in meta else pd.Series(True, index=meta.index)
-    plot_roc_curves(labels["test"], probs["test"], out / "roc_test.png", f"ROC curves, test split ({n_test} images)")
-    plot_reliability(labels["test"], raw["test"], probs["test"], out / "reliability_test.png",
-                     title="Reliability, test split")
-    shown = plot_misclassified(arrays["test"], labels["test"], probs["test"], outputs["test"][1],
-                               runtime.head_kernel, out / "misclassified_test.png")
-    test_ids = meta[meta.split == "test"].image_id.to_numpy()
+    network, run = score_run(run_dir)
+    out, cfg, state = run.out, run.cfg, run.state
+    for name, p in run.probs.items():
+        np.save(out / f"{name}_probs.npy", p)
+    point = operating_point_section(run)
+    results = split_results(run, point["threshold"])
+    # the flags and every figure below come from the exported runtime itself, so they match what ships
+    runtime, exported = export_model(calibrated(network, run.temperature), out / "export", run.inputs["test"][:8])
+    outputs = {name: runtime.run(run.inputs[name]) for name in run.arrays}
+    shown = draw_figures(run, results, outputs["test"].features, runtime.head_kernel)
+    test_ids = run.meta[run.meta.split == "test"].image_id.to_numpy()
     results["test"]["misclassified_shown"] = [str(test_ids[i]) for i in shown]
     (out / "metrics.json").write_text(json.dumps(results, indent=2))
 
     card = {
-        "name": "skin_mobilenetv2",
-        "version": out.name,
-        "classes": list(CLASSES),
-        "input_size": {"height": cfg.size[0], "width": cfg.size[1]},
-        "preprocessing": "RGB, whole image resized to the input size (no crop), scaled to [-1, 1]"
-        + {"none": "", "shades_of_gray": ", Shades of Gray colour constancy (p = 6) as the network's first layer",
-           "gray_equalised": ", grayscale and histogram equalisation as the network's first layer"}[cfg.colour],
-        "architecture": "MobileNetV2 1.0 (ImageNet) -> global average pooling -> dropout -> dense(7) "
-        "-> temperature scaling -> softmax",
-        "temperature": temperature,
-        "data": {
-            "dataset": "HAM10000 (Tschandl et al., Sci. Data 5, 180161, 2018), CC BY-NC 4.0",
-            "images": {n: int(((meta.split == n) & ham).sum()) for n in SPLITS},
-            "lesions": {n: int(meta[(meta.split == n) & ham].lesion_id.nunique()) for n in SPLITS},
-            **({"extra_train": {"dataset": "ISIC 2017 challenge, train part only (Codella et al., ISBI 2018)",
-                                "images": int((~ham).sum()),
-                                **{dx: int(n) for dx, n in meta[~ham].dx.value_counts().items()}}}
-               if (~ham).any() else {}),
-            "split": f"by lesion_id, stratified by dx, 70/15/15, seed {cfg.seed}",
-            "image_size": _image_size(meta[ham].path.iloc[0]),
-        },
-        "training": {
-            "config": {k: v for k, v in asdict(cfg).items() if k not in ("data", "out", "weights")},
-            "best_epoch": state.best,
-            "train_seconds": round(state.seconds, 1),
-            "throughput": throughput(state.history),
-            "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
-            "command": cfg.command,
-        },
-        "metrics": {
-            split: {k: v for k, v in m.items() if k not in ("confusion_matrix", "misclassified_shown")}
-            for split, m in results.items()
-        },
+        **model_section(run),
+        "data": data_section(run),
+        "training": training_section(run),
+        "metrics": {split: {k: v for k, v in m.items() if k not in ("confusion_matrix", "misclassified_shown")}
+                    for split, m in results.items()},
         "confusion_matrix_test": results["test"]["confusion_matrix"],
-        "malignant_operating_point": {
-            "threshold": point["threshold"],
-            "chosen_on": "chosen on the validation split for >= 90% sensitivity to mel + bcc + akiec",
-            "val_sensitivity": point.get("sensitivity"),
-            "val_specificity": point.get("specificity"),
-            "test_sensitivity": test_point["sensitivity"],
-            "test_specificity": test_point["specificity"],
-        },
-        "uncertainty": uncertainty,
-        "not_dermoscopic": not_dermoscopic,
+        "malignant_operating_point": point,
+        "uncertainty": uncertainty_section(run),
+        "not_dermoscopic": calibrate_not_dermoscopic(runtime, run.inputs,
+                                                     {name: o.features for name, o in outputs.items()}),
         "ablation": ablation(cfg, state.best, [s for c in compare for s in recipe_summaries(c)], state.seconds),
-        "test_time_augmentation": tta,
-        "robustness": shifted,
-        "external_validation": external,
+        "test_time_augmentation": flip_tta(network, run),  # measured on validation only
+        "robustness": {name: robustness(runtime_predict(runtime), run.arrays[name], run.labels[name],
+                                        plain=outputs[name].probs) for name in run.arrays},
+        "external_validation": score_external(runtime.predict, validation_sets(cfg.data, cfg.seed))[0],
         "colour_probe": read_probe(probe) if probe else None,
         **exported,
     }
