@@ -1,0 +1,55 @@
+"""Vignettes and colour casts (training/shifts.py): as augmentations and as the robustness table's shifts."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def test_vignette_blacks_out_the_corners_and_keeps_the_centre():
+    from training.shifts import vignette
+
+    images = np.full((2, 150, 200, 3), 200, np.uint8)
+    black = [float((vignette(images, r)[0, ..., 0] == 0).mean()) for r in (1.0, 0.8, 0.6)]
+    assert black[0] < 0.01 < black[1] < black[2] < 0.5  # a smaller circle blacks out more
+    out = vignette(images, 0.6)
+    assert (out[:, :3, :3] == 0).all() and (out[:, 70:80, 95:105] == 200).all()
+
+
+def test_cast_scales_each_channel_and_clips():
+    from training.shifts import cast
+
+    image = np.full((1, 4, 4, 3), 200, np.uint8)
+    assert cast(image, (1.1, 1.0, 0.5))[0, 0, 0].tolist() == [220, 200, 100]
+    assert cast(image, (1.5, 1.5, 1.5)).max() == 255
+
+
+def test_cast_augmentation_changes_colours_within_its_range():
+    import tensorflow as tf
+
+    from training.shifts import random_cast
+
+    image = tf.fill((8, 8, 3), 0.5)
+    out = np.stack([np.asarray(random_cast(image, 0.2))[0, 0] for _ in range(30)])
+    assert np.all(out >= 0.5 * 0.8 * 0.8 - 1e-6) and np.all(out <= 0.5 * 1.2 * 1.2 + 1e-6)
+    assert out.std(axis=0).min() > 0.01  # every channel moves
+    assert np.abs(out[:, 0] - out[:, 2]).max() > 0.02  # and not all by the same gain: a colour cast
+
+
+def test_vignette_robustness_tells_a_model_that_reads_the_corners_from_one_that_does_not():
+    from training.shifts import SHIFTS, robustness
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(100, 255, (20, 60, 80, 3), dtype=np.uint8)
+    labels = np.arange(20) % 2
+
+    def centre_reader(x):  # answers from the centre only, so a vignette cannot change it
+        return np.eye(7)[np.where(x[:, 30, 40, 0] > 0, labels, 0)]
+
+    def corner_reader(x):  # a black corner means class 4
+        return np.eye(7)[np.where(x[:, 0, 0, 0] == 0, 4, labels)]
+
+    vignettes = {name: shift for name, shift in SHIFTS.items() if name.startswith("vignette")}
+    steady, fooled = robustness(centre_reader, images, labels, vignettes), robustness(corner_reader, images, labels,
+                                                                                      vignettes)
+    assert all(r["top_class_unchanged"] == 1.0 and r["balanced_accuracy"] == 1.0 for r in steady)
+    assert all(r["top_class_unchanged"] == 0.0 and r["balanced_accuracy"] == 0.0 for r in fooled)

@@ -1,0 +1,150 @@
+"""training/train.py's options, one at a time: the datasets it builds and the losses and layers it trains."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+
+def test_rotation_augmentation_tilts_images_and_keeps_shape_and_range():
+    from training.train import Config, _datasets
+
+    image = np.zeros((150, 200, 3), np.uint8)
+    image[60:90, 70:130] = 255  # a horizontal bar, 30 px tall: flips and zoom keep it under ~40 rows
+
+    def row_extents(rotate: bool) -> list[int]:
+        arrays = {name: np.stack([image] * 16) for name in ("train", "val", "test")}
+        labels = {name: np.arange(16) % 7 for name in arrays}
+        train, _ = _datasets(arrays, labels, Config(data="", out="", rotate=rotate, batch_size=16))
+        batch = np.asarray(next(iter(train))[0])
+        assert batch.shape == (16, 150, 200, 3) and batch.min() >= -1 and batch.max() <= 1
+        return [int((b[..., 0] > 0).any(1).sum()) for b in batch]
+
+    assert max(row_extents(False)) <= 40
+    assert max(row_extents(True)) > 45  # tilted bars span more rows
+
+
+def test_vignette_augmentation_reaches_the_share_of_training_images_asked_for():
+    from training.train import Config, _datasets
+
+    image = np.full((150, 200, 3), 230, np.uint8)
+
+    def dark_corners(share: float) -> float:
+        arrays = {name: np.stack([image] * 64) for name in ("train", "val", "test")}
+        labels = {name: np.arange(64) % 7 for name in arrays}
+        train, plain = _datasets(arrays, labels, Config(data="", out="", vignette=share, batch_size=64))
+        batch = np.asarray(next(iter(train))[0])
+        assert np.asarray(next(iter(plain["val"]))).min() > 0.5  # validation images are never vignetted
+        return float((batch[:, 0, 0, 0] < -0.9).mean())  # top-left corner black ([-1, 1] scale)
+
+    assert dark_corners(0.0) == 0.0
+    assert 0.3 < dark_corners(0.6) < 0.9  # corners stay lit when the circle reaches them (radius near 1)
+    assert dark_corners(1.0) > dark_corners(0.6)
+
+
+def test_logit_adjusted_loss_is_crossentropy_on_shifted_logits_and_balances_a_constant_model():
+    import keras
+
+    from training.train import logit_adjusted_loss
+
+    labels = np.repeat(np.arange(7), [5, 10, 20, 2, 20, 130, 3])
+    prior = np.bincount(labels) / len(labels)
+    loss = logit_adjusted_loss(labels)
+    logits = np.random.default_rng(0).normal(size=(4, 7)).astype(np.float32)
+    y = np.eye(7, dtype=np.float32)[[0, 5, 3, 5]]
+    shifted = logits + np.log(prior)
+    expected = -(y * (shifted - np.log(np.exp(shifted).sum(1, keepdims=True)))).sum(1).mean()
+    assert float(loss(y, logits)) == pytest.approx(expected, rel=1e-5)
+
+    # one constant logit vector fitted to these labels: plain cross-entropy learns the prior
+    # (nv wins everything); the adjusted loss learns equal probabilities, the balanced answer
+    def fit(loss_fn) -> np.ndarray:
+        z = keras.Variable(np.zeros(7, np.float32))
+        optimizer = keras.optimizers.Adam(0.05)
+        targets = np.eye(7, dtype=np.float32)[labels]
+        import tensorflow as tf
+
+        for _ in range(400):
+            with tf.GradientTape() as tape:
+                value = loss_fn(targets, tf.tile(z[None], (len(labels), 1)))
+            optimizer.apply_gradients([(tape.gradient(value, z.value), z)])
+        return keras.ops.convert_to_numpy(keras.ops.softmax(z))
+
+    plain = fit(keras.losses.CategoricalCrossentropy(from_logits=True))
+    adjusted = fit(loss)
+    assert np.abs(plain - prior).max() < 0.02
+    assert np.abs(adjusted - 1 / 7).max() < 0.02
+
+
+@pytest.mark.parametrize("balance", ["weights", "logit_adjust", "none"])
+def test_balance_option_sets_the_sample_weights(balance):
+    from training.train import Config, _datasets
+
+    labels = {name: np.repeat(np.arange(7), [1, 2, 2, 1, 2, 7, 1]) for name in ("train", "val", "test")}
+    arrays = {name: np.zeros((16, 20, 30, 3), np.uint8) for name in labels}
+    train, _ = _datasets(arrays, labels, Config(data="", out="", size=(20, 30), batch_size=16, balance=balance))
+    _, targets, weights = (np.asarray(t) for t in next(iter(train)))
+    weights_by_class = {int(c): float(w) for c, w in zip(targets.argmax(1), weights, strict=True)}
+    if balance == "weights":  # nv (7 of 16) counts as much as df (1 of 16)
+        assert weights_by_class[5] * 7 == pytest.approx(weights_by_class[3] * 1)
+    else:
+        assert set(weights_by_class.values()) == {1.0}
+
+
+def test_unknown_balance_is_refused():
+    from training.train import Config, _datasets
+
+    arrays = {name: np.zeros((7, 20, 30, 3), np.uint8) for name in ("train", "val", "test")}
+    labels = {name: np.arange(7) for name in arrays}
+    with pytest.raises(ValueError, match="balance must be one of"):
+        _datasets(arrays, labels, Config(data="", out="", size=(20, 30), balance="oversample"))
+
+
+@pytest.mark.slow
+def test_ema_scores_and_keeps_the_averaged_weights(ham_folder, tmp_path):
+    """With a momentum near 1 the average stays where phase 2's first step left it, so phase 2's
+    two scored epochs agree, while a control run without it scores its moving raw weights."""
+    from model import load_classifier
+    from training.train import Config, train
+
+    def history(ema: float, balance: str) -> dict:
+        cfg = Config(data=str(ham_folder), out=str(tmp_path / f"run_{ema}"), size=(64, 80), batch_size=8,
+                     head_epochs=1, finetune_epochs=2, warmup_epochs=1, finetune_lr=1e-2,
+                     finetune_from="block_15_expand", patience=None,
+                     workers=2, ema=ema, balance=balance)
+        card = train(cfg)
+        assert card["training"]["config"]["ema"] == ema and card["training"]["config"]["balance"] == balance
+        probs = load_classifier(tmp_path / f"run_{ema}" / "export").predict([np.zeros((150, 200, 3), np.uint8)])
+        assert abs(probs.sum() - 1) < 1e-5  # served through the softmax whatever the training loss
+        records = json.loads((tmp_path / f"run_{ema}" / "state.json").read_text())["history"]
+        return [h["val_loss"] for h in records if h["phase"] == "finetune"]
+
+    averaged = history(0.999999, "logit_adjust")
+    assert abs(averaged[1] - averaged[0]) < 0.02
+    raw = history(0.0, "logit_adjust")
+    assert abs(raw[1] - raw[0]) > 0.1
+
+
+@pytest.mark.parametrize("train_bn", [False, True])
+def test_train_bn_lets_a_step_move_batch_norm_statistics_only_when_asked(train_bn):
+    """Frozen batch norm keeps ImageNet's statistics (inference mode); ``train_bn`` moves them
+    towards the training images' and trains the scales, in the trained part of the network only."""
+    import keras
+
+    from model.network import build_network
+    from training.train import _set_trainable
+
+    network = build_network((32, 32), weights=None)
+    _set_trainable(network, "block_16_expand", train_bn)
+    trained, untouched = network.get_layer("block_16_expand_BN"), network.get_layer("block_15_expand_BN")
+    before = [np.array(layer.moving_variance) for layer in (trained, untouched)]
+    network.compile(optimizer=keras.optimizers.SGD(0.1), loss="categorical_crossentropy")
+    x = np.random.default_rng(0).uniform(-1, 1, (8, 32, 32, 3)).astype(np.float32)
+    network.train_on_batch(x, np.eye(7)[np.arange(8) % 7])
+    moved = [not np.allclose(layer.moving_variance, b) for layer, b in zip((trained, untouched), before, strict=True)]
+    assert moved == [train_bn, False]
+    trainable = {w.path for w in network.trainable_weights}
+    assert ("block_16_expand_BN/gamma" in trainable) == train_bn
+    assert "block_15_expand_BN/gamma" not in trainable and "block_16_expand/kernel" in trainable
