@@ -70,3 +70,15 @@ def test_the_cards_recipe_sentence_is_generated_from_the_options_that_are_on():
     assert recipe_phrases({"finetune_lr": 1e-4})[1:] == []  # an old run's config: no vignettes then
     # the recipe table compares what is trained, not where the files are or how many threads decode them
     assert compared_options() == {f.name for f in fields(Config)} - {"data", "out", "weights", "workers", "command"}
+
+
+def test_every_subcommand_has_its_subparser_and_evaluate_keeps_its_old_flag_name():
+    import training.__main__ as cli
+    from training.studies import STUDIES
+
+    parser, runners = cli.command_parser()
+    assert set(runners) == set(cli.SUBCOMMANDS) | set(STUDIES)
+    for name in cli.SUBCOMMANDS:
+        assert f"python -m training {name} " in cli.__doc__, name
+    new, old = (parser.parse_args(["evaluate", "runs/x", flag, "a", "b"]) for flag in ("--recipes", "--compare"))
+    assert new.recipes == old.recipes == ["a", "b"]

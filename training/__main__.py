@@ -1,6 +1,6 @@
 """Train:    python -m training --data DIR --out runs/NAME [options]
-Evaluate: python -m training evaluate runs/NAME [--compare runs/OLD model_card.json ...]
-          (re-score the best weights, figures, export; --compare fills the ablation table)
+Evaluate: python -m training evaluate runs/NAME [--recipes runs/OLD model_card.json ...]
+          (re-score the best weights, figures, export; --recipes fills the recipe table)
 Card:     python -m training card model/shipped/model_card.json --add runs/NAME ... [--probe probe.json]
           (add runs that were not shipped to a card's recipe table, or a new colour probe; the model is untouched)
 Flags:    python -m training flags model/shipped --data DIR
@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -40,118 +41,104 @@ def _size(text: str) -> tuple[int, int]:
     return height, width
 
 
-def _export_args(study, argv: list[str]) -> argparse.Namespace:
-    """Arguments of a study (training/studies.py): an export measured on its own split, in place."""
-    parser = argparse.ArgumentParser(prog=f"python -m training {study.name}",
-                                     description=f"{study.help[0].upper()}{study.help[1:]}; into its card "
-                                                 f"(section {study.key!r}).", formatter_class=HelpFormatter)
-    parser.add_argument("export", help="folder with the LiteRT model and model_card.json")
-    parser.add_argument("--data", required=True, help="the HAM10000 folder the model was trained on")
-    parser.add_argument("--seed", type=int, default=0, help="the split's seed (the card names it)")
-    if study.sampled:
-        parser.add_argument("--images", type=int, default=study.default_images(), help="images per split")
-    return parser.parse_args(argv)
+def _evaluate(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], None]:
+    parser.add_argument("run", help="run folder")
+    parser.add_argument("--recipes", "--compare", dest="recipes", nargs="*", default=[],
+                        help="earlier run folders or model_card.json files for the card's recipe table (a card "
+                             "brings its own rows); --compare is its older name")
+    parser.add_argument("--probe", default=None, help="probe.json from `python -m training probe`, for the card")
 
-
-def main(argv: list[str] | None = None) -> None:
-    import sys
-
-    from .studies import STUDIES
-
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["evaluate"]:
-        parser = argparse.ArgumentParser(prog="python -m training evaluate",
-                                         description="Re-score a run's best weights, redraw its figures, re-export.",
-                                         formatter_class=HelpFormatter)
-        parser.add_argument("run", help="run folder")
-        parser.add_argument("--compare", nargs="*", default=[],
-                            help="earlier run folders or model_card.json files (a card brings its own table), "
-                                 "for the ablation table")
-        parser.add_argument("--probe", default=None, help="probe.json from `python -m training probe`, for the card")
-        args = parser.parse_args(argv[1:])
+    def run(args):
         from .train import finish_run
 
-        finish_run(args.run, args.compare, args.probe)
-        return
+        finish_run(args.run, args.recipes, args.probe)
 
-    if argv[:1] == ["card"]:
+    return run
+
+
+def _card(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], None]:
+    parser.add_argument("card", help="model_card.json; MODEL_CARD.md beside it is re-rendered")
+    parser.add_argument("--add", nargs="*", default=[], help="run folders or model_card.json files")
+    parser.add_argument("--probe", default=None, help="probe.json from `python -m training probe`: "
+                                                      "replaces the card's colour-preprocessing table")
+
+    def run(args):
         from .card import changed
         from .recipes import add_to_card
 
-        parser = argparse.ArgumentParser(prog="python -m training card",
-                                         description="Add runs to a model card's recipe table (validation figures).",
-                                         formatter_class=HelpFormatter)
-        parser.add_argument("card", help="model_card.json; MODEL_CARD.md beside it is re-rendered")
-        parser.add_argument("--add", nargs="*", default=[], help="run folders or model_card.json files")
-        parser.add_argument("--probe", default=None, help="probe.json from `python -m training probe`: "
-                                                          "replaces the card's colour-preprocessing table")
-        args = parser.parse_args(argv[1:])
         if not args.add and not args.probe:
             parser.error("nothing to do: give --add RUN ... and/or --probe probe.json")
         for i, row in enumerate(add_to_card(args.card, args.add, args.probe)):
             print(f"{row['run']:>12}  val balanced accuracy {row['val_balanced_accuracy']:.3f}  "
                   f"AUC {row['val_macro_auc']:.3f}  {changed(i, row)}")
-        return
 
-    if argv[:1] and argv[0] in STUDIES:
-        study = STUDIES[argv[0]]
-        args = _export_args(study, argv[1:])
-        for line in study.report(study.measure(args.export, args.data, args.seed, getattr(args, "images", None))):
-            print(line)
-        return
+    return run
 
-    if argv[:1] == ["compare"]:
+
+def _compare(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], None]:
+    parser.add_argument("runs", nargs="+", help="run folders; the first is the baseline")
+    parser.add_argument("--split", choices=("val", "test"), default="val", help="the split the runs are compared on")
+
+    def run(args):
         from .intervals import compare_runs
 
-        parser = argparse.ArgumentParser(prog="python -m training compare",
-                                         description="Paired differences of runs from the first, with intervals.",
-                                         formatter_class=HelpFormatter)
-        parser.add_argument("runs", nargs="+", help="run folders; the first is the baseline")
-        parser.add_argument("--split", choices=("val", "test"), default="val",
-                            help="the split the runs are compared on")
-        args = parser.parse_args(argv[1:])
-        for run, differences in compare_runs(args.runs, args.split).items():
-            print(f"{run} - {args.runs[0]} ({args.split}): " + "; ".join(
-                f"{name} {d['difference']:+.3f} ({d['ci95'][0]:+.3f} to {d['ci95'][1]:+.3f})"
-                for name, d in differences.items()))
-        return
+        for name, differences in compare_runs(args.runs, args.split).items():
+            print(f"{name} - {args.runs[0]} ({args.split}): " + "; ".join(
+                f"{k} {d['difference']:+.3f} ({d['ci95'][0]:+.3f} to {d['ci95'][1]:+.3f})"
+                for k, d in differences.items()))
 
-    if argv[:1] in (["external"], ["choose"]):
+    return run
+
+
+def _validation_args(parser: argparse.ArgumentParser) -> None:
+    from . import external
+
+    parser.add_argument("--data", required=True, help="the HAM10000 folder (its validation split is one set)")
+    parser.add_argument("--external-root", default=None,
+                        help=f"folder holding {external.ISIC2017_DIR}/ and {external.ISIC2018_DIR}/ "
+                             "(default: the one holding --data)")
+    parser.add_argument("--seed", type=int, default=0, help="the split's seed (the card names it)")
+
+
+def _external(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], None]:
+    parser.add_argument("export", help="export folder (LiteRT model and model_card.json)")
+    _validation_args(parser)
+
+    def run(args):
+        from . import external
+
+        measured = external.measure_exported(args.export, args.data, args.seed, args.external_root)
+        for name, s in measured["sets"].items():
+            print(f"{name:>13} {s['images']:>5} images  " + "  ".join(
+                f"{k} {s[k]:.3f} ({s['ci95'][k][0]:.3f}-{s['ci95'][k][1]:.3f})" for k in external.STATISTICS))
+        print(f"G (mean balanced accuracy) {measured['G']:.3f}")
+
+    return run
+
+
+def _choose(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], None]:
+    parser.add_argument("export", help="export folder (LiteRT model and model_card.json); the shipped one, "
+                                       "the baseline")
+    parser.add_argument("candidates", nargs="+",
+                        help="candidate export folders; A+B is their ensemble (scored, never chosen)")
+    parser.add_argument("--out", default=None, help="write the whole comparison here (JSON)")
+    parser.add_argument("--record-rejected", action="store_true",
+                        help="when none passes, keep the comparison in the shipped model's card")
+    _validation_args(parser)
+
+    def run(args):
         import json
         from pathlib import Path
 
         from . import external
 
-        choosing = argv[0] == "choose"
-        parser = argparse.ArgumentParser(prog=f"python -m training {argv[0]}", description=external.__doc__,
-                                         formatter_class=argparse.RawDescriptionHelpFormatter)
-        parser.add_argument("export", help="export folder (LiteRT model and model_card.json)"
-                            + ("; the shipped one, the baseline" if choosing else ""))
-        if choosing:
-            parser.add_argument("candidates", nargs="+",
-                                help="candidate export folders; A+B is their ensemble (scored, never chosen)")
-            parser.add_argument("--out", default=None, help="write the whole comparison here (JSON)")
-            parser.add_argument("--record-rejected", action="store_true",
-                                help="when none passes, keep the comparison in the shipped model's card")
-        parser.add_argument("--data", required=True, help="the HAM10000 folder (its validation split is one set)")
-        parser.add_argument("--external-root", default=None,
-                            help=f"folder holding {external.ISIC2017_DIR}/ and {external.ISIC2018_DIR}/ "
-                                 "(default: the one holding --data)")
-        parser.add_argument("--seed", type=int, default=0, help="the split's seed (the card names it)")
-        args = parser.parse_args(argv[1:])
-        if not choosing:
-            measured = external.measure_exported(args.export, args.data, args.seed, args.external_root)
-            for name, s in measured["sets"].items():
-                print(f"{name:>13} {s['images']:>5} images  " + "  ".join(
-                    f"{k} {s[k]:.3f} ({s['ci95'][k][0]:.3f}-{s['ci95'][k][1]:.3f})" for k in external.STATISTICS))
-            print(f"G (mean balanced accuracy) {measured['G']:.3f}")
-            return
         result = external.choose(args.export, args.candidates, args.data, args.seed, args.external_root)
         print(f"shipped {result['shipped']['version']}: G {result['shipped']['G']:.3f}")
         for name, c in result["candidates"].items():
             print(f"{name}: G {c['G']:.3f} over {', '.join(c['G_sets'])} ({c['paired']['G']:+.3f}); " + "; ".join(
                 f"{k} {v['balanced_accuracy']['difference']:+.3f} ({v['balanced_accuracy']['ci95'][0]:+.3f} to "
-                f"{v['balanced_accuracy']['ci95'][1]:+.3f})" for k, v in c["paired"].items() if k != "G"))
+                f"{v['balanced_accuracy']['ci95'][1]:+.3f})" for k, v in c["paired"].items() if k != "G")
+                + ("" if c["shippable"] else " (an ensemble: scored, never chosen)"))
             for check, ok in c["checks"].items():
                 print(f"    {'pass' if ok else 'FAIL'}  {check}")
         print(f"chosen: {result['chosen'] or 'none: the shipped model stays'}")
@@ -161,39 +148,108 @@ def main(argv: list[str] | None = None) -> None:
             external.record_choice(result)
         elif args.record_rejected:
             external.record_rejected(result)
-        return
 
-    if argv[:1] == ["examples"]:
-        from .examples import RULE, write_examples
+    return run
 
-        parser = argparse.ArgumentParser(prog="python -m training examples", description=RULE,
-                                         formatter_class=HelpFormatter)
-        parser.add_argument("export", help="folder with the LiteRT model and model_card.json")
-        parser.add_argument("--data", required=True, help="the HAM10000 folder the model was trained on")
-        parser.add_argument("--out", default="examples", help="folder for the images, examples.csv and README.md")
-        parser.add_argument("--seed", type=int, default=0, help="the split's seed (the card names it)")
-        args = parser.parse_args(argv[1:])
+
+def _examples(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], None]:
+    parser.add_argument("export", help="folder with the LiteRT model and model_card.json")
+    parser.add_argument("--data", required=True, help="the HAM10000 folder the model was trained on")
+    parser.add_argument("--out", default="examples", help="folder for the images, examples.csv and README.md")
+    parser.add_argument("--seed", type=int, default=0, help="the split's seed (the card names it)")
+
+    def run(args):
+        from .examples import write_examples
+
         for row in write_examples(args.export, args.data, args.out, args.seed):
             print(f"{row['file']}  {row['caption']}")
-        return
 
-    if argv[:1] == ["probe"]:
+    return run
+
+
+def _probe(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], None]:
+    parser.add_argument("--data", required=True, help="folder with HAM10000_metadata.csv and images/")
+    parser.add_argument("--out", required=True, help="folder for probe.json")
+    parser.add_argument("--limit", type=int, default=None, help="use only N images (smoke tests)")
+
+    def run(args):
         from . import probe as colour_probe
 
-        parser = argparse.ArgumentParser(prog="python -m training probe", description=colour_probe.__doc__,
-                                         formatter_class=HelpFormatter)
-        parser.add_argument("--data", required=True, help="folder with HAM10000_metadata.csv and images/")
-        parser.add_argument("--out", required=True, help="folder for probe.json")
-        parser.add_argument("--limit", type=int, default=None, help="use only N images (smoke tests)")
-        args = parser.parse_args(argv[1:])
         colour_probe.probe(args.data, args.out, limit=args.limit)
+
+    return run
+
+
+def _study(study) -> Callable[[argparse.ArgumentParser], Callable[[argparse.Namespace], None]]:
+    """The subcommand of a registered study (training/studies.py): an export measured on its own split, in place."""
+
+    def build(parser: argparse.ArgumentParser):
+        parser.add_argument("export", help="folder with the LiteRT model and model_card.json")
+        parser.add_argument("--data", required=True, help="the HAM10000 folder the model was trained on")
+        parser.add_argument("--seed", type=int, default=0, help="the split's seed (the card names it)")
+        if study.sampled:
+            parser.add_argument("--images", type=int, default=study.default_images(), help="images per split")
+
+        def run(args):
+            for line in study.report(study.measure(args.export, args.data, args.seed, getattr(args, "images", None))):
+                print(line)
+
+        return run
+
+    return build
+
+
+def _commands() -> dict[str, tuple[str, Callable]]:
+    """Subcommand -> (description, adds its arguments and returns what runs it). Studies come from the registry."""
+    from . import external, probe
+    from .examples import RULE
+    from .studies import STUDIES
+
+    return {
+        "evaluate": ("Re-score a run's best weights, redraw its figures, re-export.", _evaluate),
+        "card": ("Add runs to a model card's recipe table (validation figures).", _card),
+        "compare": ("Paired differences of runs from the first, with intervals.", _compare),
+        "external": (external.__doc__, _external),
+        "choose": (external.__doc__, _choose),
+        "examples": (RULE, _examples),
+        "probe": (probe.__doc__, _probe),
+        **{name: (f"{s.help[0].upper()}{s.help[1:]}; into its card (section {s.key!r}).", _study(s))
+           for name, s in STUDIES.items()},
+    }
+
+
+def command_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable]]:
+    """``python -m training SUBCOMMAND ...``: one argparse subparser per command; returns it and their runners."""
+    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__, formatter_class=HelpFormatter)
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    runners = {}
+    for name, (description, build) in _commands().items():
+        sub = subparsers.add_parser(name, prog=f"python -m training {name}", description=description,
+                                    formatter_class=HelpFormatter)
+        runners[name] = build(sub)
+    return parser, runners
+
+
+SUBCOMMANDS = ("evaluate", "card", "compare", "external", "choose", "examples", "probe")  # and the studies
+
+
+def main(argv: list[str] | None = None) -> None:
+    """A subcommand (``SUBCOMMANDS`` and the registered studies), or, without one, a training run."""
+    import sys
+
+    from .studies import STUDIES
+
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] and (argv[0] in SUBCOMMANDS or argv[0] in STUDIES):
+        parser, runners = command_parser()
+        args = parser.parse_args(argv)
+        runners[args.command](args)
         return
 
     from .config import Config
     from .train import train
 
-    parser = train_parser()
-    args = parser.parse_args(argv)
+    args = train_parser().parse_args(argv)
     train(Config(**vars(args)))
 
 

@@ -495,11 +495,11 @@ def uncertainty_section(run: ScoredRun) -> dict:
     }
 
 
-def finish_run(run_dir: str | Path, compare: list[str | Path] = (), probe: str | Path | None = None) -> dict:
+def finish_run(run_dir: str | Path, recipes: list[str | Path] = (), probe: str | Path | None = None) -> dict:
     """Score the best weights on validation and (once) test, calibrate, export, then the card's sections.
 
-    Also ``python -m training evaluate RUN [--compare OTHER ...]``: it reads everything from the
-    run folder; ``compare`` (earlier run folders or model_card.json files) fills the card's ablation,
+    Also ``python -m training evaluate RUN [--recipes OTHER ...]``: it reads everything from the
+    run folder; ``recipes`` (earlier run folders or model_card.json files) fill the card's recipe table,
     ``probe`` (a ``python -m training probe`` result) its colour-preprocessing table.
     """
     from model.network import calibrated
@@ -538,7 +538,7 @@ def finish_run(run_dir: str | Path, compare: list[str | Path] = (), probe: str |
         "uncertainty": uncertainty_section(run),
         "not_dermoscopic": calibrate_not_dermoscopic(runtime, run.inputs,
                                                      {name: o.features for name, o in outputs.items()}),
-        "ablation": ablation(cfg, state.best, [s for c in compare for s in recipe_summaries(c)], state.seconds),
+        "ablation": ablation(cfg, state.best, [s for c in recipes for s in recipe_summaries(c)], state.seconds),
         "test_time_augmentation": flip_tta(network, run),  # measured on validation only
         "robustness": {name: robustness(runtime_predict(runtime), run.arrays[name], run.labels[name],
                                         plain=outputs[name].probs) for name in run.arrays},
