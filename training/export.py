@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -73,3 +74,20 @@ def open_export(export_dir: str | Path, data: str | Path, seed: int = 0) -> Open
         {name: part.label.to_numpy() for name, part in parts.items()},
         {name: part.lesion_id.to_numpy() for name, part in parts.items()},
     )
+
+
+def measure_in_place(export_dir: str | Path, data: str | Path, seed: int, key: str,
+                     measure: Callable[[Opened], dict], replaces: tuple[str, ...] = ()) -> dict:
+    """The skeleton of a study: open an export, ``measure`` it, write the section ``key`` into its card.
+
+    The model files and every other section stay as they are; ``replaces``: older names of the
+    section, dropped. Returns the section.
+    """
+    from .card import write_card
+
+    opened = open_export(export_dir, data, seed)
+    section = measure(opened)
+    card = {k: v for k, v in opened.card.items() if k not in replaces}
+    card[key] = section
+    write_card(export_dir, card)
+    return section

@@ -36,17 +36,18 @@ def measure_exported(export_dir: str | Path, data: str | Path, seed: int = 0) ->
     For a model whose run folder is gone (the shipped one): its split is rebuilt from the data and
     the seed, and its answers are the exported runtime's. Nothing but the intervals changes.
     """
-    from .card import write_card
-    from .export import open_export
+    from .export import measure_in_place
 
-    opened = open_export(export_dir, data, seed)
-    threshold = opened.card["malignant_operating_point"]["threshold"]
-    for name, images in opened.arrays.items():
-        probs = opened.runtime.predict(images)
-        opened.card["metrics"][name]["ci95"] = split_intervals(opened.labels[name], probs, opened.lesions[name],
-                                                               threshold)
-    write_card(export_dir, opened.card)
-    return {name: opened.card["metrics"][name]["ci95"] for name in opened.arrays}
+    def measure(opened) -> dict:  # the card's metrics, each split's with its intervals
+        threshold = opened.card["malignant_operating_point"]["threshold"]
+        metrics = opened.card["metrics"]
+        for name, images in opened.arrays.items():
+            metrics[name]["ci95"] = split_intervals(opened.labels[name], opened.runtime.predict(images),
+                                                    opened.lesions[name], threshold)
+        return metrics
+
+    metrics = measure_in_place(export_dir, data, seed, "metrics", measure)
+    return {name: metrics[name]["ci95"] for name in ("val", "test")}
 
 
 def difference(statistic):

@@ -102,14 +102,11 @@ def recalibrate(export_dir: str | Path, data: str | Path, seed: int = 0) -> dict
     from model.card import NOT_DERMOSCOPIC_KEY, NOT_DERMOSCOPIC_KEYS
     from model.preprocessing import scale
 
-    from .card import write_card
-    from .export import open_export
+    from .export import measure_in_place
 
-    card, runtime, arrays = open_export(export_dir, data, seed)[:3]
-    inputs = {name: scale(x.astype(np.float32)) for name, x in arrays.items()}
-    features = {name: runtime.run(x).features for name, x in inputs.items()}
-    for old in NOT_DERMOSCOPIC_KEYS:
-        card.pop(old, None)
-    card[NOT_DERMOSCOPIC_KEY] = calibrate(runtime, inputs, features)
-    write_card(export_dir, card)
-    return card[NOT_DERMOSCOPIC_KEY]
+    def measure(opened):
+        inputs = {name: scale(x.astype(np.float32)) for name, x in opened.arrays.items()}
+        features = {name: opened.runtime.run(x).features for name, x in inputs.items()}
+        return calibrate(opened.runtime, inputs, features)
+
+    return measure_in_place(export_dir, data, seed, NOT_DERMOSCOPIC_KEY, measure, replaces=NOT_DERMOSCOPIC_KEYS)

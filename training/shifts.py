@@ -112,10 +112,8 @@ def measure_exported(export_dir: str | Path, data: str | Path, seed: int = 0) ->
     For a model whose run folder is gone (the shipped one): its split is rebuilt from the data and
     the seed. The model files and every other figure stay as they are.
     """
-    from .card import write_card
-    from .export import open_export
+    from .export import measure_in_place
 
-    card, runtime, arrays, labels = open_export(export_dir, data, seed)[:4]
-    card["robustness"] = {name: robustness(runtime_predict(runtime), arrays[name], labels[name]) for name in arrays}
-    write_card(export_dir, card)
-    return card["robustness"]
+    return measure_in_place(export_dir, data, seed, "robustness", lambda opened: {
+        name: robustness(runtime_predict(opened.runtime), images, opened.labels[name])
+        for name, images in opened.arrays.items()})
