@@ -345,66 +345,36 @@ def _extra_line(data: dict) -> str:
             "  training split only. Its validation and test parts are external validation, never trained on.\n")
 
 
-def render_markdown(card: dict) -> str:
-    test = card["metrics"]["test"]
-    val = card["metrics"]["val"]
-    data = card["data"]
-    train = card["training"]
-    point = card["malignant_operating_point"]
-    unc = card["uncertainty"]
-    ood = not_dermoscopic_section(card)
-    extra = "".join(f" or the {name} score below {ood[name + '_threshold']:.3g}"
-                    for name in INPUT_SCORES if name + "_threshold" in ood)
-    rows = "\n".join(
-        f"| {NAMES[c]} ({c}) | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | "
-        f"{m['auc']:.3f} | {m['support']} |"
-        if m["auc"] is not None
-        else f"| {NAMES[c]} ({c}) | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | n/a | {m['support']} |"
-        for c, m in ((c, test["per_class"][c]) for c in CLASSES)
-    )
-    minutes = train["train_seconds"] / 60
-    config = train.get("config", {})
-    recipe = ", ".join(recipe_phrases(config))
-    bn = "batch norm trained too" if config.get("train_bn") else "batch-norm statistics frozen"
-    ablation_rows = "\n".join(
-        f"| {r['run']} | {changed(i, r)} | "
-        f"{r['val_balanced_accuracy']:.3f} | {r['val_macro_auc']:.3f} | {r['best_epoch']} | "
-        f"{'n/a' if r.get('train_minutes') is None else round(r['train_minutes'])} |"
-        for i, r in enumerate(card.get("ablation", []))
-    )
-    tta = card.get("test_time_augmentation", {})
-    tta_single = tta.get("val_balanced_accuracy_single", float("nan"))
-    tta_flips = tta.get("val_balanced_accuracy_4_flips", float("nan"))
-    tta_cost = tta.get("cost", "n/a")
-    probe = card.get("colour_probe")
-    probe_text = "" if not probe else (
-        "\nColour preprocessing, linear probe on frozen ImageNet features (`python -m training probe`; "
-        "logistic regression on train, scored on validation):\n\n| input | val balanced accuracy | val macro AUC |\n"
-        "|---|---|---|\n" + "\n".join(f"| {name} | {r['balanced_accuracy']:.3f} | {r['macro_auc']:.3f} |"
-                                     for name, r in probe.items())
-        + "\n\n" + _probe_verdict(probe, card) + "\n"
-    )
-    return f"""# Model card: {card['name']} ({card.get('version', '')})
-
-**Not a medical device.** A research and teaching model; it gives no diagnosis.
-
-## Model
+def _model_text(card: dict) -> str:
+    return f"""## Model
 - {card['architecture']}, input {card['input_size']['height']}x{card['input_size']['width']} px (height x width).
 - Preprocessing: {card['preprocessing']}.
 - Files: `skin_mobilenetv2.keras` (Keras 3) and `skin_mobilenetv2.tflite` (LiteRT, outputs the
   probabilities and the `out_relu` features in one call); SHA-256 in `model_card.json`.
   LiteRT vs Keras on {card['litert_vs_keras']['images']} test images: max |diff| of probabilities
-  {card['litert_vs_keras']['max_abs_diff_probs']:.1e}.
+  {card['litert_vs_keras']['max_abs_diff_probs']:.1e}."""
 
-## Data
+
+def _data_text(card: dict) -> str:
+    data = card["data"]
+    return f"""## Data
 - {data['dataset']}: {sum(data['images'].values())} images of {sum(data['lesions'].values())} lesions.
 - Split {data['split']}: train {data['images']['train']} images / {data['lesions']['train']} lesions,
   validation {data['images']['val']} / {data['lesions']['val']},
   test {data['images']['test']} / {data['lesions']['test']}. No lesion has images in two splits.
 {_extra_line(data)}- Every choice (epochs, checkpoint, threshold) was made on the validation split; the test split
-  was scored once, at the end.
+  was scored once, at the end."""
 
-## Results on the test split ({test['n']} images)
+
+def _test_results_text(card: dict) -> str:
+    test, val = card["metrics"]["test"], card["metrics"]["val"]
+    point = card["malignant_operating_point"]
+    rows = "\n".join(
+        f"| {NAMES[c]} ({c}) | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | "
+        + (f"{m['auc']:.3f}" if m["auc"] is not None else "n/a") + f" | {m['support']} |"
+        for c, m in ((c, test["per_class"][c]) for c in CLASSES)
+    )
+    return f"""## Results on the test split ({test['n']} images)
 {_results_table(test, val)}
 
 | class | precision | recall | F1 | AUC | support |
@@ -414,23 +384,31 @@ def render_markdown(card: dict) -> str:
 Risk summary: flagged as suspicious when P(mel) + P(bcc) + P(akiec) >= {point['threshold']:.3f},
 a threshold {point['chosen_on']}. On the test split it catches {_pct(point['test_sensitivity'])} of
 malignant lesions (sensitivity{_ci_text(test, 'malignant_sensitivity')}) and clears {_pct(point['test_specificity'])} of
-benign ones (specificity{_ci_text(test, 'malignant_specificity')}).
+benign ones (specificity{_ci_text(test, 'malignant_specificity')})."""
 
-## Calibration and when not to answer
+
+def _calibration_text(card: dict) -> str:
+    test, val = card["metrics"]["test"], card["metrics"]["val"]
+    unc = card["uncertainty"]
+    flag = not_dermoscopic_section(card)
+    extra = "".join(f" or the {name} score below {flag[name + '_threshold']:.3g}"
+                    for name in INPUT_SCORES if name + "_threshold" in flag)
+    return f"""## Calibration and when not to answer
 - Temperature scaling fitted on validation: T = {card['temperature']:.3f}. Expected calibration error
   (15 bins) on the test split {test['ece_uncalibrated']:.3f} before, **{test['ece']:.3f}** after
   (validation {val['ece_uncalibrated']:.3f} / {val['ece']:.3f}).
 - "Uncertain": {unc['rule']} ({unc['threshold']:.0%}). On the test split {_pct(unc['test']['uncertain_share'])}
   of images are uncertain; accuracy {_pct(unc['test']['accuracy_confident'])} on the confident ones,
   {_pct(unc['test']['accuracy_uncertain'])} on the uncertain ones.
-- "This may not be a dermoscopic image": flagged when the energy score is below {ood['threshold']:.3f}
-  or the structure score below {ood.get('structure_threshold', float('nan')):.3f}{extra} ({ood['score']}); thresholds:
-  {ood['chosen_on']}. It flags {_pct(ood['test_dermoscopic_flagged'])} of the test split's dermoscopic
-  images (false positives) and {_pct(ood['non_dermoscopic_flagged'])} of {ood['non_dermoscopic_images']}
+- "This may not be a dermoscopic image": flagged when the energy score is below {flag['threshold']:.3f}
+  or the structure score below {flag.get('structure_threshold', float('nan')):.3f}{extra} ({flag['score']}); thresholds:
+  {flag['chosen_on']}. It flags {_pct(flag['test_dermoscopic_flagged'])} of the test split's dermoscopic
+  images (false positives) and {_pct(flag['non_dermoscopic_flagged'])} of {flag['non_dermoscopic_images']}
   non-dermoscopic images (scikit-image photographs and micrographs, solid colours, noise, patterns,
-  text; true positives).
+  text; true positives)."""
 
-## Figures (test split unless named)
+
+FIGURES_TEXT = """## Figures (test split unless named)
 - [Confusion matrix, counts and row-normalised](confusion_test.png)
 - [ROC curves per class and malignant vs benign](roc_test.png)
 - [Reliability diagram before and after temperature scaling](reliability_test.png)
@@ -439,9 +417,29 @@ benign ones (specificity{_ci_text(test, 'malignant_specificity')}).
 - Per-class precision, recall, F1 and support for both splits: `metrics` in `model_card.json`.
 
 ![confusion matrix](confusion_test.png)
-![training curves](training_curves.png)
+![training curves](training_curves.png)"""
 
-## Recipe choices (validation split only)
+
+def _recipes_text(card: dict) -> str:
+    """The recipe table, test-time augmentation and the colour probe (all on validation)."""
+    ablation_rows = "\n".join(
+        f"| {r['run']} | {changed(i, r)} | "
+        f"{r['val_balanced_accuracy']:.3f} | {r['val_macro_auc']:.3f} | {r['best_epoch']} | "
+        f"{'n/a' if r.get('train_minutes') is None else round(r['train_minutes'])} |"
+        for i, r in enumerate(card.get("ablation", []))
+    )
+    tta = card.get("test_time_augmentation", {})
+    tta_single = tta.get("val_balanced_accuracy_single", float("nan"))
+    tta_flips = tta.get("val_balanced_accuracy_4_flips", float("nan"))
+    probe = card.get("colour_probe")
+    probe_text = "" if not probe else (
+        "\nColour preprocessing, linear probe on frozen ImageNet features (`python -m training probe`; "
+        "logistic regression on train, scored on validation):\n\n| input | val balanced accuracy | val macro AUC |\n"
+        "|---|---|---|\n" + "\n".join(f"| {name} | {r['balanced_accuracy']:.3f} | {r['macro_auc']:.3f} |"
+                                     for name, r in probe.items())
+        + "\n\n" + _probe_verdict(probe, card) + "\n"
+    )
+    return f"""## Recipe choices (validation split only)
 Best validation epoch of this run beside the other runs measured; "changed" lists each run's
 settings that differ from this one. Only the first row's model ships. Training minutes were
 measured in each run's own session, on 2-core machines whose speed differed between sessions.
@@ -451,28 +449,53 @@ measured in each run's own session, on 2-core machines whose speed differed betw
 {ablation_rows}
 
 Test-time augmentation (mean over 4 flips), validation balanced accuracy:
-{tta_single:.3f} without, {tta_flips:.3f} with, at {tta_cost}; the shipped runtime does not use it.
-{probe_text}{_external_section(card)}{_similar_section(card)}{_robustness_section(card)}{_explanations_section(card)}{_cam_methods_section(card)}{_segmentations_section(card)}
-## Training
+{tta_single:.3f} without, {tta_flips:.3f} with, at {tta.get('cost', 'n/a')}; the shipped runtime does not use it.
+{probe_text}"""
+
+
+STUDY_SECTIONS = (_external_section, _similar_section, _robustness_section, _explanations_section,
+                  _cam_methods_section, _segmentations_section)  # each renders its section, or "" without it
+
+
+def _training_text(card: dict) -> str:
+    train = card["training"]
+    config = train.get("config", {})
+    bn = "batch norm trained too" if config.get("train_bn") else "batch-norm statistics frozen"
+    return f"""## Training
 - Command: `{train['command']}`
 - Two phases: the head on frozen ImageNet features, then the whole network ({bn})
-  with a cosine learning-rate schedule; {recipe},
+  with a cosine learning-rate schedule; {", ".join(recipe_phrases(config))},
   label smoothing, flips / zoom / colour jitter; best epoch by validation balanced accuracy
   ({train['best_epoch']['phase']} epoch {train['best_epoch']['epoch']}).
-- Training time: {minutes:.0f} min on {train['machine']}{_throughput_text(train)}.
+- Training time: {train['train_seconds'] / 60:.0f} min on {train['machine']}{_throughput_text(train)}."""
 
-## Limitations
+
+def _limitations_text(card: dict) -> str:
+    return f"""## Limitations
 - Dermatoscopic images only; photographs of skin without a dermatoscope are outside what it learnt.
 - HAM10000 comes from two centres (Vienna, Queensland) and mostly fair skin: darker skin types are
   under-represented, and performance on them is unknown.
 - Seven classes only: any other lesion is forced into one of them.
-- Trained on {data.get('image_size', '200x150 px')} copies of the HAM10000 images.
+- Trained on {card['data'].get('image_size', '200x150 px')} copies of the HAM10000 images."""
 
-## Licence and citation
+
+def _licence_text(card: dict) -> str:
+    return f"""## Licence and citation
 Trained on HAM10000: Tschandl, P., Rosendahl, C. & Kittler, H. Scientific Data 5, 180161 (2018),
 doi:10.1038/sdata.2018.161. The data are CC BY-NC 4.0; this model, derived from them, is shared
-under the same terms (attribution, non-commercial).{_extra_citation(data)}
+under the same terms (attribution, non-commercial).{_extra_citation(card['data'])}
 """
+
+
+def render_markdown(card: dict) -> str:
+    """MODEL_CARD.md: the card's sections in reading order, each rendered by its own function."""
+    header = (f"# Model card: {card['name']} ({card.get('version', '')})\n\n"
+              "**Not a medical device.** A research and teaching model; it gives no diagnosis.")
+    core = [header, _model_text(card), _data_text(card), _test_results_text(card), _calibration_text(card),
+            FIGURES_TEXT, _recipes_text(card)]
+    studies = "".join(section(card) for section in STUDY_SECTIONS)
+    closing = [_training_text(card), _limitations_text(card), _licence_text(card)]
+    return "\n\n".join(core[:-1]) + "\n\n" + core[-1] + studies + "\n" + "\n\n".join(closing)
 
 
 def write_card(out_dir: str | Path, card: dict, figures_from: str | Path | None = None) -> None:
