@@ -80,5 +80,6 @@ def test_every_subcommand_has_its_subparser_and_evaluate_keeps_its_old_flag_name
     assert set(runners) == set(cli.SUBCOMMANDS) | set(STUDIES)
     for name in cli.SUBCOMMANDS:
         assert f"python -m training {name} " in cli.__doc__, name
+    assert set(cli.command_parser(["card"])[1]) == {"card"}  # a run builds only its own command
     new, old = (parser.parse_args(["evaluate", "runs/x", flag, "a", "b"]) for flag in ("--recipes", "--compare"))
     assert new.recipes == old.recipes == ["a", "b"]

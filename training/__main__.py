@@ -199,49 +199,55 @@ def _study(study) -> Callable[[argparse.ArgumentParser], Callable[[argparse.Name
     return build
 
 
-def _commands() -> dict[str, tuple[str, Callable]]:
-    """Subcommand -> (description, adds its arguments and returns what runs it). Studies come from the registry."""
-    from . import external, probe
-    from .examples import RULE
+def _doc(module: str, attribute: str = "__doc__") -> Callable[[], str]:
+    """A description read from a training module when its subcommand is built (not at every start)."""
+    import importlib
+
+    return lambda: getattr(importlib.import_module(f".{module}", __package__), attribute)
+
+
+# subcommand -> (its description, when built; adds its arguments and returns what runs it)
+SUBCOMMANDS: dict[str, tuple[Callable[[], str], Callable]] = {
+    "evaluate": (lambda: "Re-score a run's best weights, redraw its figures, re-export.", _evaluate),
+    "card": (lambda: "Add runs to a model card's recipe table (validation figures).", _card),
+    "compare": (lambda: "Paired differences of runs from the first, with intervals.", _compare),
+    "external": (_doc("external"), _external),
+    "choose": (_doc("external"), _choose),
+    "examples": (_doc("examples", "RULE"), _examples),
+    "probe": (_doc("probe"), _probe),
+}
+
+
+def _commands() -> dict[str, tuple[Callable[[], str], Callable]]:
+    """``SUBCOMMANDS`` and one per registered study (training/studies.py)."""
     from .studies import STUDIES
 
-    return {
-        "evaluate": ("Re-score a run's best weights, redraw its figures, re-export.", _evaluate),
-        "card": ("Add runs to a model card's recipe table (validation figures).", _card),
-        "compare": ("Paired differences of runs from the first, with intervals.", _compare),
-        "external": (external.__doc__, _external),
-        "choose": (external.__doc__, _choose),
-        "examples": (RULE, _examples),
-        "probe": (probe.__doc__, _probe),
-        **{name: (f"{s.help[0].upper()}{s.help[1:]}; into its card (section {s.key!r}).", _study(s))
-           for name, s in STUDIES.items()},
-    }
+    return {**SUBCOMMANDS, **{
+        name: ((lambda s=s: f"{s.help[0].upper()}{s.help[1:]}; into its card (section {s.key!r})."), _study(s))
+        for name, s in STUDIES.items()}}
 
 
-def command_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable]]:
-    """``python -m training SUBCOMMAND ...``: one argparse subparser per command; returns it and their runners."""
+def command_parser(names: list[str] | None = None) -> tuple[argparse.ArgumentParser, dict[str, Callable]]:
+    """``python -m training SUBCOMMAND ...``: an argparse subparser per command (``names``: only those, so
+    a run imports what its own command needs); returns the parser and the commands' runners."""
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__, formatter_class=HelpFormatter)
     subparsers = parser.add_subparsers(dest="command", required=True)
     runners = {}
     for name, (description, build) in _commands().items():
-        sub = subparsers.add_parser(name, prog=f"python -m training {name}", description=description,
-                                    formatter_class=HelpFormatter)
-        runners[name] = build(sub)
+        if names is None or name in names:
+            sub = subparsers.add_parser(name, prog=f"python -m training {name}", description=description(),
+                                        formatter_class=HelpFormatter)
+            runners[name] = build(sub)
     return parser, runners
-
-
-SUBCOMMANDS = ("evaluate", "card", "compare", "external", "choose", "examples", "probe")  # and the studies
 
 
 def main(argv: list[str] | None = None) -> None:
     """A subcommand (``SUBCOMMANDS`` and the registered studies), or, without one, a training run."""
     import sys
 
-    from .studies import STUDIES
-
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] and (argv[0] in SUBCOMMANDS or argv[0] in STUDIES):
-        parser, runners = command_parser()
+    if argv[:1] and argv[0] in _commands():
+        parser, runners = command_parser(argv[:1])
         args = parser.parse_args(argv)
         runners[args.command](args)
         return

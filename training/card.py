@@ -495,7 +495,7 @@ def render_markdown(card: dict) -> str:
             FIGURES_TEXT, _recipes_text(card)]
     studies = "".join(section(card) for section in STUDY_SECTIONS)
     closing = [_training_text(card), _limitations_text(card), _licence_text(card)]
-    return "\n\n".join(core[:-1]) + "\n\n" + core[-1] + studies + "\n" + "\n\n".join(closing)
+    return "\n\n".join(core) + studies + "\n" + "\n\n".join(closing)
 
 
 def write_card(out_dir: str | Path, card: dict, figures_from: str | Path | None = None) -> None:
