@@ -111,7 +111,9 @@ def _external(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace],
         for name, s in measured["sets"].items():
             print(f"{name:>13} {s['images']:>5} images  " + "  ".join(
                 f"{k} {s[k]:.3f} ({s['ci95'][k][0]:.3f}-{s['ci95'][k][1]:.3f})" for k in external.STATISTICS))
-        print(f"G (mean balanced accuracy) {measured['G']:.3f}")
+            print(f"{'':>13} balanced accuracy over {', '.join(s['rule_classes'])} (the rule's figure): "
+                  f"{s[external.RULE_FIGURE]:.3f}")
+        print(f"G (mean of the rule's balanced accuracies) {measured['G']:.3f}")
 
     return run
 
@@ -135,9 +137,10 @@ def _choose(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], N
         result = external.choose(args.export, args.candidates, args.data, args.seed, args.external_root)
         print(f"shipped {result['shipped']['version']}: G {result['shipped']['G']:.3f}")
         for name, c in result["candidates"].items():
+            judged = external.RULE_FIGURE
             print(f"{name}: G {c['G']:.3f} over {', '.join(c['G_sets'])} ({c['paired']['G']:+.3f}); " + "; ".join(
-                f"{k} {v['balanced_accuracy']['difference']:+.3f} ({v['balanced_accuracy']['ci95'][0]:+.3f} to "
-                f"{v['balanced_accuracy']['ci95'][1]:+.3f})" for k, v in c["paired"].items() if k != "G")
+                f"{k} {v[judged]['difference']:+.3f} ({v[judged]['ci95'][0]:+.3f} to "
+                f"{v[judged]['ci95'][1]:+.3f})" for k, v in c["paired"].items() if k != "G")
                 + ("" if c["shippable"] else " (an ensemble: scored, never chosen)"))
             for check, ok in c["checks"].items():
                 print(f"    {'pass' if ok else 'FAIL'}  {check}")

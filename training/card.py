@@ -248,19 +248,25 @@ def _external_section(card: dict) -> str:
         for s in measured["sets"].values()
     )
     methods = sorted({s["ci95"]["method"] for s in measured["sets"].values()})
+    fewer = {s["title"]: s for s in measured["sets"].values() if len(s.get("rule_classes", s["classes"])) < len(
+        s["classes"])}
+    g_means = ("G, the mean over the sets of the rule's balanced accuracy (over the classes a set has at least 5 "
+               "images of)" if any("rule_classes" in s for s in measured["sets"].values())
+               else "G, the mean balanced accuracy over the sets")
     text = f"""
 ## Validation on other sources
 The selection rule's sets ([{measured['rule']}](../../{measured['rule']})), read as a user hands
 them over (the files, through `clf.predict`); `python -m training external EXPORT --data DIR`.
 Balanced accuracy is the mean recall over the classes a set has, from the 7-way top class.
-G, the mean balanced accuracy over the sets: **{measured['G']:.3f}**.
+{g_means}: **{measured['G']:.3f}**.
 
 | set | images | balanced accuracy (95% interval) | macro AUC | melanoma recall | melanoma AUC | ECE |
 |---|---|---|---|---|---|---|
 {rows}
 
 Intervals: {'; '.join(methods)}.
-"""
+""" + "".join(f"\n{title}, balanced accuracy over {', '.join(s['rule_classes'])} (the figure the rule counts): "
+              f"{_ci(s, 'rule_balanced_accuracy')}.\n" for title, s in fewer.items())
     chosen = card.get("selection")
     if chosen:
         lines = [_candidate_row(name, c) for name, c in chosen["candidates"].items()]
@@ -275,7 +281,7 @@ paired on the same images (`python -m training choose`); balanced-accuracy diffe
     if rejected:
         text += """
 Later candidates against this model, not shipped (`python -m training choose ... --record-rejected`;
-the rule as it reads from v24 on):
+the rule as it read when each was judged):
 
 | candidate | G | G gain | per set, candidate minus this model (95% interval) | rule |
 |---|---|---|---|---|
@@ -284,8 +290,11 @@ the rule as it reads from v24 on):
 
 
 def _candidate_row(name: str, c: dict) -> str:
-    diffs = "; ".join(f"{k} {v['balanced_accuracy']['difference']:+.3f} "
-                      f"({v['balanced_accuracy']['ci95'][0]:+.3f} to {v['balanced_accuracy']['ci95'][1]:+.3f})"
+    def judged(v: dict) -> dict:  # the figure the rule judged: over the counted classes from v25 on
+        return v.get("rule_balanced_accuracy", v["balanced_accuracy"])
+
+    diffs = "; ".join(f"{k} {judged(v)['difference']:+.3f} "
+                      f"({judged(v)['ci95'][0]:+.3f} to {judged(v)['ci95'][1]:+.3f})"
                       for k, v in c["paired"].items() if k != "G")
     failed = ", ".join(k for k, ok in c["checks"].items() if not ok)
     over = c.get("G_sets")

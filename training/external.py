@@ -40,7 +40,9 @@ ISIC2017_EXTERNAL = ("validation", "test")  # never trained on (data.ISIC2017_TR
 RULE = "docs/selection-rule.md"
 RULE_MIN_GAIN = 0.01  # G must rise by this much over the shipped model
 RULE_MAX_ECE = 0.05
-PAIRED = ("balanced_accuracy", "macro_auc", "melanoma_auc")  # figures compared candidate minus shipped
+RULE_MIN_CLASS_IMAGES = 5  # the rule's balanced accuracy counts only classes a set has this many images of
+PAIRED = ("balanced_accuracy", "macro_auc", "melanoma_recall", "melanoma_auc")  # candidate minus shipped
+RULE_FIGURE = "rule_balanced_accuracy"
 
 
 @dataclass(frozen=True)
@@ -102,10 +104,29 @@ def predict_files(predict: Callable[[list[np.ndarray]], np.ndarray], paths: tupl
     return np.concatenate(out).astype(np.float32)
 
 
-def _balanced_accuracy(labels: np.ndarray, probs: np.ndarray) -> float:
-    """Mean recall over the classes present in ``labels`` (predictions of absent classes count as wrong)."""
+def _balanced_accuracy(labels: np.ndarray, probs: np.ndarray, classes: np.ndarray | None = None) -> float:
+    """Mean recall over ``classes`` (default: those present in ``labels``); predictions of other classes
+    count as wrong."""
     pred = probs.argmax(1)
-    return float(np.mean([(pred[labels == k] == k).mean() for k in np.unique(labels)]))
+    classes = np.unique(labels) if classes is None else classes
+    return float(np.mean([(pred[labels == k] == k).mean() for k in classes if (labels == k).any()]))
+
+
+def rule_classes(labels: np.ndarray) -> np.ndarray:
+    """The classes the rule's balanced accuracy counts: those with at least RULE_MIN_CLASS_IMAGES images.
+
+    One image of a class moves a balanced accuracy by a share of 1 / (number of classes): on ISIC 2018
+    validation's single dermatofibroma, 0.143. A set with no class that large counts them all.
+    """
+    classes, counts = np.unique(labels, return_counts=True)
+    kept = classes[counts >= RULE_MIN_CLASS_IMAGES]
+    return kept if len(kept) else classes
+
+
+def rule_statistic(labels: np.ndarray) -> Callable[[np.ndarray, np.ndarray], float]:
+    """Balanced accuracy over the rule's classes of the whole set, kept fixed across bootstrap resamples."""
+    classes = rule_classes(labels)
+    return lambda y, probs: _balanced_accuracy(y, probs, classes)
 
 
 def _melanoma_auc(labels: np.ndarray, probs: np.ndarray) -> float:
@@ -131,23 +152,27 @@ def set_metrics(labels: np.ndarray, probs: np.ndarray) -> dict:
 
 
 def score(predict: Callable[[list[np.ndarray]], np.ndarray], sets: list[EvalSet]) -> tuple[dict, dict]:
-    """(card section, probabilities by set): every set's figures with intervals, and G, their mean balanced accuracy."""
+    """(card section, probabilities by set): every set's figures with intervals, and G, the mean over the
+    sets of the rule's balanced accuracy."""
     section, probs = {}, {}
     for s in sets:
         probs[s.name] = predict_files(predict, s.paths)
         counts = {CLASSES[k]: int(n) for k, n in zip(*np.unique(s.labels, return_counts=True), strict=True)}
+        statistics = {**STATISTICS, RULE_FIGURE: rule_statistic(s.labels)}
         section[s.name] = {
             "title": s.title, "images": len(s.paths), "classes": counts,
             **set_metrics(s.labels, probs[s.name]),
+            RULE_FIGURE: statistics[RULE_FIGURE](s.labels, probs[s.name]),
+            "rule_classes": [CLASSES[k] for k in rule_classes(s.labels)],
             "ci95": {"method": f"95% percentile bootstrap, 1,000 resamples of the set's {s.grouped_by}",
-                     **bootstrap_intervals(s.labels, probs[s.name], s.groups, STATISTICS)},
+                     **bootstrap_intervals(s.labels, probs[s.name], s.groups, statistics)},
         }
     return {"sets": section, "G": generalisation(section), "rule": RULE}, probs
 
 
 def generalisation(section: dict) -> float:
-    """G: the mean balanced accuracy over the sets (the selection rule's figure)."""
-    return float(np.mean([s["balanced_accuracy"] for s in section.values()]))
+    """G: the mean over the sets of the rule's balanced accuracy (the 7-class one in sections made before it)."""
+    return float(np.mean([s.get(RULE_FIGURE, s["balanced_accuracy"]) for s in section.values()]))
 
 
 def counted(sets: list[EvalSet], config: dict) -> list[str]:
@@ -167,22 +192,25 @@ def paired(sets: list[EvalSet], baseline: dict[str, np.ndarray], candidate: dict
     out = {}
     for s in sets:
         stacked = np.stack([baseline[s.name], candidate[s.name]], axis=1)
-        diff = {name: difference(STATISTICS[name]) for name in PAIRED}
+        diff = {name: difference(STATISTICS[name]) for name in PAIRED} | {RULE_FIGURE: difference(rule_statistic(
+            s.labels))}
         bounds = bootstrap_intervals(s.labels, stacked, s.groups, diff, resamples)
         out[s.name] = {name: {"difference": f(s.labels, stacked), "ci95": bounds[name]} for name, f in diff.items()}
     in_g = [s.name for s in sets] if in_g is None else in_g
-    out["G"] = float(np.mean([out[name]["balanced_accuracy"]["difference"] for name in in_g]))
+    out["G"] = float(np.mean([out[name][RULE_FIGURE]["difference"] for name in in_g]))
     return out
 
 
 def verdict(differences: dict, candidate_ham_ece: float, sets: list[EvalSet]) -> dict:
-    """The rule of docs/selection-rule.md (as it reads from v24 on) on one candidate's paired differences."""
+    """The rule of docs/selection-rule.md (as it reads from v25 on) on one candidate's paired differences."""
+    ham = differences["ham_val"]
     checks = {
         f"G rises by >= {RULE_MIN_GAIN}": differences["G"] >= RULE_MIN_GAIN,
-        **{f"{s.name}: paired interval's upper end >= 0": differences[s.name]["balanced_accuracy"]["ci95"][1] >= 0
+        **{f"{s.name}: paired interval's upper end >= 0": differences[s.name][RULE_FIGURE]["ci95"][1] >= 0
            for s in sets},
         f"HAM10000 validation ECE <= {RULE_MAX_ECE}": candidate_ham_ece <= RULE_MAX_ECE,
-        "ham_val: difference >= 0": differences["ham_val"]["balanced_accuracy"]["difference"] >= 0,
+        "ham_val: difference >= 0": ham[RULE_FIGURE]["difference"] >= 0,
+        "ham_val: melanoma recall interval's upper end >= 0": ham["melanoma_recall"]["ci95"][1] >= 0,
     }
     return {"checks": checks, "passes": all(checks.values())}
 
