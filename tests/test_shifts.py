@@ -53,3 +53,23 @@ def test_vignette_robustness_tells_a_model_that_reads_the_corners_from_one_that_
                                                                                       vignettes)
     assert all(r["top_class_unchanged"] == 1.0 and r["balanced_accuracy"] == 1.0 for r in steady)
     assert all(r["top_class_unchanged"] == 0.0 and r["balanced_accuracy"] == 0.0 for r in fooled)
+
+
+def test_the_editing_shifts_do_what_an_editor_does():
+    from training.shifts import auto_levels, centre_crop, saturate
+
+    rng = np.random.default_rng(0)
+    dull = rng.integers(90, 140, (2, 30, 40, 3)).astype(np.uint8)
+    dull[..., 2] //= 2  # a blue-poor, low-contrast picture
+    stretched = auto_levels(dull)
+    for channel in range(3):  # every channel now spans (nearly) the whole range: contrast up, balance evened
+        assert np.percentile(stretched[..., channel], 1) <= 3 and np.percentile(stretched[..., channel], 99) >= 252
+    grey = np.full((1, 4, 4, 3), 120, np.uint8)
+    assert np.array_equal(saturate(grey, 1.5), grey)  # grey has no colour to raise
+    reddish = np.zeros((1, 4, 4, 3), np.uint8) + np.array([150, 100, 100], np.uint8)
+    more = saturate(reddish, 1.5)[0, 0, 0].astype(int)
+    assert more[0] > 150 and more[1] < 100 and more[2] < 100
+    ring = np.zeros((1, 50, 50, 3), np.uint8)
+    ring[:, 5:45, 5:45] = 200  # a bright square with a 5-pixel black border
+    cropped = centre_crop(ring, 0.8)  # the central 40 pixels: the border is cropped away
+    assert cropped.shape == ring.shape and cropped.min() >= 190

@@ -209,7 +209,8 @@ interval over lesions, then the test split's (`python -m training segmentations`
 
 
 def _robustness_section(card: dict) -> str:
-    """How another clinic's vignettes and light change the answers (training/shifts.py); empty if not measured."""
+    """How another clinic's vignettes, light and edits change the answers (training/shifts.py); empty if not
+    measured."""
     measured = card.get("robustness")
     if not measured:
         return ""
@@ -223,7 +224,8 @@ def _robustness_section(card: dict) -> str:
 ## Robustness to another clinic's images
 Other clinics' dermatoscopes often leave the image black outside a circle (in HAM10000 few images
 have one, more often melanomas than naevi), and their light and cameras give other colours and
-exposures. Each split's images under each shift (vignette radius in half-diagonals); unshifted,
+exposures; images passed on by others are often edited (levels stretched, saturation raised, cropped
+closer). Each split's images under each shift (vignette radius in half-diagonals); unshifted,
 balanced accuracy is {plain['val']:.3f} (validation) and {plain['test']:.3f} (test).
 
 | shift | val balanced acc. | test balanced acc. | val top class unchanged | test top class unchanged |
