@@ -73,3 +73,22 @@ def test_the_editing_shifts_do_what_an_editor_does():
     ring[:, 5:45, 5:45] = 200  # a bright square with a 5-pixel black border
     cropped = centre_crop(ring, 0.8)  # the central 40 pixels: the border is cropped away
     assert cropped.shape == ring.shape and cropped.min() >= 190
+
+
+def test_random_levels_stretch_each_channel_or_leave_the_image_alone():
+    import tensorflow as tf
+
+    from training.shifts import random_levels
+
+    rng = np.random.default_rng(0)
+    dull = (0.3 + 0.2 * rng.random((30, 40, 3))).astype(np.float32)
+    dull[..., 2] *= 0.5  # low contrast, little blue
+    image = tf.constant(dull)
+    assert np.array_equal(np.asarray(random_levels(image, 0.0)), dull)
+    for _ in range(5):
+        out = np.asarray(random_levels(image, 1.0))
+        for channel in range(3):  # stretched between its percentiles drawn in 0-3 and 97-100: spans 0 to 1,
+            c = out[..., channel]  # with at most 3% of the pixels clipped at either end
+            assert c.min() == 0 and c.max() == 1
+            assert (c == 0).mean() <= 0.031 and (c == 1).mean() <= 0.031
+    assert np.asarray(random_levels(image, 1.0)).mean(axis=(0, 1)).std() < dull.mean(axis=(0, 1)).std()  # balanced

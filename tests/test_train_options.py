@@ -44,6 +44,25 @@ def test_vignette_augmentation_reaches_the_share_of_training_images_asked_for():
     assert dark_corners(1.0) > dark_corners(0.6)
 
 
+def test_levels_augmentation_stretches_the_share_of_training_images_asked_for():
+    from training.train import Config, _datasets
+
+    rng = np.random.default_rng(0)
+    dull = rng.integers(100, 140, (64, 60, 80, 3)).astype(np.uint8)  # no pixel near black or white
+
+    def stretched(share: float) -> float:
+        arrays = {name: dull for name in ("train", "val", "test")}
+        labels = {name: np.arange(64) % 7 for name in arrays}
+        train, plain = _datasets(arrays, labels, Config(data="", out="", size=(60, 80), vignette=0.0,
+                                                        levels=share, batch_size=64))
+        assert np.asarray(next(iter(plain["val"]))).min() > -0.3  # validation images are never stretched
+        batch = np.asarray(next(iter(train))[0])
+        return float((batch.reshape(64, -1).min(1) < -0.95).mean())  # reaches black ([-1, 1] scale)
+
+    assert stretched(0.0) == 0.0
+    assert 0.2 < stretched(0.5) < 0.8 and stretched(1.0) == 1.0
+
+
 def test_logit_adjusted_loss_is_crossentropy_on_shifted_logits_and_balances_a_constant_model():
     import keras
 

@@ -72,6 +72,10 @@ class Config:
     cast: float = option(0.0, "random exposure and per-channel gains in [1 - CAST, 1 + CAST] (0: none)",
                          recipe=lambda c: c["cast"] and (
                              f"random exposure and colour casts (gains {1 - c['cast']:.2f}-{1 + c['cast']:.2f})"))
+    levels: float = option(0.0, "share of training images with each channel's levels stretched between random "
+                                "percentiles, as an editor's auto levels does (0: none)",
+                           recipe=lambda c: c["levels"] and (
+                               f"random per-channel levels stretches on {c['levels']:.0%} of training images"))
     train_bn: bool = option(False, "phase 2 also trains batch norm (scales and statistics); default: ImageNet's, "
                                    "frozen")
     colour: str = option("none", "a first layer of the network: Shades of Gray colour constancy, grayscale + "

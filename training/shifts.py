@@ -3,8 +3,9 @@
 In HAM10000 few images have a vignette (black outside a circular field of view: 3.4%), and more
 often melanomas (8.9%) and benign keratoses (6.8%) than naevi (2.2%): a model can learn black
 corners as a sign of the class. Other clinics' dermatoscopes vignette most images, and their
-light and cameras give other colour casts and exposures. Training can add both at random
-(``--vignette P``, ``--cast C``), and every card measures how each shift changes the answers.
+light and cameras give other colour casts and exposures. Training can add them at random
+(``--vignette P``, ``--cast C``, ``--levels P``), and every card measures how each shift changes the
+answers.
 
 Images handed on by a third party are often edited as well: levels stretched per channel (which
 also white-balances), saturation raised, the lesion cropped closer. The team measured the shipped
@@ -115,6 +116,23 @@ def random_cast(image, strength: float, seed: int | None = None):
     exposure = tf.random.uniform([], 1 - strength, 1 + strength, seed=seed)
     channels = tf.random.uniform([3], 1 - strength, 1 + strength, seed=seed)
     return tf.clip_by_value(image * exposure * channels, 0.0, 1.0)
+
+
+def random_levels(image, probability: float, seed: int | None = None):
+    """TensorFlow op: with ``probability``, each channel of a float (H, W, 3) image in [0, 1] stretched so
+    that its own random low (0-3rd) and high (97th-100th) percentiles span [0, 1], as an editor's auto
+    levels does (``auto_levels``), each channel drawn apart so the balance moves too."""
+    import tensorflow as tf
+
+    by_channel = tf.sort(tf.transpose(tf.reshape(image, [-1, 3])), axis=1)  # (3, pixels)
+    last = tf.cast(tf.shape(by_channel)[1] - 1, tf.float32)
+    low = tf.cast(tf.random.uniform([3], 0.0, 0.03, seed=seed) * last, tf.int32)
+    high = tf.cast(tf.random.uniform([3], 0.97, 1.0, seed=seed) * last, tf.int32)
+    lo = tf.gather(by_channel, low[:, None], batch_dims=1)[:, 0]
+    hi = tf.gather(by_channel, high[:, None], batch_dims=1)[:, 0]
+    stretched = tf.clip_by_value((image - lo) / tf.maximum(hi - lo, 1 / 255), 0.0, 1.0)
+    apply = tf.random.uniform([], seed=seed) < probability
+    return tf.where(apply, stretched, image)
 
 
 def robustness(predict: Callable[[np.ndarray], np.ndarray], images: np.ndarray, labels: np.ndarray,

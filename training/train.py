@@ -91,7 +91,7 @@ def _datasets(arrays, labels, cfg: Config, boxes: np.ndarray | None = None):
 
     from .augment import colour_jitter, lesion_crop, random_zoom_crop
     from .mixing import mixer
-    from .shifts import random_cast, random_vignette
+    from .shifts import random_cast, random_levels, random_vignette
 
     rotation = keras.layers.RandomRotation(0.5, fill_mode="reflect", seed=cfg.seed) if cfg.rotate else None
     if cfg.lesion_crop > 0 and boxes is None:
@@ -110,6 +110,8 @@ def _datasets(arrays, labels, cfg: Config, boxes: np.ndarray | None = None):
         x = colour_jitter(x)
         if cfg.cast > 0:
             x = random_cast(x, cfg.cast)
+        if cfg.levels > 0:
+            x = random_levels(x, cfg.levels)
         if cfg.vignette > 0:
             x = random_vignette(x, cfg.vignette)
         return scale(tf.clip_by_value(x, 0.0, 1.0) * 255.0), target, weight
