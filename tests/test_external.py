@@ -137,6 +137,30 @@ def test_a_candidate_that_loses_melanomas_on_ham_fails_even_when_g_rises():
     assert checks["ham_val: paired interval's upper end >= 0"]
 
 
+def test_a_model_robust_to_edits_passes_on_e_only_where_g_does_not_fall():
+    """docs/selection-rule.md from v25 on: check 1 passes on G (+0.01), or on E (balanced accuracy under
+    the editing shifts, +0.05 with its interval above 0) where G does not fall."""
+    from training.external import edited_balanced_accuracy, paired, paired_edited, verdict
+
+    sets = _sets(n=300)
+    labels = sets[0].labels
+    base = {s.name: _probs(labels, 0.7, 1) for s in sets}
+    base_edited = np.stack([_probs(labels, 0.3, 10 + k) for k in range(3)], axis=1)  # collapses when edited
+    robust_edited = np.stack([_probs(labels, 0.65, 20 + k) for k in range(3)], axis=1)
+    assert edited_balanced_accuracy(labels, robust_edited) - edited_balanced_accuracy(labels, base_edited) > 0.2
+    gate = "G rises by >= 0.01, or G >= 0 and E rises by >= 0.05 (interval above 0)"
+    same = paired(sets, base, base, resamples=200)  # unedited: the same answers, so G does not move
+    same["edited"] = paired_edited(sets[0], base_edited, robust_edited, resamples=200)
+    assert same["G"] == 0 and same["edited"]["ci95"][0] > 0
+    assert verdict(same, 0.03, sets)["checks"][gate]
+    worse = {s.name: _probs(labels, 0.6, 5) for s in sets}  # robust, but G falls: refused
+    falls = paired(sets, base, worse, resamples=200)
+    falls["edited"] = same["edited"]
+    assert falls["G"] < 0 and not verdict(falls, 0.03, sets)["checks"][gate]
+    same["edited"] = paired_edited(sets[0], base_edited, base_edited, resamples=200)  # no edit gain, no G gain
+    assert not verdict(same, 0.03, sets)["checks"][gate]
+
+
 def test_choose_a_model_against_itself_keeps_the_shipped_one_and_writes_nothing(run_with_extra, shared_data, capsys):
     from training.__main__ import main as training_cli
 
@@ -149,6 +173,8 @@ def test_choose_a_model_against_itself_keeps_the_shipped_one_and_writes_nothing(
     assert "chosen: none" in printed and "FAIL  G rises by >= 0.01" in printed
     result = json.loads(out.read_text())
     assert result["chosen"] is None and result["candidates"]["extra"]["paired"]["G"] == 0
+    assert result["candidates"]["extra"]["paired"]["edited"]["difference"] == 0  # E measured, the same model
+    assert result["candidates"]["extra"]["E"] == pytest.approx(result["shipped"]["E"])
     ensemble = result["candidates"]["extra+extra"]  # the mean of a model with itself is the model
     assert not ensemble["shippable"] and result["candidates"]["extra"]["shippable"]
     assert ensemble["sets"]["ham_val"]["balanced_accuracy"] == pytest.approx(

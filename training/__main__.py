@@ -133,14 +133,17 @@ def _choose(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], N
         from pathlib import Path
 
         from . import external
+        from .card import judged, per_set
 
         result = external.choose(args.export, args.candidates, args.data, args.seed, args.external_root)
-        print(f"shipped {result['shipped']['version']}: G {result['shipped']['G']:.3f}")
+        print(f"shipped {result['shipped']['version']}: G {result['shipped']['G']:.3f}, "
+              f"E {result['shipped']['E']:.3f}")
         for name, c in result["candidates"].items():
-            judged = external.RULE_FIGURE
+            e = c["paired"]["edited"]
             print(f"{name}: G {c['G']:.3f} over {', '.join(c['G_sets'])} ({c['paired']['G']:+.3f}); " + "; ".join(
-                f"{k} {v[judged]['difference']:+.3f} ({v[judged]['ci95'][0]:+.3f} to "
-                f"{v[judged]['ci95'][1]:+.3f})" for k, v in c["paired"].items() if k != "G")
+                f"{k} {judged(v)['difference']:+.3f} ({judged(v)['ci95'][0]:+.3f} to "
+                f"{judged(v)['ci95'][1]:+.3f})" for k, v in per_set(c["paired"]).items())
+                + f"; E {c['E']:.3f} ({e['difference']:+.3f}, {e['ci95'][0]:+.3f} to {e['ci95'][1]:+.3f})"
                 + ("" if c["shippable"] else " (an ensemble: scored, never chosen)"))
             for check, ok in c["checks"].items():
                 print(f"    {'pass' if ok else 'FAIL'}  {check}")

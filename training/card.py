@@ -272,8 +272,9 @@ Intervals: {'; '.join(methods)}.
     chosen = card.get("selection")
     if chosen:
         lines = [_candidate_row(name, c) for name, c in chosen["candidates"].items()]
+        e_shipped = f", E {chosen['shipped']['E']:.3f}" if "E" in chosen["shipped"] else ""
         text += f"""
-Candidates against the model shipped before ({chosen['shipped']['version']}, G {chosen['shipped']['G']:.3f}),
+Candidates against the model shipped before ({chosen['shipped']['version']}, G {chosen['shipped']['G']:.3f}{e_shipped}),
 paired on the same images (`python -m training choose`); balanced-accuracy differences per set:
 
 | candidate | G | G gain | per set, candidate minus shipped (95% interval) | rule |
@@ -291,16 +292,26 @@ the rule as it read when each was judged):
     return text
 
 
-def _candidate_row(name: str, c: dict) -> str:
-    def judged(v: dict) -> dict:  # the figure the rule judged: over the counted classes from v25 on
-        return v.get("rule_balanced_accuracy", v["balanced_accuracy"])
+def per_set(paired: dict) -> dict:
+    """The per-set entries of a candidate's paired differences (without G and the edited images' E)."""
+    return {k: v for k, v in paired.items() if k not in ("G", "edited")}
 
+
+def judged(difference: dict) -> dict:
+    """The balanced accuracy the rule judged a set on: over its counted classes from v25 on."""
+    return difference.get("rule_balanced_accuracy", difference["balanced_accuracy"])
+
+
+def _candidate_row(name: str, c: dict) -> str:
+    sets = per_set(c["paired"])
     diffs = "; ".join(f"{k} {judged(v)['difference']:+.3f} "
-                      f"({judged(v)['ci95'][0]:+.3f} to {judged(v)['ci95'][1]:+.3f})"
-                      for k, v in c["paired"].items() if k != "G")
+                      f"({judged(v)['ci95'][0]:+.3f} to {judged(v)['ci95'][1]:+.3f})" for k, v in sets.items())
+    if "edited" in c["paired"]:
+        e = c["paired"]["edited"]
+        diffs += f"; E (edited HAM val) {e['difference']:+.3f} ({e['ci95'][0]:+.3f} to {e['ci95'][1]:+.3f})"
     failed = ", ".join(k for k, ok in c["checks"].items() if not ok)
     over = c.get("G_sets")
-    g = f"{c['G']:.3f}" + (f" (over {', '.join(over)})" if over and len(over) < len(c["paired"]) - 1 else "")
+    g = f"{c['G']:.3f}" + (f" (over {', '.join(over)})" if over and len(over) < len(sets) else "")
     return f"| {name} | {g} | {c['paired']['G']:+.3f} | {diffs} | {'passes' if c['passes'] else 'fails: ' + failed} |"
 
 

@@ -43,6 +43,7 @@ RULE_MAX_ECE = 0.05
 RULE_MIN_CLASS_IMAGES = 5  # the rule's balanced accuracy counts only classes a set has this many images of
 PAIRED = ("balanced_accuracy", "macro_auc", "melanoma_recall", "melanoma_auc")  # candidate minus shipped
 RULE_FIGURE = "rule_balanced_accuracy"
+RULE_MIN_EDITED_GAIN = 0.05  # or E, balanced accuracy under the editing shifts, rises this much (G not falling)
 
 
 @dataclass(frozen=True)
@@ -175,6 +176,11 @@ def generalisation(section: dict) -> float:
     return float(np.mean([s.get(RULE_FIGURE, s["balanced_accuracy"]) for s in section.values()]))
 
 
+def edited_balanced_accuracy(labels: np.ndarray, probs: np.ndarray) -> float:
+    """E: balanced accuracy averaged over the edits of (N, edits, classes) probabilities (``shifts.edited``)."""
+    return float(np.mean([_balanced_accuracy(labels, probs[:, k]) for k in range(probs.shape[1])]))
+
+
 def counted(sets: list[EvalSet], config: dict) -> list[str]:
     """The sets G counts for a candidate trained with ``config``: none its training data shares a source with.
 
@@ -201,11 +207,25 @@ def paired(sets: list[EvalSet], baseline: dict[str, np.ndarray], candidate: dict
     return out
 
 
+def paired_edited(ham: EvalSet, baseline: np.ndarray, candidate: np.ndarray, resamples: int = 1000) -> dict:
+    """E of the candidate minus the baseline's on HAM10000 validation's edited images, with a 95% interval."""
+    stacked = np.stack([baseline, candidate], axis=1)  # (N, 2, edits, classes)
+    statistic = difference(edited_balanced_accuracy)
+    bounds = bootstrap_intervals(ham.labels, stacked, ham.groups, {"E": statistic}, resamples)
+    return {"difference": statistic(ham.labels, stacked), "ci95": bounds["E"]}
+
+
 def verdict(differences: dict, candidate_ham_ece: float, sets: list[EvalSet]) -> dict:
-    """The rule of docs/selection-rule.md (as it reads from v25 on) on one candidate's paired differences."""
-    ham = differences["ham_val"]
+    """The rule of docs/selection-rule.md (as it reads from v25 on) on one candidate's paired differences.
+
+    Check 1 passes on G, or on E (``differences["edited"]``) where G does not fall.
+    """
+    ham, edits = differences["ham_val"], differences.get("edited")
+    robust = edits is not None and differences["G"] >= 0 and edits["difference"] >= RULE_MIN_EDITED_GAIN \
+        and edits["ci95"][0] > 0
     checks = {
-        f"G rises by >= {RULE_MIN_GAIN}": differences["G"] >= RULE_MIN_GAIN,
+        f"G rises by >= {RULE_MIN_GAIN}, or G >= 0 and E rises by >= {RULE_MIN_EDITED_GAIN} (interval above 0)":
+            differences["G"] >= RULE_MIN_GAIN or robust,
         **{f"{s.name}: paired interval's upper end >= 0": differences[s.name][RULE_FIGURE]["ci95"][1] >= 0
            for s in sets},
         f"HAM10000 validation ECE <= {RULE_MAX_ECE}": candidate_ham_ece <= RULE_MAX_ECE,
@@ -252,23 +272,40 @@ def choose(shipped: str | Path, candidates: list[str | Path], data: str | Path, 
     but never chosen, as it would cost its members' sum to serve. It tells whether distilling it
     into one network is worth a run.
     """
-    from model.runtime import load_classifier
-
-    sets = validation_sets(data, seed, external_root)
-    base_section, base_probs = score(load_classifier(shipped).predict, sets)
     import json
 
-    from model.runtime import CARD_FILE
+    from model.runtime import CARD_FILE, load_classifier
 
+    from .data import load_arrays
+    from .shifts import edited
+
+    sets = validation_sets(data, seed, external_root)
+    ham = sets[0]
+    ham_images: dict[tuple[int, int], np.ndarray] = {}  # HAM10000 validation at each input size, decoded once
+
+    def edited_probs(runtimes: list) -> np.ndarray:
+        size = tuple(runtimes[0].input_size)
+        if size not in ham_images:
+            ham_images[size] = load_arrays(list(ham.paths), size, desc="ham_val for the edits")
+        return edited(ensemble_predict([lambda x, r=r: r.run_uint8(x).probs for r in runtimes]), ham_images[size])
+
+    base = load_classifier(shipped)
+    base_section, base_probs = score(base.predict, sets)
+    base_edited = edited_probs([base])
+    base_section["E"] = edited_balanced_accuracy(ham.labels, base_edited)
     version = json.loads((Path(shipped) / CARD_FILE).read_text()).get("version", str(shipped))
     out = {"rule": RULE, "shipped": {"export": str(shipped), "version": version, **base_section}, "candidates": {}}
     for candidate in candidates:
         members = str(candidate).split(ENSEMBLE_JOIN)
         cards = [json.loads((Path(m) / CARD_FILE).read_text()) for m in members]
         in_g = counted(sets, {"extra": any(c.get("training", {}).get("config", {}).get("extra") for c in cards)})
-        section, probs = score(ensemble_predict([load_classifier(m).predict for m in members]), sets)
+        runtimes = [load_classifier(m) for m in members]
+        section, probs = score(ensemble_predict([r.predict for r in runtimes]), sets)
         section["G"] = generalisation({k: v for k, v in section["sets"].items() if k in in_g})
+        candidate_edited = edited_probs(runtimes)
+        section["E"] = edited_balanced_accuracy(ham.labels, candidate_edited)
         differences = paired(sets, base_probs, probs, in_g=in_g)
+        differences["edited"] = paired_edited(ham, base_edited, candidate_edited)
         ham_ece = section["sets"]["ham_val"]["ece"]
         name = ENSEMBLE_JOIN.join(c.get("version", m) for c, m in zip(cards, members, strict=True))
         out["candidates"][name] = {"export": str(candidate), **section, "G_sets": in_g, "paired": differences,
@@ -289,10 +326,10 @@ def record_choice(result: dict) -> None:
     chosen = result["candidates"][result["chosen"]]
     card = json.loads((Path(chosen["export"]) / CARD_FILE).read_text())
     card["external_validation"] = {k: chosen[k] for k in ("sets", "G", "rule")}
-    summary = {k: {"version": v.get("version", k), "G": v["G"]} for k, v in (("shipped", result["shipped"]),)}
+    summary = {"shipped": {k: result["shipped"][k] for k in ("version", "G", "E") if k in result["shipped"]}}
     card["selection"] = {
         "rule": result["rule"], **summary, "chosen": result["chosen"],
-        "candidates": {name: {k: c[k] for k in ("G", "G_sets", "paired", "checks", "passes") if k in c}
+        "candidates": {name: {k: c[k] for k in ("G", "E", "G_sets", "paired", "checks", "passes") if k in c}
                        for name, c in result["candidates"].items()},
     }
     write_card(chosen["export"], card)
@@ -309,6 +346,7 @@ def record_rejected(result: dict) -> None:
     shipped = Path(result["shipped"]["export"])
     card = json.loads((shipped / CARD_FILE).read_text())
     card.setdefault("rejected", {}).update(
-        {name: {"rule": result["rule"], **{k: c[k] for k in ("G", "G_sets", "paired", "checks", "passes") if k in c}}
+        {name: {"rule": result["rule"], **{k: c[k] for k in ("G", "E", "G_sets", "paired", "checks", "passes")
+                                           if k in c}}
          for name, c in result["candidates"].items() if not c["passes"]})
     write_card(shipped, card)

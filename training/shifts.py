@@ -91,6 +91,14 @@ SHIFTS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 
+EDITS = ("levels stretched per channel (1-99%)", "saturation x1.5", "centre crop to 80%, levels stretched")
+
+
+def edited(predict: Callable[[np.ndarray], np.ndarray], images: np.ndarray) -> np.ndarray:
+    """(N, len(EDITS), classes) probabilities of uint8 (N, H, W, 3) images under each of EDITS."""
+    return np.stack([predict(SHIFTS[name](images)) for name in EDITS], axis=1)
+
+
 def random_vignette(image, probability: float, seed: int | None = None):
     """TensorFlow op for the training pipeline: a float (H, W, 3) image in [0, 1], vignetted with
     ``probability``: radius 0.55-1.0 half-diagonals, centre moved up to 5% of the image's size."""
