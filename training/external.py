@@ -172,8 +172,8 @@ def score(predict: Callable[[list[np.ndarray]], np.ndarray], sets: list[EvalSet]
 
 
 def generalisation(section: dict) -> float:
-    """G: the mean over the sets of the rule's balanced accuracy (the 7-class one in sections made before it)."""
-    return float(np.mean([s.get(RULE_FIGURE, s["balanced_accuracy"]) for s in section.values()]))
+    """G: the mean over the sets of the rule's balanced accuracy."""
+    return float(np.mean([s[RULE_FIGURE] for s in section.values()]))
 
 
 def edited_balanced_accuracy(labels: np.ndarray, probs: np.ndarray) -> float:
