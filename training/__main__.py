@@ -1,6 +1,8 @@
 """Train:    python -m training --data DIR --out runs/NAME [options]
 Evaluate: python -m training evaluate runs/NAME [--recipes runs/OLD model_card.json ...]
           (re-score the best weights, figures, export; --recipes fills the recipe table)
+Soup:     python -m training soup runs/A runs/B ... --out runs/NAME
+          (the uniform average of runs' best weights, one network; scored, calibrated and exported as a run)
 Card:     python -m training card model/shipped/model_card.json --add runs/NAME ... [--probe probe.json]
           (add runs that were not shipped to a card's recipe table, or a new colour probe; the model is untouched)
 Flags:    python -m training flags model/shipped --data DIR
@@ -52,6 +54,22 @@ def _evaluate(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace],
         from .train import finish_run
 
         finish_run(args.run, args.recipes, args.probe)
+
+    return run
+
+
+def _soup(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], None]:
+    parser.add_argument("runs", nargs="+", help="finished run folders of one recipe family (same network, split, "
+                                                "seed and frozen batch norm)")
+    parser.add_argument("--out", required=True, help="the soup's run folder (new)")
+    parser.add_argument("--recipes", nargs="*", default=[], help="earlier run folders or model_card.json files for "
+                                                                  "the card's recipe table")
+
+    def run(args):
+        from .soup import make_soup
+        from .train import finish_run
+
+        finish_run(make_soup(args.runs, args.out), args.recipes)
 
     return run
 
@@ -215,6 +233,7 @@ def _doc(module: str, attribute: str = "__doc__") -> Callable[[], str]:
 # subcommand -> (its description, when built; adds its arguments and returns what runs it)
 SUBCOMMANDS: dict[str, tuple[Callable[[], str], Callable]] = {
     "evaluate": (lambda: "Re-score a run's best weights, redraw its figures, re-export.", _evaluate),
+    "soup": (_doc("soup"), _soup),
     "card": (lambda: "Add runs to a model card's recipe table (validation figures).", _card),
     "compare": (lambda: "Paired differences of runs from the first, with intervals.", _compare),
     "external": (_doc("external"), _external),

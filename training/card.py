@@ -479,10 +479,26 @@ STUDY_SECTIONS = (_external_section, _similar_section, _robustness_section, _exp
                   _cam_methods_section, _segmentations_section)  # each renders its section, or "" without it
 
 
+def _soup_text(train: dict) -> str:
+    soup = train["soup"]
+    differ = "; ".join(f"{k}: " + ", ".join(f"{run} {v}" for run, v in values.items())
+                       for k, values in soup["differ"].items()) or "nothing"
+    commands = "\n".join(f"  - `{c}`" for c in soup["commands"])
+    return f"""## Training
+- Command: `{train['command']}`
+- The uniform average of the best weights of runs {", ".join(soup["members"])} (a model soup: one network,
+  no training of its own). The members share the network, input, split, seed and ImageNet's frozen
+  batch-norm statistics; they differ in {differ}. Each was trained by:
+{commands}
+- Training time: {train['train_seconds'] / 60:.0f} min, the members' summed, on {train['machine']}."""
+
+
 def _training_text(card: dict) -> str:
     train = card["training"]
     config = train.get("config", {})
     bn = "batch norm trained too" if config.get("train_bn") else "batch-norm statistics frozen"
+    if "soup" in train:
+        return _soup_text(train)
     return f"""## Training
 - Command: `{train['command']}`
 - Two phases: the head on frozen ImageNet features, then the whole network ({bn})

@@ -17,6 +17,7 @@ from model.preprocessing import INPUT_SIZE
 from .distribute import STRATEGIES
 from .mixing import MIX, MIX_NAMES
 
+SOUP_FILE = "soup.json"  # in a soup's run folder (training/soup.py): its members, what they differ in, their commands
 BALANCE = ("weights", "logit_adjust", "none")
 BALANCE_PHRASES = {
     "weights": "class-balanced loss weights",
@@ -104,6 +105,9 @@ class Config:
     strategy: str = option("none", "tf.distribute: mirrored (all local GPUs, else the logical CPUs) or multiworker "
                                    "(hosts from TF_CONFIG); --batch-size is the global batch (docs/scaling.md)",
                            choices=STRATEGIES)
+    # set by ``python -m training soup`` (training/soup.py), not a flag: the runs whose weights were averaged
+    soup: str = field(default="", metadata={"before": "", "compared": True, "recipe": lambda c: c.get("soup") and (
+        f"the uniform average of the best weights of runs {', '.join(c['soup'].split('+'))} (a model soup)")})
     command: str = field(default_factory=lambda: "python -m training " + shlex.join(sys.argv[1:]))
 
     def __post_init__(self):

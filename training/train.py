@@ -23,7 +23,7 @@ from model.labels import CLASSES
 from model.preprocessing import scale
 
 from .augment import DETAIL, box_fractions
-from .config import BALANCE, Config, before_options
+from .config import BALANCE, SOUP_FILE, Config, before_options
 from .data import SPLITS, load_arrays, read_isic2017_train, read_split
 from .evaluate import (
     at_threshold,
@@ -467,6 +467,7 @@ def training_section(run: ScoredRun) -> dict:
         "throughput": throughput(run.state.history),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
         "command": run.cfg.command,
+        **({"soup": json.loads(soup.read_text())} if (soup := run.out / SOUP_FILE).is_file() else {}),
     }
 
 

@@ -1,0 +1,113 @@
+"""A uniform average of fine-tuned runs' weights: one network that serves at one run's cost.
+
+Fine-tuned from the same ImageNet weights, with the same head seed and batch norm frozen at
+ImageNet's statistics, the runs of one recipe family stay in one basin, so their average is a
+model in its own right ("model soups", Wortsman et al., ICML 2022; WiSE-FT, Wortsman et al., CVPR
+2022, for its robustness under distribution shift). It is the cheap form of distilling an
+ensemble: no training, the same serving cost.
+
+``python -m training soup runs/A runs/B ... --out runs/NAME`` writes a run folder (weights,
+config, split, state) and finishes it as a training run ends (calibration, export, card).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+# what the members must share for their weights to be averaged: the network, its input, the split,
+# and the frozen batch-norm statistics (a member that trained them has its own)
+SHARED = ("size", "dropout", "colour", "seed", "data", "limit", "train_bn")
+
+
+def average_weights(members: list[list[np.ndarray]]) -> list[np.ndarray]:
+    """The element-wise mean of each variable over the members (all with the same variables)."""
+    shapes = [[w.shape for w in m] for m in members]
+    if any(s != shapes[0] for s in shapes):
+        raise ValueError("the members' networks differ: their variables have different shapes")
+    return [np.mean(np.stack(ws), axis=0).astype(ws[0].dtype) for ws in zip(*members, strict=True)]
+
+
+def check_members(runs: list[Path]) -> list[dict]:
+    """The members' configs, once they are shown to share ``SHARED`` and the very same split."""
+    from .config import before_options
+
+    if len(runs) < 2:
+        raise ValueError("a soup needs at least two run folders")
+    configs = []
+    for run in runs:
+        for name in ("config.json", "split.csv", "best.weights.h5"):
+            if not (run / name).is_file():
+                raise FileNotFoundError(f"{run / name} not found: is {run} a finished run folder?")
+        configs.append({**before_options(), **json.loads((run / "config.json").read_text())})
+    for run, config in zip(runs[1:], configs[1:], strict=True):
+        differ = [k for k in SHARED if config.get(k) != configs[0].get(k)]
+        if differ:
+            raise ValueError(f"{run} differs from {runs[0]} in {', '.join(differ)}: their weights do not average")
+        if config["train_bn"]:
+            raise ValueError(f"{run} trained batch norm: members must keep ImageNet's statistics")
+        if (run / "split.csv").read_bytes() != (runs[0] / "split.csv").read_bytes():
+            raise ValueError(f"{run} has another split than {runs[0]}: the soup's validation would not be held out")
+    return configs
+
+
+def differing(configs: list[dict], names: list[str]) -> dict:
+    """The recipe options the members do not share, each with every member's value."""
+    from .config import compared_options
+
+    return {k: dict(zip(names, (c.get(k) for c in configs), strict=True)) for k in sorted(compared_options())
+            if len({json.dumps(c.get(k)) for c in configs}) > 1}
+
+
+def make_soup(runs: list[str | Path], out: str | Path) -> Path:
+    """A run folder holding the uniform average of ``runs``' best weights, scored on validation as
+    a training run's best epoch is, ready for ``finish_run``."""
+    from model.network import build_network
+    from model.preprocessing import scale
+
+    from .config import SOUP_FILE, Config
+    from .data import load_arrays
+    from .evaluate import classification_metrics
+    from .train import RunState
+
+    runs, out = [Path(r) for r in runs], Path(out)
+    configs = check_members(runs)
+    if out.exists():
+        raise FileExistsError(f"{out} exists: a soup is written once")
+    first = configs[0]
+    network = build_network(tuple(first["size"]), weights=None, dropout=first["dropout"], colour=first["colour"])
+    members = []
+    for run in runs:
+        network.load_weights(run / "best.weights.h5")
+        members.append(network.get_weights())
+    network.set_weights(average_weights(members))
+    out.mkdir(parents=True)
+    network.save_weights(out / "best.weights.h5")
+    (out / "split.csv").write_bytes((runs[0] / "split.csv").read_bytes())
+    names = [r.name for r in runs]
+    # the config is the first member's (the recipe table reads its values); soup.json lists every member's
+    config = {**first, "out": str(out), "soup": "+".join(names),
+              "command": "python -m training soup " + shlex.join([*map(str, runs), "--out", str(out)])}
+    Config(**config)  # one a run could have
+    (out / "config.json").write_text(json.dumps(config, indent=2))
+    (out / SOUP_FILE).write_text(json.dumps(
+        {"members": names, "weights": "uniform", "differ": differing(configs, names),
+         "commands": [c.get("command") for c in configs]}, indent=2))
+
+    val = pd.read_csv(out / "split.csv").query("split == 'val'")
+    images = load_arrays(list(val.path), tuple(first["size"]), first.get("workers", 4), desc="loading val")
+    probs = network.predict(scale(images.astype(np.float32)), batch_size=64, verbose=0)
+    metrics = classification_metrics(val.label.to_numpy(), probs)
+    state = RunState(out / "state.json")
+    state.phases_done = ["soup"]
+    state.best = {"phase": "soup", "epoch": len(runs), "val_accuracy": metrics["accuracy"],
+                  "val_balanced_accuracy": metrics["balanced_accuracy"], "val_macro_auc": metrics["macro_auc"]}
+    # what the soup cost to make: its members' training, summed
+    state.seconds = float(sum(json.loads((r / "state.json").read_text()).get("seconds", 0.0) for r in runs
+                              if (r / "state.json").is_file()))
+    state.save()
+    return out
