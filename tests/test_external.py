@@ -173,6 +173,8 @@ def test_choose_a_model_against_itself_keeps_the_shipped_one_and_writes_nothing(
     assert "chosen: none" in printed and "FAIL  G rises by >= 0.01" in printed
     result = json.loads(out.read_text())
     assert result["chosen"] is None and result["candidates"]["extra"]["paired"]["G"] == 0
+    g = result["candidates"]["extra"]["G"]  # the shipped G it is printed beside is over the same sets
+    assert f"extra: G {g:.3f} over ham_val, isic2018_val (shipped {g:.3f}: +0.000)" in printed
     assert result["candidates"]["extra"]["paired"]["edited"]["difference"] == 0  # E measured, the same model
     assert result["candidates"]["extra"]["E"] == pytest.approx(result["shipped"]["E"])
     ensemble = result["candidates"]["extra+extra"]  # the mean of a model with itself is the model

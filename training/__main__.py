@@ -158,7 +158,9 @@ def _choose(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], N
               f"E {result['shipped']['E']:.3f}")
         for name, c in result["candidates"].items():
             e = c["paired"]["edited"]
-            print(f"{name}: G {c['G']:.3f} over {', '.join(c['G_sets'])} ({c['paired']['G']:+.3f}); " + "; ".join(
+            shipped_g = external.generalisation({k: result["shipped"]["sets"][k] for k in c["G_sets"]})
+            print(f"{name}: G {c['G']:.3f} over {', '.join(c['G_sets'])} (shipped {shipped_g:.3f}: "
+                  f"{c['paired']['G']:+.3f}); " + "; ".join(
                 f"{k} {judged(v)['difference']:+.3f} ({judged(v)['ci95'][0]:+.3f} to "
                 f"{judged(v)['ci95'][1]:+.3f})" for k, v in per_set(c["paired"]).items())
                 + f"; E {c['E']:.3f} ({e['difference']:+.3f}, {e['ci95'][0]:+.3f} to {e['ci95'][1]:+.3f})"
