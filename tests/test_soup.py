@@ -89,6 +89,7 @@ def test_the_soup_is_exported_and_its_card_names_its_members_and_what_they_diffe
     markdown = (out / "export/MODEL_CARD.md").read_text()
     assert "uniform average of the best weights of runs a, b" in markdown
     assert "levels: a 0.0, b 0.3" in markdown and "`python -m training a`" in markdown
+    assert '"soup N" counts its members' in markdown  # the recipe table says what its soup row means
     probs = load_classifier(out / "export").predict([np.zeros((150, 200, 3), np.uint8)])
     assert probs.shape == (1, 7) and abs(probs.sum() - 1) < 1e-5
 

@@ -461,10 +461,13 @@ def _recipes_text(card: dict) -> str:
                                      for name, r in probe.items())
         + "\n\n" + _probe_verdict(probe, card) + "\n"
     )
+    soups = ("; a soup (weights averaged, `python -m training soup`) has no epochs of its own: \"soup N\" "
+             "counts its members, and its minutes are theirs summed"
+             if any(r["best_epoch"].startswith("soup") for r in card.get("ablation", [])) else "")
     return f"""## Recipe choices (validation split only)
 Best validation epoch of this run beside the other runs measured; "changed" lists each run's
 settings that differ from this one. Only the first row's model ships. Training minutes were
-measured in each run's own session, on 2-core machines whose speed differed between sessions.
+measured in each run's own session, on 2-core machines whose speed differed between sessions{soups}.
 
 | run | changed | val balanced accuracy | val macro AUC | best epoch | training min |
 |---|---|---|---|---|---|
