@@ -498,10 +498,10 @@ def _soup_text(train: dict) -> str:
 
 def _training_text(card: dict) -> str:
     train = card["training"]
-    config = train.get("config", {})
-    bn = "batch norm trained too" if config.get("train_bn") else "batch-norm statistics frozen"
     if "soup" in train:
         return _soup_text(train)
+    config = train.get("config", {})
+    bn = "batch norm trained too" if config.get("train_bn") else "batch-norm statistics frozen"
     return f"""## Training
 - Command: `{train['command']}`
 - Two phases: the head on frozen ImageNet features, then the whole network ({bn})

@@ -1,10 +1,11 @@
 """A uniform average of fine-tuned runs' weights: one network that serves at one run's cost.
 
 Fine-tuned from the same ImageNet weights, with the same head seed and batch norm frozen at
-ImageNet's statistics, the runs of one recipe family stay in one basin, so their average is a
+ImageNet's statistics, runs of one recipe family can stay close enough for their average to be a
 model in its own right ("model soups", Wortsman et al., ICML 2022; WiSE-FT, Wortsman et al., CVPR
-2022, for its robustness under distribution shift). It is the cheap form of distilling an
-ensemble: no training, the same serving cost.
+2022, for its robustness under distribution shift): the cheap form of distilling an ensemble, with
+no training and the same serving cost. Whether given runs do is measured like any run, not assumed
+(docs/experiments.md has soups that fell below their members).
 
 ``python -m training soup runs/A runs/B ... --out runs/NAME`` writes a run folder (weights,
 config, split, state) and finishes it as a training run ends (calibration, export, card).
@@ -19,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-# what the members must share for their weights to be averaged: the network, its input, the split,
-# and the frozen batch-norm statistics (a member that trained them has its own)
-SHARED = ("size", "dropout", "colour", "seed", "data", "limit", "train_bn")
+# what the members must share for their weights to be averaged, beside the very same split.csv: the
+# network, its input, the initialisation, and the frozen batch-norm statistics (a member that trained them has its own)
+SHARED = ("size", "dropout", "colour", "seed", "train_bn")
 
 
 def average_weights(members: list[list[np.ndarray]]) -> list[np.ndarray]:
