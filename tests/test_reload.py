@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -40,8 +41,9 @@ def test_reload_mode_keeps_serving_and_reloads_an_edit(tmp_path, examples):
     env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1"}
     log = tmp_path / "reload.log"
     with open(log, "w") as out:
+        # its own process group: reload mode serves from a child, which must not outlive the test
         proc = subprocess.Popen([sys.executable, "-m", "gradio", "demo.py"], cwd=ROOT, env=env, stdout=out,
-                                stderr=subprocess.STDOUT)
+                                stderr=subprocess.STDOUT, start_new_session=True)
     try:
         _wait(lambda: _listening(port), 90, proc, log)
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)
@@ -58,5 +60,9 @@ def test_reload_mode_keeps_serving_and_reloads_an_edit(tmp_path, examples):
         assert len(client.predict(image, api_name="/classify")["confidences"]) == 7
         assert proc.poll() is None
     finally:
-        proc.terminate()
+        os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=20)
+    deadline = time.time() + 20
+    while _listening(port) and time.time() < deadline:
+        time.sleep(0.5)
+    assert not _listening(port), "the reloading server's child still serves after the test"
