@@ -87,7 +87,7 @@ def test_the_soup_is_exported_and_its_card_names_its_members_and_what_they_diffe
     rows = {r["run"]: r for r in card["ablation"]}
     assert rows["a"]["differs"] == {"soup": ""}  # beside a member, the soup differs in being one
     markdown = (out / "export/MODEL_CARD.md").read_text()
-    assert "uniform average of the best weights of runs a, b" in markdown
+    assert "uniform average of the weights of a, b (a model soup" in markdown
     assert "levels: a 0.0, b 0.3" in markdown and "`python -m training a`" in markdown
     assert '"soup N" counts its members' in markdown  # the recipe table says what its soup row means
     probs = load_classifier(out / "export").predict([np.zeros((150, 200, 3), np.uint8)])
@@ -115,3 +115,33 @@ def test_runs_that_do_not_share_network_split_or_frozen_batch_norm_are_refused(m
         average_weights([[np.zeros(3)], [np.zeros(4)]])
     with pytest.raises(FileExistsError):
         make_soup(members, members[1])
+
+
+def test_one_runs_epochs_average_as_a_soup_that_costs_that_run_once(members, tmp_path):
+    """``soup runs/a runs/a/finetune.weights.h5``: a run's best and last epochs (weight averaging within a run)."""
+    import keras
+
+    from model.network import build_network
+    from training.__main__ import main as training_cli
+    from training.soup import check_members, member
+
+    run = Path(shutil.copytree(members[0], tmp_path / "a"))
+    keras.utils.set_random_seed(7)
+    build_network(SIZE, weights=None).save_weights(run / "finetune.weights.h5")
+    last = build_network(SIZE, weights=None)
+    last.load_weights(run / "finetune.weights.h5")
+    assert member(run / "finetune.weights.h5").name == "a:finetune"
+    assert member(run / "best.weights.h5") == member(run)
+    with pytest.raises(ValueError, match="given twice"):
+        check_members([member(run), member(run / "best.weights.h5")])
+
+    out = tmp_path / "swa"
+    training_cli(["soup", str(run), str(run / "finetune.weights.h5"), "--out", str(out)])
+    for x, y, m in zip(weights_of(run), last.get_weights(), weights_of(out), strict=True):
+        np.testing.assert_allclose(m, (x + y) / 2, rtol=1e-6, atol=1e-7)
+    card = json.loads((out / "export/model_card.json").read_text())
+    assert card["training"]["soup"]["members"] == ["a", "a:finetune"]
+    assert card["training"]["train_seconds"] == pytest.approx(60.0)  # one run's cost, not twice it
+    markdown = (out / "export/MODEL_CARD.md").read_text()
+    assert "one run's weights saved at different epochs" in markdown and "run:F for its F.weights.h5" in markdown
+    assert markdown.count("`python -m training a`") == 1

@@ -60,7 +60,8 @@ def _evaluate(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace],
 
 def _soup(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], None]:
     parser.add_argument("runs", nargs="+", help="finished run folders of one recipe family (same network, split, "
-                                                "seed and frozen batch norm)")
+                                                "seed and frozen batch norm), each for its best weights, or weights "
+                                                "files inside them (runs/A/finetune.weights.h5: its last epoch)")
     parser.add_argument("--out", required=True, help="the soup's run folder (new)")
     parser.add_argument("--recipes", nargs="*", default=[], help="earlier run folders or model_card.json files for "
                                                                   "the card's recipe table")

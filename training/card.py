@@ -486,14 +486,19 @@ def _soup_text(train: dict) -> str:
     soup = train["soup"]
     differ = "; ".join(f"{k}: " + ", ".join(f"{run} {v}" for run, v in values.items())
                        for k, values in soup["differ"].items()) or "nothing"
+    one_run = soup.get("runs", len(soup["members"])) == 1
+    differ = "they are one run's weights saved at different epochs" if one_run else f"they differ in {differ}"
+    named = (" (a run's name stands for its best weights, run:F for its F.weights.h5)"
+             if any(":" in m for m in soup["members"]) else "")
     commands = "\n".join(f"  - `{c}`" for c in soup["commands"])
     return f"""## Training
 - Command: `{train['command']}`
-- The uniform average of the best weights of runs {", ".join(soup["members"])} (a model soup: one network,
+- The uniform average of the weights of {", ".join(soup["members"])}{named} (a model soup: one network,
   no training of its own). The members share the network, input, split, seed and ImageNet's frozen
-  batch-norm statistics; they differ in {differ}. Each was trained by:
+  batch-norm statistics; {differ}. {"It was" if one_run else "Each was"} trained by:
 {commands}
-- Training time: {train['train_seconds'] / 60:.0f} min, the members' summed, on {train['machine']}."""
+- Training time: {train['train_seconds'] / 60:.0f} min, {"that run's" if one_run else "the members' summed"}, \
+on {train['machine']}."""
 
 
 def _training_text(card: dict) -> str:

@@ -107,7 +107,8 @@ class Config:
                            choices=STRATEGIES)
     # set by ``python -m training soup`` (training/soup.py), not a flag: the runs whose weights were averaged
     soup: str = field(default="", metadata={"before": "", "compared": True, "recipe": lambda c: c.get("soup") and (
-        f"the uniform average of the best weights of runs {', '.join(c['soup'].split('+'))} (a model soup)")})
+        f"the uniform average of the weights of {', '.join(c['soup'].split('+'))} (a model soup; a run's name "
+        "stands for its best weights)")})
     command: str = field(default_factory=lambda: "python -m training " + shlex.join(sys.argv[1:]))
 
     def __post_init__(self):

@@ -8,13 +8,17 @@ no training and the same serving cost. Whether given runs do is measured like an
 (docs/experiments.md has soups that fell below their members).
 
 ``python -m training soup runs/A runs/B ... --out runs/NAME`` writes a run folder (weights,
-config, split, state) and finishes it as a training run ends (calibration, export, card).
+config, split, state) and finishes it as a training run ends (calibration, export, card). A member
+is a run folder (its best weights) or a weights file inside one (``runs/A/finetune.weights.h5``, the
+last epoch), so one run's epochs can be averaged too (stochastic weight averaging, Izmailov et al.,
+UAI 2018: a run's late epochs share a basin, which runs from one initialisation need not).
 """
 
 from __future__ import annotations
 
 import json
 import shlex
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +27,25 @@ import pandas as pd
 # what the members must share for their weights to be averaged, beside the very same split.csv: the
 # network, its input, the initialisation, and the frozen batch-norm statistics (a member that trained them has its own)
 SHARED = ("size", "dropout", "colour", "seed", "train_bn")
+BEST = "best.weights.h5"
+
+
+@dataclass(frozen=True)
+class Member:
+    """One set of weights in a soup: the run folder it belongs to, the file, and the name the card uses."""
+
+    run: Path
+    weights: Path
+    name: str
+
+
+def member(path: str | Path) -> Member:
+    """``runs/A`` is run A's best weights (named ``A``); ``runs/A/F.weights.h5`` is that file (``A:F``)."""
+    path = Path(path)
+    if path.name.endswith(".weights.h5"):
+        name = path.parent.name if path.name == BEST else f"{path.parent.name}:{path.name.removesuffix('.weights.h5')}"
+        return Member(path.parent, path, name)
+    return Member(path, path / BEST, path.name)
 
 
 def average_weights(members: list[list[np.ndarray]]) -> list[np.ndarray]:
@@ -33,18 +56,22 @@ def average_weights(members: list[list[np.ndarray]]) -> list[np.ndarray]:
     return [np.mean(np.stack(ws), axis=0).astype(ws[0].dtype) for ws in zip(*members, strict=True)]
 
 
-def check_members(runs: list[Path]) -> list[dict]:
+def check_members(members: list[Member | str | Path]) -> list[dict]:
     """The members' configs, once they are shown to share ``SHARED`` and the very same split."""
     from .config import before_options
 
-    if len(runs) < 2:
-        raise ValueError("a soup needs at least two run folders")
+    members = [m if isinstance(m, Member) else member(m) for m in members]
+    if len(members) < 2:
+        raise ValueError("a soup needs at least two members (run folders or weights files)")
+    if len({m.weights.resolve() for m in members}) < len(members):
+        raise ValueError("a soup's members must be different weights: one was given twice")
     configs = []
-    for run in runs:
-        for name in ("config.json", "split.csv", "best.weights.h5"):
-            if not (run / name).is_file():
-                raise FileNotFoundError(f"{run / name} not found: is {run} a finished run folder?")
-        configs.append({**before_options(), **json.loads((run / "config.json").read_text())})
+    for m in members:
+        for path in (m.run / "config.json", m.run / "split.csv", m.weights):
+            if not path.is_file():
+                raise FileNotFoundError(f"{path} not found: is {m.run} a finished run folder?")
+        configs.append({**before_options(), **json.loads((m.run / "config.json").read_text())})
+    runs = [m.run for m in members]
     for run, config in zip(runs[1:], configs[1:], strict=True):
         differ = [k for k in SHARED if config.get(k) != configs[0].get(k)]
         if differ:
@@ -64,9 +91,9 @@ def differing(configs: list[dict], names: list[str]) -> dict:
             if len({json.dumps(c.get(k)) for c in configs}) > 1}
 
 
-def make_soup(runs: list[str | Path], out: str | Path) -> Path:
-    """A run folder holding the uniform average of ``runs``' best weights, scored on validation as
-    a training run's best epoch is, ready for ``finish_run``."""
+def make_soup(paths: list[str | Path], out: str | Path) -> Path:
+    """A run folder holding the uniform average of the members' weights (``member`` reads each
+    path), scored on validation as a training run's best epoch is, ready for ``finish_run``."""
     from model.network import build_network
     from model.preprocessing import scale
 
@@ -75,29 +102,31 @@ def make_soup(runs: list[str | Path], out: str | Path) -> Path:
     from .evaluate import classification_metrics
     from .train import RunState
 
-    runs, out = [Path(r) for r in runs], Path(out)
-    configs = check_members(runs)
+    members, out = [member(p) for p in paths], Path(out)
+    configs = check_members(members)
     if out.exists():
         raise FileExistsError(f"{out} exists: a soup is written once")
     first = configs[0]
     network = build_network(tuple(first["size"]), weights=None, dropout=first["dropout"], colour=first["colour"])
-    members = []
-    for run in runs:
-        network.load_weights(run / "best.weights.h5")
-        members.append(network.get_weights())
-    network.set_weights(average_weights(members))
+    weights = []
+    for m in members:
+        network.load_weights(m.weights)
+        weights.append(network.get_weights())
+    network.set_weights(average_weights(weights))
     out.mkdir(parents=True)
-    network.save_weights(out / "best.weights.h5")
-    (out / "split.csv").write_bytes((runs[0] / "split.csv").read_bytes())
-    names = [r.name for r in runs]
+    network.save_weights(out / BEST)
+    (out / "split.csv").write_bytes((members[0].run / "split.csv").read_bytes())
+    names = [m.name for m in members]
+    runs = list(dict.fromkeys(m.run.resolve() for m in members))  # each run once: its cost and command count once
     # the config is the first member's (the recipe table reads its values); soup.json lists every member's
     config = {**first, "out": str(out), "soup": "+".join(names),
-              "command": "python -m training soup " + shlex.join([*map(str, runs), "--out", str(out)])}
+              "command": "python -m training soup " + shlex.join([*map(str, paths), "--out", str(out)])}
     Config(**config)  # one a run could have
     (out / "config.json").write_text(json.dumps(config, indent=2))
     (out / SOUP_FILE).write_text(json.dumps(
-        {"members": names, "weights": "uniform", "differ": differing(configs, names),
-         "commands": [c.get("command") for c in configs]}, indent=2))
+        {"members": names, "weights": "uniform", "files": [str(m.weights) for m in members],
+         "differ": differing(configs, names), "runs": len(runs),
+         "commands": list(dict.fromkeys(c.get("command") for c in configs))}, indent=2))
 
     val = pd.read_csv(out / "split.csv").query("split == 'val'")
     images = load_arrays(list(val.path), tuple(first["size"]), first.get("workers", 4), desc="loading val")
@@ -105,7 +134,7 @@ def make_soup(runs: list[str | Path], out: str | Path) -> Path:
     metrics = classification_metrics(val.label.to_numpy(), probs)
     state = RunState(out / "state.json")
     state.phases_done = ["soup"]
-    state.best = {"phase": "soup", "epoch": len(runs), "val_accuracy": metrics["accuracy"],
+    state.best = {"phase": "soup", "epoch": len(members), "val_accuracy": metrics["accuracy"],
                   "val_balanced_accuracy": metrics["balanced_accuracy"], "val_macro_auc": metrics["macro_auc"]}
     # what the soup cost to make: its members' training, summed
     state.seconds = float(sum(json.loads((r / "state.json").read_text()).get("seconds", 0.0) for r in runs
