@@ -167,3 +167,29 @@ def test_train_bn_lets_a_step_move_batch_norm_statistics_only_when_asked(train_b
     trainable = {w.path for w in network.trainable_weights}
     assert ("block_16_expand_BN/gamma" in trainable) == train_bn
     assert "block_15_expand_BN/gamma" not in trainable and "block_16_expand/kernel" in trainable
+
+
+@pytest.mark.slow
+def test_keep_epochs_saves_every_fine_tuning_epoch_the_last_being_the_phases_end(ham_folder, tmp_path):
+    """``--keep-epochs`` leaves one weights file per phase-2 epoch, for ``soup`` to average a run's late epochs."""
+    import keras
+
+    from model.network import build_network
+    from training.train import Config, epoch_weights, train
+
+    out = tmp_path / "run"
+    train(Config(data=str(ham_folder), out=str(out), size=(64, 80), batch_size=8, head_epochs=1, finetune_epochs=2,
+                 warmup_epochs=1, finetune_lr=1e-2, finetune_from="block_15_expand", patience=None, workers=2,
+                 keep_epochs=True))
+    assert sorted(p.name for p in out.glob("finetune.e*.weights.h5")) == [epoch_weights(1), epoch_weights(2)]
+
+    def weights(name: str) -> list[np.ndarray]:
+        network = build_network((64, 80), weights=None)
+        network.load_weights(out / name)
+        return network.get_weights()
+
+    last, first = weights(epoch_weights(2)), weights(epoch_weights(1))
+    for a, b in zip(last, weights("finetune.weights.h5"), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.allclose(a, b) for a, b in zip(first, last, strict=True))  # epoch 1 is its own
+    keras.backend.clear_session()

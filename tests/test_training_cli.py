@@ -69,7 +69,8 @@ def test_the_cards_recipe_sentence_is_generated_from_the_options_that_are_on():
     assert any(p.startswith("CutMix") and p.endswith("on 50% of training images") for p in on)
     assert recipe_phrases({"finetune_lr": 1e-4})[1:] == []  # an old run's config: no vignettes then
     # the recipe table compares what is trained, not where the files are or how many threads decode them
-    assert compared_options() == {f.name for f in fields(Config)} - {"data", "out", "weights", "workers", "command"}
+    assert compared_options() == {f.name for f in fields(Config)} - {"data", "out", "weights", "workers", "command",
+                                                                             "keep_epochs"}
 
 
 def test_every_subcommand_has_its_subparser_and_evaluate_keeps_its_old_flag_name():

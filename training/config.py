@@ -95,6 +95,8 @@ class Config:
     ema: float = option(0.0, "phase 2 keeps a moving average of the weights with this momentum, e.g. 0.998 (0: off)",
                         recipe=lambda c: c["ema"] and (
                             f"a moving average of the weights (momentum {c['ema']}) scored and kept"))
+    keep_epochs: bool = option(False, "phase 2 also saves every epoch's weights (finetune.eNN.weights.h5), so a run's "
+                                      "late epochs can be averaged with `python -m training soup`", compared=False)
     seed: int = option(0, "seed of the lesion-grouped split, the weights' initialisation and augmentation")
     extra: str | None = option(None, "ISIC 2017 folder (labels.csv, images/): its train part joins the training "
                                      "split; its validation and test parts are never read for training")

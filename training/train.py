@@ -302,6 +302,9 @@ def train(cfg: Config) -> dict:
             callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
         callbacks.append(_epoch_callback(state, phase, network, plain_sets["val"], labels["val"], out, patience,
                                          len(arrays["train"]), val_predictor(network, strategy)))
+        if cfg.keep_epochs and phase == "finetune":  # the network's weights as served (the averages, with --ema)
+            callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: network.save_weights(
+                out / epoch_weights(epoch + 1))))
         trainee.fit(
             train_set,
             epochs=epochs,
@@ -316,6 +319,11 @@ def train(cfg: Config) -> dict:
         remove_worker_dir(Path(cfg.out), strategy)
         return {}
     return finish_run(out)
+
+
+def epoch_weights(epoch: int) -> str:
+    """The file ``--keep-epochs`` saves phase 2's epoch ``epoch`` (from 1) in, inside the run folder."""
+    return f"finetune.e{epoch:02d}.weights.h5"
 
 
 def _image_size(path: str) -> str:
