@@ -170,17 +170,18 @@ def test_train_bn_lets_a_step_move_batch_norm_statistics_only_when_asked(train_b
 
 
 @pytest.mark.slow
-def test_keep_epochs_saves_every_fine_tuning_epoch_the_last_being_the_phases_end(ham_folder, tmp_path):
-    """``--keep-epochs`` leaves one weights file per phase-2 epoch, for ``soup`` to average a run's late epochs."""
+def test_keep_epochs_saves_every_epoch_and_average_from_keeps_their_mean_as_the_model(ham_folder, tmp_path):
+    """``--keep-epochs`` leaves one weights file per phase-2 epoch; ``--average-from 1`` makes the
+    mean of epochs 1..last the run's model (stochastic weight averaging), scored and named in the card."""
     import keras
 
     from model.network import build_network
     from training.train import Config, epoch_weights, train
 
     out = tmp_path / "run"
-    train(Config(data=str(ham_folder), out=str(out), size=(64, 80), batch_size=8, head_epochs=1, finetune_epochs=2,
-                 warmup_epochs=1, finetune_lr=1e-2, finetune_from="block_15_expand", patience=None, workers=2,
-                 keep_epochs=True))
+    card = train(Config(data=str(ham_folder), out=str(out), size=(64, 80), batch_size=8, head_epochs=1,
+                        finetune_epochs=2, warmup_epochs=1, finetune_lr=1e-2, finetune_from="block_15_expand",
+                        patience=None, workers=2, keep_epochs=True, average_from=1))
     assert sorted(p.name for p in out.glob("finetune.e*.weights.h5")) == [epoch_weights(1), epoch_weights(2)]
 
     def weights(name: str) -> list[np.ndarray]:
@@ -188,8 +189,22 @@ def test_keep_epochs_saves_every_fine_tuning_epoch_the_last_being_the_phases_end
         network.load_weights(out / name)
         return network.get_weights()
 
-    last, first = weights(epoch_weights(2)), weights(epoch_weights(1))
+    first, last, kept = weights(epoch_weights(1)), weights(epoch_weights(2)), weights("best.weights.h5")
     for a, b in zip(last, weights("finetune.weights.h5"), strict=True):
         np.testing.assert_array_equal(a, b)
-    assert any(not np.allclose(a, b) for a, b in zip(first, last, strict=True))  # epoch 1 is its own
+    assert any(not np.allclose(a, b) for a, b in zip(first, last, strict=True))  # so the mean below could fail
+    for a, b, m in zip(first, last, kept, strict=True):
+        np.testing.assert_allclose(m, (a + b) / 2, rtol=1e-6, atol=1e-6)
+    best = card["training"]["best_epoch"]
+    assert best["phase"] == "average" and best["averaged_epochs"] == [1, 2]
+    markdown = (out / "export/MODEL_CARD.md").read_text()
+    assert "average of fine-tuning epochs 1-2, no epoch picked" in markdown
+    assert "the uniform average of fine-tuning epochs 1 to the last" in markdown
     keras.backend.clear_session()
+
+
+def test_average_from_must_be_a_fine_tuning_epoch():
+    from training.train import Config
+
+    with pytest.raises(ValueError, match="--average-from"):
+        Config(data="", out="", finetune_epochs=12, average_from=13)

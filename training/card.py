@@ -501,6 +501,14 @@ def _soup_text(train: dict) -> str:
 on {train['machine']}."""
 
 
+def _kept_text(best: dict) -> str:
+    """Which weights the run kept: its best epoch on validation, or the average of its late epochs."""
+    if best["phase"] == "average":
+        epochs = best["averaged_epochs"]
+        return f"the weights kept are the average of fine-tuning epochs {epochs[0]}-{epochs[-1]}, no epoch picked"
+    return f"best epoch by validation balanced accuracy\n  ({best['phase']} epoch {best['epoch']})"
+
+
 def _training_text(card: dict) -> str:
     train = card["training"]
     if "soup" in train:
@@ -511,8 +519,7 @@ def _training_text(card: dict) -> str:
 - Command: `{train['command']}`
 - Two phases: the head on frozen ImageNet features, then the whole network ({bn})
   with a cosine learning-rate schedule; {", ".join(recipe_phrases(config))},
-  label smoothing, flips / zoom / colour jitter; best epoch by validation balanced accuracy
-  ({train['best_epoch']['phase']} epoch {train['best_epoch']['epoch']}).
+  label smoothing, flips / zoom / colour jitter; {_kept_text(train['best_epoch'])}.
 - Training time: {train['train_seconds'] / 60:.0f} min on {train['machine']}{_throughput_text(train)}."""
 
 

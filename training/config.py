@@ -95,6 +95,11 @@ class Config:
     ema: float = option(0.0, "phase 2 keeps a moving average of the weights with this momentum, e.g. 0.998 (0: off)",
                         recipe=lambda c: c["ema"] and (
                             f"a moving average of the weights (momentum {c['ema']}) scored and kept"))
+    average_from: int = option(0, "the run's model is the uniform average of phase 2's weights from this epoch to "
+                                  "its last (stochastic weight averaging), not its best epoch on validation (0: off)",
+                               recipe=lambda c: c["average_from"] and (
+                                   f"the uniform average of fine-tuning epochs {c['average_from']} to the last "
+                                   "(no epoch picked on validation)"))
     keep_epochs: bool = option(False, "phase 2 also saves every epoch's weights (finetune.eNN.weights.h5), so a run's "
                                       "late epochs can be averaged with `python -m training soup`", compared=False)
     seed: int = option(0, "seed of the lesion-grouped split, the weights' initialisation and augmentation")
@@ -114,6 +119,9 @@ class Config:
     command: str = field(default_factory=lambda: "python -m training " + shlex.join(sys.argv[1:]))
 
     def __post_init__(self):
+        if self.average_from < 0 or self.average_from > self.finetune_epochs:
+            raise ValueError(f"--average-from is a fine-tuning epoch in 1-{self.finetune_epochs} (0: off), "
+                             f"not {self.average_from}")
         if not 0 <= self.lesion_crop <= 1:
             raise ValueError(f"--lesion-crop is a share of the image side in [0, 1], not {self.lesion_crop}")
 

@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .averaging import average_weights
+
 # what the members must share for their weights to be averaged, beside the very same split.csv: the
 # network, its input, the initialisation, and the frozen batch-norm statistics (a member that trained them has its own)
 SHARED = ("size", "dropout", "colour", "seed", "train_bn")
@@ -46,14 +48,6 @@ def member(path: str | Path) -> Member:
         name = path.parent.name if path.name == BEST else f"{path.parent.name}:{path.name.removesuffix('.weights.h5')}"
         return Member(path.parent, path, name)
     return Member(path, path / BEST, path.name)
-
-
-def average_weights(members: list[list[np.ndarray]]) -> list[np.ndarray]:
-    """The element-wise mean of each variable over the members (all with the same variables)."""
-    shapes = [[w.shape for w in m] for m in members]
-    if any(s != shapes[0] for s in shapes):
-        raise ValueError("the members' networks differ: their variables have different shapes")
-    return [np.mean(np.stack(ws), axis=0).astype(ws[0].dtype) for ws in zip(*members, strict=True)]
 
 
 def check_members(members: list[Member | str | Path]) -> list[dict]:
