@@ -145,3 +145,13 @@ def test_one_runs_epochs_average_as_a_soup_that_costs_that_run_once(members, tmp
     markdown = (out / "export/MODEL_CARD.md").read_text()
     assert "one run's weights saved at different epochs" in markdown and "run:F for its F.weights.h5" in markdown
     assert markdown.count("`python -m training a`") == 1
+
+
+def test_the_recipe_table_reads_one_runs_epoch_files_as_an_epoch_range():
+    from training.card import changed, soup_members
+
+    epochs = "+".join(f"v33:finetune.e{e:02d}" for e in range(7, 13))
+    assert soup_members(epochs) == "v33 epochs 7-12"
+    assert soup_members("v33:finetune.e07+v33:finetune.e09") == "v33:finetune.e07+v33:finetune.e09"  # a gap
+    assert soup_members("v24+v24:finetune") == "v24+v24:finetune"
+    assert changed(1, {"differs": {"soup": epochs, "levels": 0.3}}) == "soup=v33 epochs 7-12, levels=0.3"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -73,9 +74,19 @@ def _results_table(test: dict, val: dict) -> str:
             + "\n".join(lines) + note)
 
 
+def soup_members(soup: str) -> str:
+    """A soup's members for the recipe table: one run's epoch files read as that run's epoch range."""
+    epochs = [re.fullmatch(r"(.+):finetune\.e(\d+)", m) for m in soup.split("+")]
+    if all(epochs) and len({e[1] for e in epochs}) == 1:
+        numbers = sorted(int(e[2]) for e in epochs)
+        if numbers == list(range(numbers[0], numbers[-1] + 1)):
+            return f"{epochs[0][1]} epochs {numbers[0]}-{numbers[-1]}"
+    return soup
+
+
 def changed(i: int, row: dict) -> str:
     """What a recipe-table row's run did differently; nothing, below the first row, means a repeat."""
-    text = ", ".join(f"{k}={v}" for k, v in row["differs"].items())
+    text = ", ".join(f"{k}={soup_members(v) if k == 'soup' and v else v}" for k, v in row["differs"].items())
     return text or ("(this run)" if i == 0 else "(same recipe, run again)")
 
 
@@ -462,7 +473,8 @@ def _recipes_text(card: dict) -> str:
         + "\n\n" + _probe_verdict(probe, card) + "\n"
     )
     soups = ("; a soup (weights averaged, `python -m training soup`) has no epochs of its own: \"soup N\" "
-             "counts its members, and its minutes are theirs summed"
+             "counts its members, and its minutes are its runs' summed, each run once (`v33 epochs 7-12` is one run's "
+             "`finetune.eNN.weights.h5` files, `v24:finetune` its `finetune.weights.h5`)"
              if any(r["best_epoch"].startswith("soup") for r in card.get("ablation", [])) else "")
     return f"""## Recipe choices (validation split only)
 Best validation epoch of this run beside the other runs measured; "changed" lists each run's
