@@ -95,7 +95,8 @@ def test_the_soup_is_exported_and_its_card_names_its_members_and_what_they_diffe
 
 
 def test_runs_that_do_not_share_network_split_or_frozen_batch_norm_are_refused(members, ham_folder, tmp_path):
-    from training.soup import average_weights, check_members, make_soup
+    from training.averaging import average_weights
+    from training.soup import check_members, make_soup
 
     other_dropout = make_member(tmp_path, "drop", ham_folder, 2, dropout=0.5)
     with pytest.raises(ValueError, match="dropout"):

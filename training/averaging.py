@@ -6,6 +6,8 @@ Pure numpy over Keras ``get_weights()`` lists, so the two callers share it witho
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 
@@ -15,3 +17,12 @@ def average_weights(members: list[list[np.ndarray]]) -> list[np.ndarray]:
     if any(s != shapes[0] for s in shapes):
         raise ValueError("the members' networks differ: their variables have different shapes")
     return [np.mean(np.stack(ws), axis=0).astype(ws[0].dtype) for ws in zip(*members, strict=True)]
+
+
+def load_average(network, files: list[Path]) -> None:
+    """Set ``network``'s weights to the uniform average of the weights files (each of that network)."""
+    members = []
+    for path in files:
+        network.load_weights(path)
+        members.append(network.get_weights())
+    network.set_weights(average_weights(members))

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .averaging import average_weights
+from .averaging import load_average
 
 # what the members must share for their weights to be averaged, beside the very same split.csv: the
 # network, its input, the initialisation, and the frozen batch-norm statistics (a member that trained them has its own)
@@ -102,11 +102,7 @@ def make_soup(paths: list[str | Path], out: str | Path) -> Path:
         raise FileExistsError(f"{out} exists: a soup is written once")
     first = configs[0]
     network = build_network(tuple(first["size"]), weights=None, dropout=first["dropout"], colour=first["colour"])
-    weights = []
-    for m in members:
-        network.load_weights(m.weights)
-        weights.append(network.get_weights())
-    network.set_weights(average_weights(weights))
+    load_average(network, [m.weights for m in members])
     out.mkdir(parents=True)
     network.save_weights(out / BEST)
     (out / "split.csv").write_bytes((members[0].run / "split.csv").read_bytes())
@@ -130,7 +126,7 @@ def make_soup(paths: list[str | Path], out: str | Path) -> Path:
     state.phases_done = ["soup"]
     state.best = {"phase": "soup", "epoch": len(members), "val_accuracy": metrics["accuracy"],
                   "val_balanced_accuracy": metrics["balanced_accuracy"], "val_macro_auc": metrics["macro_auc"]}
-    # what the soup cost to make: its members' training, summed
+    # what the soup cost to make: its runs' training, each run once
     state.seconds = float(sum(json.loads((r / "state.json").read_text()).get("seconds", 0.0) for r in runs
                               if (r / "state.json").is_file()))
     state.save()

@@ -302,10 +302,12 @@ def train(cfg: Config) -> dict:
             callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
         callbacks.append(_epoch_callback(state, phase, network, plain_sets["val"], labels["val"], out, patience,
                                          len(arrays["train"]), val_predictor(network, strategy)))
-        if phase == "finetune" and (cfg.keep_epochs or cfg.average_from):  # as served (the averages, with --ema)
-            callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: (
-                cfg.keep_epochs or epoch + 1 >= cfg.average_from) and network.save_weights(
-                out / epoch_weights(epoch + 1))))
+        if phase == "finetune" and (cfg.keep_epochs or cfg.average_from):
+            def keep(epoch, logs):  # the weights as served (the averages, with --ema)
+                if cfg.keep_epochs or epoch + 1 >= cfg.average_from:
+                    network.save_weights(out / epoch_weights(epoch + 1))
+
+            callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=keep))
         trainee.fit(
             train_set,
             epochs=epochs,
@@ -328,24 +330,20 @@ def train(cfg: Config) -> dict:
 def average_epochs(network, out: Path, state: RunState, first: int, val_set, val_labels) -> None:
     """Make the uniform average of phase 2's epochs ``first``..last the run's best weights, scored on
     validation as an epoch is (its figure is reported, it picked nothing)."""
-    from .averaging import average_weights
+    from .averaging import load_average
 
-    epochs = [h["epoch"] for h in state.history if h["phase"] == "finetune" and h["epoch"] >= first]
+    epochs = sorted(h["epoch"] for h in state.history if h["phase"] == "finetune" and h["epoch"] >= first)
     if not epochs:
         raise RuntimeError(f"phase 2 stopped before epoch {first}: nothing to average (lower --average-from)")
-    members = []
-    for epoch in sorted(epochs):
-        network.load_weights(out / epoch_weights(epoch))
-        members.append(network.get_weights())
-    network.set_weights(average_weights(members))
+    load_average(network, [out / epoch_weights(e) for e in epochs])
     network.save_weights(out / "best.weights.h5")
     metrics = classification_metrics(val_labels, network.predict(val_set, verbose=0))
-    state.best = {"phase": "average", "epoch": max(epochs), "averaged_epochs": sorted(epochs),
+    state.best = {"phase": "average", "epoch": epochs[-1], "averaged_epochs": epochs,
                   "val_accuracy": metrics["accuracy"], "val_balanced_accuracy": metrics["balanced_accuracy"],
                   "val_macro_auc": metrics["macro_auc"]}
     state.phases_done.append("average")
     state.save()
-    print(f"[average of finetune {min(epochs)}-{max(epochs)}] val_bacc {metrics['balanced_accuracy']:.4f} "
+    print(f"[average of finetune {epochs[0]}-{epochs[-1]}] val_bacc {metrics['balanced_accuracy']:.4f} "
           f"val_auc {metrics['macro_auc']:.4f}", flush=True)
 
 
