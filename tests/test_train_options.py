@@ -176,7 +176,8 @@ def test_keep_epochs_saves_every_epoch_and_average_from_keeps_their_mean_as_the_
     import keras
 
     from model.network import build_network
-    from training.train import Config, epoch_weights, train
+    from training.config import epoch_weights
+    from training.train import Config, train
 
     out = tmp_path / "run"
     card = train(Config(data=str(ham_folder), out=str(out), size=(64, 80), batch_size=8, head_epochs=1,

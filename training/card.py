@@ -12,7 +12,7 @@ from model.flags import INPUT_SCORES
 from model.labels import CLASSES, NAMES
 from model.runtime import CARD_FILE
 
-from .config import recipe_phrases
+from .config import EPOCH_PREFIX, recipe_phrases
 
 # the explanation-quality table's columns (training/explanations.py measures them)
 EXPLANATION_METRICS = ("pointing_hit", "energy_in_box", "deletion_auc", "insertion_auc")
@@ -76,7 +76,7 @@ def _results_table(test: dict, val: dict) -> str:
 
 def soup_members(soup: str) -> str:
     """A soup's members for the recipe table: one run's epoch files read as that run's epoch range."""
-    epochs = [re.fullmatch(r"(.+):finetune\.e(\d+)", m) for m in soup.split("+")]
+    epochs = [re.fullmatch(rf"(.+):{re.escape(EPOCH_PREFIX)}(\d+)", m) for m in soup.split("+")]
     if all(epochs) and len({e[1] for e in epochs}) == 1:
         numbers = sorted(int(e[2]) for e in epochs)
         if numbers == list(range(numbers[0], numbers[-1] + 1)):

@@ -17,6 +17,14 @@ from model.preprocessing import INPUT_SIZE
 from .distribute import STRATEGIES
 from .mixing import MIX, MIX_NAMES
 
+EPOCH_PREFIX = "finetune.e"  # --keep-epochs / --average-from save phase 2's epoch N as finetune.eNN.weights.h5
+
+
+def epoch_weights(epoch: int) -> str:
+    """The file phase 2's epoch ``epoch`` (from 1) is kept in, inside the run folder."""
+    return f"{EPOCH_PREFIX}{epoch:02d}.weights.h5"
+
+
 SOUP_FILE = "soup.json"  # in a soup's run folder (training/soup.py): its members, what they differ in, their commands
 BALANCE = ("weights", "logit_adjust", "none")
 BALANCE_PHRASES = {

@@ -23,7 +23,7 @@ from model.labels import CLASSES
 from model.preprocessing import scale
 
 from .augment import DETAIL, box_fractions
-from .config import BALANCE, SOUP_FILE, Config, before_options
+from .config import BALANCE, SOUP_FILE, Config, before_options, epoch_weights
 from .data import SPLITS, load_arrays, read_isic2017_train, read_split
 from .evaluate import (
     at_threshold,
@@ -345,11 +345,6 @@ def average_epochs(network, out: Path, state: RunState, first: int, val_set, val
     state.save()
     print(f"[average of finetune {epochs[0]}-{epochs[-1]}] val_bacc {metrics['balanced_accuracy']:.4f} "
           f"val_auc {metrics['macro_auc']:.4f}", flush=True)
-
-
-def epoch_weights(epoch: int) -> str:
-    """The file ``--keep-epochs`` saves phase 2's epoch ``epoch`` (from 1) in, inside the run folder."""
-    return f"finetune.e{epoch:02d}.weights.h5"
 
 
 def _image_size(path: str) -> str:
