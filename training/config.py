@@ -111,6 +111,9 @@ class Config:
     keep_epochs: bool = option(False, "phase 2 also saves every epoch's weights (finetune.eNN.weights.h5), so a run's "
                                       "late epochs can be averaged with `python -m training soup`", compared=False)
     seed: int = option(0, "seed of the lesion-grouped split, the weights' initialisation and augmentation")
+    # a recipe is judged over replicates on one split (docs/selection-rule.md): they differ only in this
+    run_seed: int = option(-1, "seed of the weights' initialisation, the training order and augmentation, for a "
+                               "replicate on the same split (-1: --seed)", compared=False)
     extra: str | None = option(None, "ISIC 2017 folder (labels.csv, images/): its train part joins the training "
                                      "split; its validation and test parts are never read for training")
     weights: str = option(str(IMAGENET_WEIGHTS), "ImageNet MobileNetV2 .h5 without top (or SKIN_IMAGENET_WEIGHTS)",
@@ -125,6 +128,11 @@ class Config:
         f"the uniform average of the weights of {', '.join(c['soup'].split('+'))} (a model soup; a run's name "
         "stands for its best weights)")})
     command: str = field(default_factory=lambda: "python -m training " + shlex.join(sys.argv[1:]))
+
+    @property
+    def training_seed(self) -> int:
+        """What seeds the weights, the order and the augmentation; the split always follows ``seed``."""
+        return self.seed if self.run_seed < 0 else self.run_seed
 
     def __post_init__(self):
         if self.average_from < 0 or self.average_from > self.finetune_epochs:

@@ -36,6 +36,8 @@ from .intervals import difference
 
 ISIC2017_DIR = "isic2017"
 ISIC2018_DIR = "isic2018_val"
+ISIC2018_TEST_A_DIR = "isic2018_test_a"  # half of the official test set: the target distribution
+ISIC2018_TEST_A_TRUTH = "ISIC2018_Task3_Test_GroundTruth_A.csv"
 ISIC2017_EXTERNAL = ("validation", "test")  # never trained on (data.ISIC2017_TRAINABLE is the other part)
 RULE = "docs/selection-rule.md"
 RULE_MIN_GAIN = 0.01  # G must rise by this much over the shipped model
@@ -72,16 +74,26 @@ def isic2017_external(data_dir: str | Path) -> EvalSet:
                    table.dx.map(CLASSES.index).to_numpy(), table.image_id.to_numpy(), "images")
 
 
-def isic2018_validation(data_dir: str | Path) -> EvalSet:
-    data_dir = Path(data_dir)
-    table = pd.read_csv(data_dir / "ISIC2018_Task3_Validation_GroundTruth.csv")
+def _isic2018(data_dir: Path, truth: str) -> tuple[pd.DataFrame, tuple[str, ...], np.ndarray]:
+    """The challenge's one-hot ground truth: (table, image paths, CLASSES indices)."""
+    table = pd.read_csv(data_dir / truth)
     columns = [c.upper() for c in CLASSES]
     onehot = table[columns].to_numpy()
     if not np.allclose(onehot.sum(1), 1):
         raise ValueError(f"{data_dir}: ground truth rows must be one-hot over {columns}")
-    paths = tuple(str(data_dir / "images" / f"{i}.jpg") for i in table.image)
-    return EvalSet("isic2018_val", "ISIC 2018 Task 3 validation", paths, onehot.argmax(1), table.image.to_numpy(),
-                   "images")
+    return table, tuple(str(data_dir / "images" / f"{i}.jpg") for i in table.image), onehot.argmax(1)
+
+
+def isic2018_validation(data_dir: str | Path) -> EvalSet:
+    table, paths, labels = _isic2018(Path(data_dir), "ISIC2018_Task3_Validation_GroundTruth.csv")
+    return EvalSet("isic2018_val", "ISIC 2018 Task 3 validation", paths, labels, table.image.to_numpy(), "images")
+
+
+def isic2018_test_a(data_dir: str | Path) -> EvalSet:
+    """Half A of the official ISIC 2018 test set, resampled by lesion (the set has ``lesion_id``)."""
+    table, paths, labels = _isic2018(Path(data_dir), ISIC2018_TEST_A_TRUTH)
+    return EvalSet("isic2018_test_a", "ISIC 2018 Task 3 test, half A", paths, labels, table.lesion_id.to_numpy(),
+                   "lesions")
 
 
 def validation_sets(ham_dir: str | Path, seed: int = 0, external_root: str | Path | None = None) -> list[EvalSet]:
@@ -92,6 +104,8 @@ def validation_sets(ham_dir: str | Path, seed: int = 0, external_root: str | Pat
         sets.append(isic2017_external(root / ISIC2017_DIR))
     if (root / ISIC2018_DIR).is_dir():
         sets.append(isic2018_validation(root / ISIC2018_DIR))
+    if (root / ISIC2018_TEST_A_DIR / ISIC2018_TEST_A_TRUTH).is_file():
+        sets.append(isic2018_test_a(root / ISIC2018_TEST_A_DIR))
     return sets
 
 

@@ -93,7 +93,7 @@ def _datasets(arrays, labels, cfg: Config, boxes: np.ndarray | None = None):
     from .mixing import mixer
     from .shifts import random_cast, random_levels, random_vignette
 
-    rotation = keras.layers.RandomRotation(0.5, fill_mode="reflect", seed=cfg.seed) if cfg.rotate else None
+    rotation = keras.layers.RandomRotation(0.5, fill_mode="reflect", seed=cfg.training_seed) if cfg.rotate else None
     if cfg.lesion_crop > 0 and boxes is None:
         raise ValueError("--lesion-crop needs the training images' lesion boxes")
 
@@ -131,11 +131,11 @@ def _datasets(arrays, labels, cfg: Config, boxes: np.ndarray | None = None):
             (arrays["train"], onehot[labels["train"]], per_class[labels["train"]])
             + ((boxes.astype(np.float32),) if cfg.lesion_crop > 0 else ())
         )
-        .shuffle(len(arrays["train"]), seed=cfg.seed, reshuffle_each_iteration=True)
+        .shuffle(len(arrays["train"]), seed=cfg.training_seed, reshuffle_each_iteration=True)
         .map(augment, num_parallel_calls=tf.data.AUTOTUNE)
         .batch(cfg.batch_size)
     )
-    mix = mixer(cfg.mix, cfg.mix_share, cfg.seed)
+    mix = mixer(cfg.mix, cfg.mix_share, cfg.training_seed)
     if mix is not None:
         train = train.map(mix, num_parallel_calls=tf.data.AUTOTUNE)
     train = train.prefetch(tf.data.AUTOTUNE)
@@ -228,7 +228,7 @@ def train(cfg: Config) -> dict:
     check_batch(cfg.batch_size, strategy)
     out = write_dir(Path(cfg.out), strategy)  # non-chief workers: a temporary folder
     out.mkdir(parents=True, exist_ok=True)
-    keras.utils.set_random_seed(cfg.seed)
+    keras.utils.set_random_seed(cfg.training_seed)
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
     state = RunState(out / "state.json")
 
