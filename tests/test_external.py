@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ISIC2017_PARTS, ISIC2018_CLASSES
+from conftest import ISIC2017_PARTS, ISIC2018_CLASSES, ISIC2018_TEST_A_CLASSES
 
 from model.labels import CLASSES
 
@@ -34,7 +34,9 @@ def test_extra_images_join_the_training_split_only_and_the_card_counts_them_apar
     assert card["data"]["extra_train"]["images"] == len(extra)
     # every validation set was scored at the end of the run, into the card and its Markdown
     sets = card["external_validation"]["sets"]
-    assert list(sets) == ["ham_val", "isic2017", "isic2018_val"]
+    assert list(sets) == ["ham_val", "isic2017", "isic2018_val", "isic2018_test_a"]
+    assert sets["isic2018_test_a"]["images"] == sum(ISIC2018_TEST_A_CLASSES.values())
+    assert "lesions" in sets["isic2018_test_a"]["ci95"]["method"]
     assert sets["isic2017"]["images"] == 3 * (ISIC2017_PARTS["validation"] + ISIC2017_PARTS["test"])
     assert sets["isic2017"]["classes"] == {"bkl": 12, "mel": 12, "nv": 12}
     assert sets["isic2018_val"]["images"] == sum(ISIC2018_CLASSES.values())
@@ -174,7 +176,7 @@ def test_choose_a_model_against_itself_keeps_the_shipped_one_and_writes_nothing(
     result = json.loads(out.read_text())
     assert result["chosen"] is None and result["candidates"]["extra"]["paired"]["G"] == 0
     g = result["candidates"]["extra"]["G"]  # the shipped G it is printed beside is over the same sets
-    assert f"extra: G {g:.3f} over ham_val, isic2018_val (shipped {g:.3f}: +0.000)" in printed
+    assert f"extra: G {g:.3f} over ham_val, isic2018_val, isic2018_test_a (shipped {g:.3f}: +0.000)" in printed
     assert result["candidates"]["extra"]["paired"]["edited"]["difference"] == 0  # E measured, the same model
     assert result["candidates"]["extra"]["E"] == pytest.approx(result["shipped"]["E"])
     ensemble = result["candidates"]["extra+extra"]  # the mean of a model with itself is the model
@@ -230,8 +232,8 @@ def test_a_rejected_candidate_is_kept_in_the_shipped_card_when_asked(run_with_ex
     shutil.copytree(run_with_extra / "export", export)
     training_cli(["choose", str(export), str(export), "--data", str(shared_data / "ham10000"), "--record-rejected"])
     card = json.loads((export / "model_card.json").read_text())
-    assert not card["rejected"]["extra"]["passes"] and card["rejected"]["extra"]["G_sets"] == ["ham_val",
-                                                                                                 "isic2018_val"]
+    assert not card["rejected"]["extra"]["passes"] and card["rejected"]["extra"]["G_sets"] == [
+        "ham_val", "isic2018_val", "isic2018_test_a"]
     assert "Later candidates against this model, not shipped" in (export / "MODEL_CARD.md").read_text()
 
 

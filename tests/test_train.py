@@ -198,3 +198,40 @@ def test_a_run_compared_with_itself_differs_by_nothing(tiny_run, capsys):
     out = tiny_run[0]
     training_cli(["compare", str(out), str(out), "--split", "test"])
     assert "balanced_accuracy +0.000 (+0.000 to +0.000)" in capsys.readouterr().out
+
+
+def test_a_replicate_keeps_the_split_and_draws_other_weights(tiny_run, tmp_path):
+    """--run-seed: the recipe's runs are judged on one lesion split, so only training draws differ."""
+    from dataclasses import replace
+
+    from training.train import train
+
+    out, cfg, card, _ = tiny_run
+    assert cfg.training_seed == cfg.seed == 0 and replace(cfg, run_seed=3).training_seed == 3
+    replicate = tmp_path / "replicate"
+    train(replace(cfg, out=str(replicate), run_seed=1))
+    assert (replicate / "split.csv").read_text() == (out / "split.csv").read_text()
+    assert json.loads((replicate / "config.json").read_text())["run_seed"] == 1
+    ours = np.load(replicate / "val_probs.npy")
+    assert ours.shape == np.load(out / "val_probs.npy").shape
+    assert not np.allclose(ours, np.load(out / "val_probs.npy"))
+
+
+def test_an_export_unpacked_into_a_run_folder_is_re_carded_with_the_same_figures(evaluated, export_copy, ham_folder,
+                                                                                tmp_path):
+    """`python -m training unpack`: a shipped model whose run folder is gone is re-scored by today's code."""
+    from training.__main__ import main as training_cli
+    from training.train import finish_run
+
+    before = json.loads((export_copy / "model_card.json").read_text())
+    run = tmp_path / "unpacked"
+    training_cli(["unpack", str(export_copy), "--data", str(ham_folder), "--out", str(run)])
+    assert pd.read_csv(run / "split.csv").groupby("split").size().to_dict() == before["data"]["images"]
+    card = finish_run(run)
+    assert card["temperature"] == pytest.approx(before["temperature"], rel=1e-4)
+    for split in ("val", "test"):
+        for figure in ("balanced_accuracy", "macro_auc", "accuracy"):
+            assert card["metrics"][split][figure] == pytest.approx(before["metrics"][split][figure], abs=1e-6)
+    assert card["training"]["best_epoch"] == before["training"]["best_epoch"]
+    with pytest.raises(FileExistsError):  # never over a run folder that exists
+        training_cli(["unpack", str(export_copy), "--data", str(ham_folder), "--out", str(run)])

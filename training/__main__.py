@@ -25,6 +25,10 @@ Segmentations: python -m training segmentations model/shipped --data DIR [--imag
           (LIME's superpixel algorithms and scales scored and timed side by side; into its card)
 Gallery:  python -m training gallery model/shipped --data DIR
           (the similar-cases gallery from the training split, its embedding chosen on validation; into its card)
+Judge:    python -m training judge --baseline runs/A/export runs/B/export --candidate runs/C/export ... --data DIR
+          (a candidate recipe's runs against the baseline recipe's, on ISIC 2018 test half A and the guards)
+Unpack:   python -m training unpack model/shipped --data DIR --out runs/NAME
+          (a run folder rebuilt from an export, for `evaluate` to re-card it with today's code)
 Probe:    python -m training probe --data DIR --out runs/probe   (colour preprocessing, linear probe)
 Examples: python -m training examples model/shipped --data DIR --out examples/
           (the app's teaching examples, chosen by a stated rule from the model's test split)"""
@@ -194,6 +198,43 @@ def _examples(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace],
     return run
 
 
+def _judge(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], None]:
+    parser.add_argument("--baseline", nargs="+", required=True,
+                        help="the baseline recipe's runs: their export folders (A+B: the mean of two exports)")
+    parser.add_argument("--candidate", nargs="+", required=True, help="the candidate recipe's runs' export folders")
+    parser.add_argument("--cache", default="runs/probs", help="folder keeping each model's answers per set")
+    parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples")
+    parser.add_argument("--out", default=None, help="write the whole verdict here (JSON)")
+    _validation_args(parser)
+
+    def run(args):
+        import json
+        from pathlib import Path
+
+        from .judge import judge, report
+
+        result = judge(args.baseline, args.candidate, args.data, args.seed, args.external_root, args.cache,
+                       args.resamples)
+        print("\n".join(report(result)))
+        if args.out:
+            Path(args.out).write_text(json.dumps(result, indent=1))
+
+    return run
+
+
+def _unpack(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], None]:
+    parser.add_argument("export", help="export folder (skin_mobilenetv2.keras and model_card.json)")
+    parser.add_argument("--data", required=True, help="the HAM10000 folder the model was trained on")
+    parser.add_argument("--out", required=True, help="the run folder to write (new)")
+
+    def run(args):
+        from .unpack import unpack
+
+        print(f"wrote {unpack(args.export, args.data, args.out)}; next: python -m training evaluate {args.out}")
+
+    return run
+
+
 def _probe(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], None]:
     parser.add_argument("--data", required=True, help="folder with HAM10000_metadata.csv and images/")
     parser.add_argument("--out", required=True, help="folder for probe.json")
@@ -243,6 +284,8 @@ SUBCOMMANDS: dict[str, tuple[Callable[[], str], Callable]] = {
     "choose": (_doc("external"), _choose),
     "examples": (_doc("examples", "RULE"), _examples),
     "probe": (_doc("probe"), _probe),
+    "unpack": (_doc("unpack"), _unpack),
+    "judge": (_doc("judge"), _judge),
 }
 
 
