@@ -5,18 +5,34 @@ this times that step on random images at the recipe's input size, with Keras' de
 policy as the baseline and ``mixed_bfloat16`` (bf16 compute, float32 variables) beside it, each
 with and without XLA (``jit_compile``). bf16 only pays where the CPU has AVX512-BF16 or AMX; the
 table says which flags this CPU has.
+
+``--backends`` instead times the same float32 step under Keras 3's backends (TensorFlow, the
+baseline, then JAX and PyTorch), each at its own default ``jit_compile``. Keras fixes its backend
+at import, so each runs in a child process; the children are warmed up first and then step in
+turn, so a machine shared with other work slows every backend alike. JAX and PyTorch are not in
+the requirements (CI does not need them); install the CPU builds to compare:
+``pip install jax==0.10.2 torch==2.13.0`` (ask for that exact torch: a bare ``torch`` pulls a
+CUDA build). A backend whose package is missing is reported as not installed.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import json
 import os
+import subprocess
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
+
+BACKENDS = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}  # KERAS_BACKEND -> name
+MODULES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}  # the package each one needs
 
 
 def cpu_flags() -> str:
@@ -30,29 +46,126 @@ def cpu_flags() -> str:
     return "unknown"
 
 
-def images_per_second(policy: str, jit: bool, size: tuple[int, int], batch: int, steps: int) -> float:
-    """Median images/s of ``steps`` fine-tuning steps after two warm-up steps."""
+def fine_tuning_step(
+    policy: str, jit: bool | str, size: tuple[int, int], batch: int
+) -> tuple[Callable[[], object], object]:
+    """One ``train_on_batch`` of the whole network on fixed random images, and the model (for its resolved jit)."""
     import keras
 
     from model.network import build_network
 
     keras.mixed_precision.set_global_policy(policy)
+    network = build_network(size, weights=None)
+    network.compile(optimizer=keras.optimizers.Adam(1e-4), loss="categorical_crossentropy", jit_compile=jit)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (batch, *size, 3)).astype(np.float32)
+    y = np.eye(7, dtype=np.float32)[rng.integers(0, 7, batch)]
+    return lambda: network.train_on_batch(x, y), network
+
+
+def timed_step(step: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    step()
+    return time.perf_counter() - start
+
+
+def images_per_second(policy: str, jit: bool, size: tuple[int, int], batch: int, steps: int) -> float:
+    """Median images/s of ``steps`` fine-tuning steps after two warm-up steps."""
+    import keras
+
     try:
-        network = build_network(size, weights=None)
-        network.compile(optimizer=keras.optimizers.Adam(1e-4), loss="categorical_crossentropy", jit_compile=jit)
-        rng = np.random.default_rng(0)
-        x = rng.uniform(-1, 1, (batch, *size, 3)).astype(np.float32)
-        y = np.eye(7, dtype=np.float32)[rng.integers(0, 7, batch)]
+        step, _ = fine_tuning_step(policy, jit, size, batch)
         for _ in range(2):
-            network.train_on_batch(x, y)
-        times = []
-        for _ in range(steps):
-            start = time.perf_counter()
-            network.train_on_batch(x, y)
-            times.append(time.perf_counter() - start)
-        return batch / float(np.median(times))
+            step()
+        return batch / float(np.median([timed_step(step) for _ in range(steps)]))
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def serve_backend(backend: str, size: tuple[int, int], batch: int) -> None:
+    """Child process: build and warm up under ``backend``, then time one step per line read from stdin.
+
+    Replies are JSON lines on stdout: first the versions and the resolved ``jit_compile`` (or an
+    ``error``), then one step's seconds per request, so the parent can interleave backends.
+    """
+    if importlib.util.find_spec(MODULES[backend]) is None:
+        print(json.dumps({"error": "not installed"}), flush=True)
+        return
+    os.environ["KERAS_BACKEND"] = backend
+    import keras
+
+    assert keras.backend.backend() == backend, f"Keras chose {keras.backend.backend()}, not {backend}"
+    step, network = fine_tuning_step("float32", "auto", size, batch)
+    for _ in range(2):
+        step()
+    module = importlib.import_module(MODULES[backend])
+    print(json.dumps({"keras": keras.__version__, "version": module.__version__,
+                      "jit_compile": bool(network.jit_compile)}), flush=True)
+    for _ in sys.stdin:
+        print(json.dumps({"seconds": timed_step(step)}), flush=True)
+
+
+def start_child(backend: str, size: tuple[int, int], batch: int) -> tuple[subprocess.Popen | None, dict]:
+    """A warmed-up child for ``backend`` and its first reply; no process where the package is missing."""
+    if importlib.util.find_spec(MODULES[backend]) is None:
+        return None, {"error": "not installed"}
+    env = {**os.environ, "KERAS_BACKEND": backend}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.training_speed", "--serve", backend, "--size", "x".join(map(str, size)),
+         "--batch-size", str(batch)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, env=env)
+    line = child.stdout.readline()
+    if not line:
+        err = child.stderr.read().strip().splitlines()
+        child.wait()
+        return None, {"error": "failed: " + (err[-1] if err else f"exit {child.returncode}")}
+    reply = json.loads(line)
+    if "error" in reply:
+        child.wait()
+        return None, reply
+    return child, reply
+
+
+def compare_backends(backends: list[str], size: tuple[int, int], batch: int, steps: int) -> list[dict]:
+    """Per backend: its first reply plus the median images/s of ``steps`` steps taken in turn with the others.
+
+    Warm-up (and JAX's compile) happens before any timing; then round k times step k of every
+    backend back to back, so load from other processes lands on all of them alike.
+    """
+    children, rows = {}, {}
+    try:
+        for backend in backends:
+            children[backend], rows[backend] = start_child(backend, size, batch)
+        times: dict[str, list[float]] = {b: [] for b, c in children.items() if c}
+        for _ in range(steps):
+            for backend in times:
+                child = children[backend]
+                child.stdin.write("step\n")
+                child.stdin.flush()
+                times[backend].append(json.loads(child.stdout.readline())["seconds"])
+        for backend, seconds in times.items():
+            rows[backend]["images_per_s"] = batch / float(np.median(seconds))
+    finally:
+        for child in children.values():
+            if child:
+                child.stdin.close()
+                child.wait()
+    return [{"backend": b, **rows[b]} for b in backends]
+
+
+def backend_table(rows: list[dict]) -> str:
+    """Markdown rows; speed relative to TensorFlow's where TensorFlow ran."""
+    base = next((r.get("images_per_s") for r in rows if r["backend"] == "tensorflow"), None)
+    lines = ["| backend | version | jit_compile | images/s | vs TensorFlow |", "|---|---|---|---|---|"]
+    for r in rows:
+        name = BACKENDS[r["backend"]]
+        if "images_per_s" not in r:
+            lines.append(f"| {name} | {r.get('error', 'failed')} | - | - | - |")
+            continue
+        speed = r["images_per_s"]
+        ratio = f"{speed / base:.2f}x" if base else "-"
+        lines.append(f"| {name} | {r['version']} | {r['jit_compile']} | {speed:.1f} | {ratio} |")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -60,8 +173,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", default="150x200", help="input HxW (default: the recipe's 150x200)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument(
+        "--backends", nargs="?", const=",".join(BACKENDS), metavar="LIST",
+        help=f"instead of the policy table, compare Keras backends (default {','.join(BACKENDS)}); "
+             "JAX and PyTorch: pip install jax==0.10.2 torch==2.13.0 (exactly that torch: CPU build)")
+    parser.add_argument("--serve", choices=BACKENDS, help=argparse.SUPPRESS)  # the child side of --backends
     args = parser.parse_args(argv)
     size = tuple(int(v) for v in args.size.split("x"))
+    if args.serve:
+        return serve_backend(args.serve, size, args.batch_size)
+    if args.backends:
+        backends = args.backends.split(",")
+        if unknown := set(backends) - set(BACKENDS):
+            parser.error(f"unknown backend(s) {', '.join(sorted(unknown))}; choose from {', '.join(BACKENDS)}")
+        print(f"fine-tuning MobileNetV2 at {args.size}, batch {args.batch_size}, float32, median of {args.steps} "
+              f"steps taken in turn across backends after 2 warm-up steps; {os.cpu_count()} cores")
+        rows = compare_backends(backends, size, args.batch_size, args.steps)
+        keras_versions = sorted({r["keras"] for r in rows if "keras" in r})
+        print(f"Keras {', '.join(keras_versions) or '?'}; jit_compile is each backend's default on this CPU")
+        print(backend_table(rows))
+        return
     print(f"fine-tuning MobileNetV2 at {args.size}, batch {args.batch_size}, median of {args.steps} steps; "
           f"CPU bf16 flags: {cpu_flags()}; {os.cpu_count()} cores")
     rows = []
