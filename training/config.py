@@ -108,6 +108,13 @@ class Config:
                                recipe=lambda c: c["average_from"] and (
                                    f"the uniform average of fine-tuning epochs {c['average_from']} to the last "
                                    "(no epoch picked on validation)"))
+    teacher: str = option("", "export folders whose mean probabilities, per training image and flip, are soft "
+                              "targets (A+B+C: an ensemble distilled into this run); trained on the same split",
+                          compared=False, recipe=lambda c: c["teacher"] and (
+                              f"distilled from the mean of {len(c['teacher'].split('+'))} models' probabilities "
+                              f"({c['distill']:.0%} of the target; the rest the label)"))
+    distill: float = option(0.5, "with --teacher: the teacher's share of the training target, the one-hot label "
+                                 "the rest")
     keep_epochs: bool = option(False, "phase 2 also saves every epoch's weights (finetune.eNN.weights.h5), so a run's "
                                       "late epochs can be averaged with `python -m training soup`", compared=False)
     seed: int = option(0, "seed of the lesion-grouped split, the weights' initialisation and augmentation")
@@ -138,6 +145,8 @@ class Config:
         if self.average_from < 0 or self.average_from > self.finetune_epochs:
             raise ValueError(f"--average-from is a fine-tuning epoch in 1-{self.finetune_epochs} (0: off), "
                              f"not {self.average_from}")
+        if not 0 <= self.distill <= 1:
+            raise ValueError(f"--distill is the teacher's share of the target in [0, 1], not {self.distill}")
         if not 0 <= self.lesion_crop <= 1:
             raise ValueError(f"--lesion-crop is a share of the image side in [0, 1], not {self.lesion_crop}")
 

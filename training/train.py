@@ -83,9 +83,10 @@ def logit_adjusted_loss(labels: np.ndarray, label_smoothing: float = 0.0, tau: f
     return loss
 
 
-def _datasets(arrays, labels, cfg: Config, boxes: np.ndarray | None = None):
+def _datasets(arrays, labels, cfg: Config, boxes: np.ndarray | None = None, teacher: np.ndarray | None = None):
     """The augmented training set and plain val/test sets. ``boxes``: the training images' lesion
-    boxes (``augment.box_fractions``), needed when ``cfg.lesion_crop`` is on."""
+    boxes (``augment.box_fractions``), needed when ``cfg.lesion_crop`` is on; ``teacher``: (N, views,
+    classes) soft targets (``distill.teacher_probs``), blended into the label by ``cfg.distill``."""
     import keras
     import tensorflow as tf
 
@@ -97,14 +98,21 @@ def _datasets(arrays, labels, cfg: Config, boxes: np.ndarray | None = None):
     if cfg.lesion_crop > 0 and boxes is None:
         raise ValueError("--lesion-crop needs the training images' lesion boxes")
 
-    def augment(image, target, weight, box=None):
+    def augment(image, target, weight, box=None, soft=None):
         x = tf.cast(image, tf.float32) / 255.0
         if box is not None:  # crop first: rotating would move the box
             x = lesion_crop(x, box, cfg.lesion_crop, cfg.size)
         if rotation is not None:
             x = rotation(x, training=True)
-        x = tf.image.random_flip_left_right(x)
-        x = tf.image.random_flip_up_down(x)
+        if soft is None:
+            x = tf.image.random_flip_left_right(x)
+            x = tf.image.random_flip_up_down(x)
+        else:  # the teacher answered for each flip: the target is its answer for the flip drawn
+            left_right = tf.random.uniform([], 0, 2, tf.int32)
+            up_down = tf.random.uniform([], 0, 2, tf.int32)
+            x = tf.cond(left_right > 0, lambda: tf.image.flip_left_right(x), lambda: x)
+            x = tf.cond(up_down > 0, lambda: tf.image.flip_up_down(x), lambda: x)
+            target = cfg.distill * tf.gather(soft, 2 * up_down + left_right) + (1 - cfg.distill) * target
         if box is None:
             x = random_zoom_crop(x, cfg.size)
         x = colour_jitter(x)
@@ -126,13 +134,17 @@ def _datasets(arrays, labels, cfg: Config, boxes: np.ndarray | None = None):
         per_class = class_weights(labels["train"]).astype(np.float32)
     else:
         per_class = np.ones(len(CLASSES), np.float32)
+    if teacher is not None and cfg.lesion_crop > 0:
+        raise ValueError("--teacher with --lesion-crop is not supported: the teacher answered for whole images")
     train = (
         tf.data.Dataset.from_tensor_slices(
             (arrays["train"], onehot[labels["train"]], per_class[labels["train"]])
             + ((boxes.astype(np.float32),) if cfg.lesion_crop > 0 else ())
+            + ((teacher.astype(np.float32),) if teacher is not None else ())
         )
         .shuffle(len(arrays["train"]), seed=cfg.training_seed, reshuffle_each_iteration=True)
-        .map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+        .map(augment if teacher is None else lambda x, y, w, t: augment(x, y, w, soft=t),
+             num_parallel_calls=tf.data.AUTOTUNE)
         .batch(cfg.batch_size)
     )
     mix = mixer(cfg.mix, cfg.mix_share, cfg.training_seed)
@@ -260,7 +272,17 @@ def train(cfg: Config) -> dict:
         arrays[name] = load_arrays(list(part.path), size, cfg.workers, desc=f"loading {name}")
         labels[name] = part.label.to_numpy()
     boxes = box_fractions(meta[meta.split == "train"], cfg.data) if cfg.lesion_crop > 0 else None
-    train_set, plain_sets = _datasets(arrays, labels, cfg, boxes)
+    teacher = None
+    if cfg.teacher:
+        from .distill import cached_teacher_probs, check_members
+
+        ham = meta[meta.source == "ham10000"] if "source" in meta else meta
+        check_members(cfg.teacher, cfg.size, cfg.seed, {n: int((ham.split == n).sum()) for n in SPLITS})
+        teacher = cached_teacher_probs(cfg.teacher, arrays["train"], out)
+        agree = float((teacher[:, 0].argmax(1) == labels["train"]).mean())
+        print(f"teacher: {len(teacher)} training images x {teacher.shape[1]} flips; its top class is the label "
+              f"for {agree:.1%}", flush=True)
+    train_set, plain_sets = _datasets(arrays, labels, cfg, boxes, teacher)
 
     with strategy.scope():  # variables made here are mirrored across the replicas
         network = build_network(cfg.size, cfg.weights, cfg.dropout, cfg.colour)

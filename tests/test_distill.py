@@ -1,0 +1,84 @@
+"""An ensemble distilled into one network: the teacher's answers per image and flip become soft targets."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from model.labels import CLASSES
+
+
+@pytest.fixture(scope="module")
+def teacher_run(ham_folder, tmp_path_factory):
+    from training.train import Config, train
+
+    out = tmp_path_factory.mktemp("teacher") / "run"
+    cfg = Config(data=str(ham_folder), out=str(out), size=(64, 80), batch_size=8, head_epochs=1, finetune_epochs=1,
+                 finetune_from="block_15_expand", workers=2)
+    train(cfg)
+    return out, cfg
+
+
+def test_the_teacher_answers_for_every_flip_as_served(teacher_run):
+    from model import load_classifier
+    from training.distill import VIEWS, teacher_probs
+
+    out, _ = teacher_run
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (5, 64, 80, 3), np.uint8)
+    export = str(out / "export")
+    probs = teacher_probs(f"{export}+{export}", images)  # a model averaged with itself is the model
+    assert probs.shape == (5, len(VIEWS), len(CLASSES)) and np.allclose(probs.sum(-1), 1, atol=1e-5)
+    runtime = load_classifier(export)
+    flipped = np.ascontiguousarray(images[:, ::-1, ::-1])  # up-down and left-right: VIEWS[3]
+    assert np.allclose(probs[:, 3], runtime.run_uint8(flipped).probs, atol=1e-6)
+    assert np.allclose(probs[:, 0], runtime.run_uint8(images).probs, atol=1e-6)
+
+
+def test_each_target_is_the_teacher_s_answer_for_the_flip_drawn_blended_with_the_label():
+    from training.config import Config
+    from training.train import _datasets
+
+    n, size = 16, (64, 80)
+    image = np.zeros((*size, 3), np.uint8)
+    image[: size[0] // 2, : size[1] // 2] = 255  # the top-left quadrant is bright: a flip moves it
+    labels = np.arange(n) % len(CLASSES)
+    soft = np.zeros((n, 4, len(CLASSES)), np.float32)
+    soft[:, :, 0] = np.arange(4) / 4 + 0.1  # each view's answer is told apart by its first entry
+    soft[:, :, 1] = 1 - soft[:, :, 0]
+    arrays = {name: np.repeat(image[None], n, 0) for name in ("train", "val", "test")}
+    cfg = Config(data="", out="", size=size, batch_size=4, vignette=0.0, distill=0.25, balance="none")
+    train, _ = _datasets(arrays, {k: labels for k in arrays}, cfg, teacher=soft)
+    seen = set()
+    for _ in range(3):
+        for x, target, _weight in train:
+            for k in range(len(x)):
+                quadrants = [[float(np.mean(x[k, r * 32:(r + 1) * 32, c * 40:(c + 1) * 40])) for c in (0, 1)]
+                             for r in (0, 1)]
+                up_down, left_right = np.unravel_index(np.argmax(quadrants), (2, 2))
+                view = 2 * up_down + left_right
+                seen.add(int(view))
+                onehot = np.eye(len(CLASSES))[int(np.argmax(target[k] - 0.25 * soft[0, view]))]
+                assert np.allclose(target[k], 0.25 * soft[0, view] + 0.75 * onehot, atol=1e-6)
+    assert seen == {0, 1, 2, 3}
+
+
+def test_a_student_trains_on_the_teacher_s_answers_and_a_teacher_of_another_split_is_refused(teacher_run, tmp_path):
+    from training.distill import TEACHER_FILE
+    from training.train import train
+
+    out, cfg = teacher_run
+    student = tmp_path / "student"
+    card = train(replace(cfg, out=str(student), teacher=str(out / "export"), distill=0.5, run_seed=1))
+    soft = np.load(student / TEACHER_FILE)
+    assert soft.shape == (card["data"]["images"]["train"], 4, len(CLASSES))
+    assert json.loads((student / "config.json").read_text())["teacher"] == str(out / "export")
+    assert "distilled from the mean of 1 models' probabilities (50% of the target" in (
+        student / "export" / "MODEL_CARD.md").read_text()
+    with pytest.raises(ValueError, match="another split"):
+        train(replace(cfg, out=str(tmp_path / "other"), seed=1, teacher=str(out / "export")))
+    with pytest.raises(ValueError, match="--distill"):
+        replace(cfg, distill=1.5)

@@ -1,0 +1,77 @@
+"""An ensemble distilled into one network: the teacher's answers as soft training targets.
+
+Runs of one recipe disagree (one replicate moved melanoma recall by 0.2); the mean of their
+probabilities takes that variance out, but costs every member to serve. A student trained on the
+ensemble's probabilities keeps one MobileNetV2 to serve, so every serving path stays as it is.
+
+The teacher answers once per training image and view, before training (offline distillation): the
+four flips the augmentation draws from, so the target matches what the student sees ("a good
+teacher is patient and consistent", Beyer et al., CVPR 2022). Crops and colour jitter are not
+matched: they change a lesion's appearance far less than the teacher's answers differ from labels.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from model.labels import CLASSES
+
+ENSEMBLE_JOIN = "+"  # "runs/a/export+runs/b/export": the mean of their probabilities
+VIEWS = ("as is", "left-right", "up-down", "both")  # index 2 * up_down + left_right
+TEACHER_FILE = "teacher_probs.npy"  # in the run folder: computed once, read again on resume
+
+
+def members(teacher: str) -> list[Path]:
+    return [Path(m) for m in teacher.split(ENSEMBLE_JOIN) if m]
+
+
+def check_members(teacher: str, size: tuple[int, int], seed: int, images: dict[str, int]) -> None:
+    """Refuse a teacher that saw the student's validation or test images, or answers at another size.
+
+    A member trained on another split would pass what it learnt from the student's validation images
+    into the student's targets, and the choice made on them would flatter it.
+    """
+    from model.runtime import CARD_FILE
+
+    for member in members(teacher):
+        card = json.loads((member / CARD_FILE).read_text())
+        member_seed = card.get("training", {}).get("config", {}).get("seed", 0)
+        if member_seed != seed or card.get("data", {}).get("images") != images:
+            raise ValueError(f"teacher {member} was trained on another split (seed {member_seed}, images "
+                             f"{card.get('data', {}).get('images')}); the student's is seed {seed}, {images}")
+        member_size = (card["input_size"]["height"], card["input_size"]["width"])
+        if member_size != tuple(size):
+            raise ValueError(f"teacher {member} takes {member_size[0]}x{member_size[1]} images, the student "
+                             f"{size[0]}x{size[1]}")
+
+
+def views(images: np.ndarray) -> list[np.ndarray]:
+    """The images in each of VIEWS' flips, (N, H, W, 3) each."""
+    return [images[:, ::-1 if ud else 1, ::-1 if lr else 1] for ud in (0, 1) for lr in (0, 1)]
+
+
+def teacher_probs(teacher: str, images: np.ndarray, batch: int = 64) -> np.ndarray:
+    """(N, len(VIEWS), classes): the members' mean probabilities for each image in each flip, as served."""
+    from model.runtime import load_classifier
+
+    runtimes = [load_classifier(m) for m in members(teacher)]
+    out = np.zeros((len(images), len(VIEWS), len(CLASSES)), np.float32)
+    for v, flipped in enumerate(views(images)):
+        for start in range(0, len(images), batch):
+            chunk = np.ascontiguousarray(flipped[start:start + batch])
+            out[start:start + batch, v] = np.mean([r.run_uint8(chunk).probs for r in runtimes], axis=0)
+    return out
+
+
+def cached_teacher_probs(teacher: str, images: np.ndarray, run_dir: Path) -> np.ndarray:
+    path = run_dir / TEACHER_FILE
+    if path.is_file():
+        probs = np.load(path)
+        if len(probs) == len(images):
+            return probs
+    probs = teacher_probs(teacher, images)
+    np.save(path, probs)
+    return probs
