@@ -103,3 +103,20 @@ def test_half_a_is_resampled_by_lesion(shared_data):
     test_a = [s for s in validation_sets(shared_data / "ham10000") if s.name == "isic2018_test_a"][0]
     assert test_a.grouped_by == "lesions" and len(set(test_a.groups)) == len(test_a.paths) // 2
     assert set(CLASSES[k] for k in test_a.labels) == set(CLASSES)
+
+
+def test_a_recorded_verdict_shows_in_the_card(run_with_extra, shared_data, tmp_path):
+    import shutil
+
+    from training.__main__ import main as training_cli
+
+    export = tmp_path / "export"
+    shutil.copytree(run_with_extra / "export", export)
+    training_cli(["judge", "--baseline", str(export), "--candidate", str(export), "--data",
+                  str(shared_data / "ham10000"), "--cache", str(tmp_path / "cache"), "--resamples", "50",
+                  "--record", str(export), "itself"])
+    card = json.loads((export / "model_card.json").read_text())
+    assert not card["judged"]["itself"]["passes"]
+    markdown = (export / "MODEL_CARD.md").read_text()
+    assert "## Recipes judged on ISIC 2018 test half A" in markdown and "**itself**" in markdown
+    assert "| isic2018_test_a/balanced_accuracy |" in markdown

@@ -205,19 +205,24 @@ def _judge(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], No
     parser.add_argument("--cache", default="runs/probs", help="folder keeping each model's answers per set")
     parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples")
     parser.add_argument("--out", default=None, help="write the whole verdict here (JSON)")
+    parser.add_argument("--record", nargs=2, metavar=("EXPORT", "LABEL"), default=None,
+                        help="keep the verdict in this export's card under LABEL (the shipped model's, or the chosen "
+                             "one's)")
     _validation_args(parser)
 
     def run(args):
         import json
         from pathlib import Path
 
-        from .judge import judge, report
+        from .judge import judge, record, report
 
         result = judge(args.baseline, args.candidate, args.data, args.seed, args.external_root, args.cache,
                        args.resamples)
         print("\n".join(report(result)))
         if args.out:
             Path(args.out).write_text(json.dumps(result, indent=1))
+        if args.record:
+            record(result, *args.record)
 
     return run
 

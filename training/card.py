@@ -303,6 +303,35 @@ the rule as it read when each was judged):
     return text
 
 
+def _judged_section(card: dict) -> str:
+    """Recipes judged by the rule from v35 on (``python -m training judge --record``); empty if none."""
+    judged = card.get("judged")
+    if not judged:
+        return ""
+    text = """
+## Recipes judged on ISIC 2018 test half A
+Each comparison: a candidate recipe's runs against a baseline recipe's, as the mean over each recipe's
+runs, with 95% intervals that resample runs and lesions together (`python -m training judge`).
+"""
+    for label, verdict in judged.items():
+        rows = "\n".join(
+            f"| {key} | {d['baseline']:.3f} ({' / '.join(f'{v:.3f}' for v in d['baseline_runs'])}) | "
+            f"{d['candidate']:.3f} ({' / '.join(f'{v:.3f}' for v in d['candidate_runs'])}) | "
+            f"{d['difference']:+.3f} ({d['ci95'][0]:+.3f} to {d['ci95'][1]:+.3f}) |"
+            for key, d in verdict["differences"].items())
+        failed = [check for check, ok in verdict["checks"].items() if not ok]
+        text += f"""
+**{label}**: baseline {', '.join(f'`{b}`' for b in verdict['baseline'])}; candidate \
+{', '.join(f'`{c}`' for c in verdict['candidate'])}. {'Passes' if verdict['passes'] else 'Does not pass'} \
+([{verdict['rule']}](../../docs/selection-rule.md)){'' if verdict['passes'] else ': ' + '; '.join(failed)}.
+
+| set / figure | baseline mean (runs) | candidate mean (runs) | difference (95% interval) |
+|---|---|---|---|
+{rows}
+"""
+    return text
+
+
 def per_set(paired: dict) -> dict:
     """The per-set entries of a candidate's paired differences (without G and the edited images' E)."""
     return {k: v for k, v in paired.items() if k not in ("G", "edited")}
@@ -490,7 +519,7 @@ Test-time augmentation (mean over 4 flips), validation balanced accuracy:
 {probe_text}"""
 
 
-STUDY_SECTIONS = (_external_section, _similar_section, _robustness_section, _explanations_section,
+STUDY_SECTIONS = (_external_section, _judged_section, _similar_section, _robustness_section, _explanations_section,
                   _cam_methods_section, _segmentations_section)  # each renders its section, or "" without it
 
 
