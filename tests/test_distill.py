@@ -6,20 +6,19 @@ import json
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from model.labels import CLASSES
 
 
 @pytest.fixture(scope="module")
-def teacher_run(ham_folder, tmp_path_factory):
-    from training.train import Config, train
+def teacher_run(run_with_extra):
+    """The session's tiny run as the teacher, and its recipe without lesion crops for the student."""
+    from training.config import Config
 
-    out = tmp_path_factory.mktemp("teacher") / "run"
-    cfg = Config(data=str(ham_folder), out=str(out), size=(64, 80), batch_size=8, head_epochs=1, finetune_epochs=1,
-                 finetune_from="block_15_expand", workers=2)
-    train(cfg)
-    return out, cfg
+    cfg = Config(**{**json.loads((run_with_extra / "config.json").read_text()), "lesion_crop": 0.0})
+    return run_with_extra, replace(cfg, size=tuple(cfg.size))
 
 
 def test_the_teacher_answers_for_every_flip_as_served(teacher_run):
@@ -74,7 +73,8 @@ def test_a_student_trains_on_the_teacher_s_answers_and_a_teacher_of_another_spli
     student = tmp_path / "student"
     card = train(replace(cfg, out=str(student), teacher=str(out / "export"), distill=0.5, run_seed=1))
     soft = np.load(student / TEACHER_FILE)
-    assert soft.shape == (card["data"]["images"]["train"], 4, len(CLASSES))
+    trained_on = pd.read_csv(student / "split.csv").query("split == 'train'")  # HAM10000 and ISIC 2017's train part
+    assert soft.shape == (len(trained_on), 4, len(CLASSES)) and card["data"]["extra_train"]["images"] > 0
     assert json.loads((student / "config.json").read_text())["teacher"] == str(out / "export")
     assert "distilled from the mean of 1 models' probabilities (50% of the target" in (
         student / "export" / "MODEL_CARD.md").read_text()

@@ -60,14 +60,14 @@ class Config:
     batch_size: int = option(32, "training batch size")
     head_epochs: int = option(3, "phase 1: epochs training the head on frozen ImageNet features")
     head_lr: float = option(1e-3, "phase 1 learning rate")
-    # 12 from v24 on (the 2-core time budget; cosine schedule over the 12); every run's config records it
-    finetune_epochs: int = option(12, "phase 2: epochs fine-tuning the network (early stopping may end it sooner)")
+    # the shipped v13's schedule; every run's config records its own
+    finetune_epochs: int = option(26, "phase 2: epochs fine-tuning the network (early stopping may end it sooner)")
     # peak after the warm-up; beat 5e-5 on validation (the card's recipe table)
     finetune_lr: float = option(1e-4, "phase 2 peak learning rate (cosine decay after the warm-up)")
     warmup_epochs: int = option(1, "phase 2 epochs of linear learning-rate warm-up")
     finetune_from: str = option("Conv1", "first layer trained in phase 2 (Conv1: the whole network)")
     # validation balanced accuracy is noisy (14-16 images of df, vasc)
-    patience: int = option(5, "phase 2 stops after this many epochs without a validation gain")
+    patience: int = option(8, "phase 2 stops after this many epochs without a validation gain")
     dropout: float = option(0.2, "dropout before the dense head")
     label_smoothing: float = option(0.05, "label smoothing of the cross-entropy")
     balance: str = option("weights", "class imbalance: inverse-frequency weights, logit-adjusted loss, or none",
