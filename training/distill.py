@@ -19,7 +19,8 @@ import numpy as np
 
 from model.labels import CLASSES
 
-ENSEMBLE_JOIN = "+"  # "runs/a/export+runs/b/export": the mean of their probabilities
+from .external import ENSEMBLE_JOIN  # "runs/a/export+runs/b/export": the mean of their probabilities
+
 VIEWS = ("as is", "left-right", "up-down", "both")  # index 2 * up_down + left_right
 TEACHER_FILE = "teacher_probs.npy"  # in the run folder: computed once, read again on resume
 
