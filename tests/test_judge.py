@@ -120,3 +120,17 @@ def test_a_recorded_verdict_shows_in_the_card(run_with_extra, shared_data, tmp_p
     markdown = (export / "MODEL_CARD.md").read_text()
     assert "## Recipes judged on ISIC 2018 test half A" in markdown and "**itself**" in markdown
     assert "| isic2018_test_a/balanced_accuracy |" in markdown
+
+
+def test_isic2017_is_no_guard_when_the_baseline_trained_on_its_train_part(run_with_extra, shared_data, tmp_path,
+                                                                         monkeypatch):
+    from training import judge as judge_module
+
+    export = str(run_with_extra / "export")
+    baseline = f"{export}+{export}"  # the same answers under another name: only the baseline "trained on it"
+    monkeypatch.setattr(judge_module, "trains_on_isic2017", lambda e: e == baseline)
+    result = judge_module.judge([baseline], [export], shared_data / "ham10000", cache=tmp_path, resamples=20)
+    assert not result["isic2017_counted"] and "isic2017/balanced_accuracy" not in result["differences"]
+    monkeypatch.setattr(judge_module, "trains_on_isic2017", lambda e: False)
+    result = judge_module.judge([baseline], [export], shared_data / "ham10000", cache=tmp_path, resamples=20)
+    assert result["isic2017_counted"] and "isic2017/balanced_accuracy" in result["differences"]

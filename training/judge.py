@@ -133,7 +133,7 @@ def judge(baseline: list[str], candidate: list[str], data: str | Path, seed: int
     probs = {name: [run_probs(e, list(sets.values()), cache_dir) for e in exports]
              for name, exports in (("baseline", baseline), ("candidate", candidate))}
     stacked = {name: {s: np.stack([p[s] for p in runs]) for s in sets} for name, runs in probs.items()}
-    extra = any(trains_on_isic2017(e) for e in candidate)
+    extra = any(trains_on_isic2017(e) for e in [*baseline, *candidate])  # a set either side trained beside
     figures = [PRIMARY] + [g for g in GUARDS if g[0] in sets and not (g[0] == ISIC2017_DIR and extra)]
     differences = {}
     for set_name, figure in figures:
