@@ -75,3 +75,42 @@ def test_lesion_crop_outside_its_range_is_refused(tmp_path):
 
     with pytest.raises(ValueError, match="lesion-crop"):
         train(Config(data=str(tmp_path), out=str(tmp_path / "run"), lesion_crop=1.5))
+
+
+def _detail(x: np.ndarray) -> float:
+    """Mean absolute difference of horizontally neighbouring pixels: what downscaling removes."""
+    return float(np.abs(np.diff(np.asarray(x), axis=-2)).mean())
+
+
+def test_random_degrade_removes_detail_on_the_share_asked_for_and_keeps_shape_and_range():
+    import tensorflow as tf
+
+    from training.augment import random_degrade
+
+    rng = np.random.default_rng(0)
+    image = tf.constant(rng.random((150, 200, 3)), tf.float32)
+    assert np.array_equal(random_degrade(image, 0.0), image)
+    tf.random.set_seed(0)
+    outs = [random_degrade(image, 1.0).numpy() for _ in range(20)]
+    assert all(o.shape == (150, 200, 3) and o.min() >= 0 and o.max() <= 1 for o in outs)
+    assert max(_detail(o) for o in outs) < 0.8 * _detail(image)  # every draw lost detail
+    assert np.std([_detail(o) for o in outs]) > 0.005  # at random strengths, down to 84 px on the long side
+    changed = np.mean([not np.array_equal(random_degrade(image, 0.3).numpy(), image) for _ in range(200)])
+    assert 0.2 < changed < 0.4
+
+
+def test_the_degrade_option_reaches_the_training_images_and_its_range_is_checked():
+    from training.config import Config
+    from training.train import _datasets
+
+    rng = np.random.default_rng(1)
+    arrays = {name: rng.integers(0, 255, (16, 150, 200, 3), np.uint8) for name in ("train", "val", "test")}
+    labels = {name: np.arange(16) % 7 for name in arrays}
+    detail = {}
+    for share in (0.0, 1.0):
+        cfg = Config(data="", out="", size=(150, 200), batch_size=16, vignette=0.0, degrade=share)
+        train, _ = _datasets(arrays, labels, cfg)
+        detail[share] = _detail(next(iter(train))[0])
+    assert detail[1.0] < 0.8 * detail[0.0]
+    with pytest.raises(ValueError, match="--degrade"):
+        Config(data="", out="", degrade=1.5)

@@ -103,3 +103,24 @@ def colour_jitter(image):
     x = tf.image.random_contrast(x, 0.85, 1.15)
     x = tf.image.random_saturation(x, 0.85, 1.15)
     return tf.image.random_hue(x, 0.02)
+
+
+LOWEST_DETAIL = 84  # pixels on the long side: BCN20000's copy, the least detailed source there is
+
+
+def random_degrade(image, probability: float, lowest: int = LOWEST_DETAIL, seed: int | None = None):
+    """With ``probability``, the image resized down to a random long side from ``lowest`` pixels to its own
+    and back up (area down, bilinear up), as a low-resolution copy looks at the network's input.
+
+    Applied to every source alike, so that a source whose images all lack detail (BCN20000 at 84x84)
+    cannot teach the network that blur predicts its class mix.
+    """
+    import tensorflow as tf
+
+    shape = tf.shape(image)[:2]
+    long_side = tf.cast(tf.reduce_max(shape), tf.float32)
+    factor = tf.random.uniform([], tf.minimum(lowest / long_side, 1.0), 1.0, seed=seed)
+    small = tf.maximum(tf.cast(tf.round(tf.cast(shape, tf.float32) * factor), tf.int32), 1)
+    blurred = tf.image.resize(tf.image.resize(image, small, method="area"), shape, method="bilinear")
+    apply = tf.random.uniform([], seed=seed) < probability
+    return tf.where(apply, tf.clip_by_value(blurred, 0.0, 1.0), image)

@@ -85,6 +85,11 @@ class Config:
                                 "percentiles, as an editor's auto levels does (0: none)",
                            recipe=lambda c: c["levels"] and (
                                f"random per-channel levels stretches on {c['levels']:.0%} of training images"))
+    degrade: float = option(0.0, "share of training images, from every source, resized down to as little as 84 px on "
+                                 "the long side and back up, so that detail cannot tell a low-resolution source's "
+                                 "classes apart (0: none)",
+                            recipe=lambda c: c["degrade"] and (
+                                f"random down-and-up resolution degradation on {c['degrade']:.0%} of training images"))
     train_bn: bool = option(False, "phase 2 also trains batch norm (scales and statistics); default: ImageNet's, "
                                    "frozen")
     colour: str = option("none", "a first layer of the network: Shades of Gray colour constancy, grayscale + "
@@ -145,6 +150,8 @@ class Config:
         if self.average_from < 0 or self.average_from > self.finetune_epochs:
             raise ValueError(f"--average-from is a fine-tuning epoch in 1-{self.finetune_epochs} (0: off), "
                              f"not {self.average_from}")
+        if not 0 <= self.degrade <= 1:
+            raise ValueError(f"--degrade is a share of training images in [0, 1], not {self.degrade}")
         if not 0 <= self.distill <= 1:
             raise ValueError(f"--distill is the teacher's share of the target in [0, 1], not {self.distill}")
         if not 0 <= self.lesion_crop <= 1:

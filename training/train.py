@@ -90,7 +90,7 @@ def _datasets(arrays, labels, cfg: Config, boxes: np.ndarray | None = None, teac
     import keras
     import tensorflow as tf
 
-    from .augment import colour_jitter, lesion_crop, random_zoom_crop
+    from .augment import colour_jitter, lesion_crop, random_degrade, random_zoom_crop
     from .mixing import mixer
     from .shifts import random_cast, random_levels, random_vignette
 
@@ -115,6 +115,8 @@ def _datasets(arrays, labels, cfg: Config, boxes: np.ndarray | None = None, teac
             target = cfg.distill * tf.gather(soft, 2 * up_down + left_right) + (1 - cfg.distill) * target
         if box is None:
             x = random_zoom_crop(x, cfg.size)
+        if cfg.degrade > 0:
+            x = random_degrade(x, cfg.degrade)
         x = colour_jitter(x)
         if cfg.cast > 0:
             x = random_cast(x, cfg.cast)
