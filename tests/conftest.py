@@ -106,7 +106,8 @@ def client(app_server):
 ISIC2017_PARTS = {"train": 9, "validation": 6, "test": 6}  # per class (mel, nv, bkl)
 # as imbalanced as the real set's rare classes: df and vasc below the rule's 5 images, the others at or above
 ISIC2018_CLASSES = {"akiec": 5, "bcc": 5, "bkl": 5, "df": 1, "mel": 5, "nv": 6, "vasc": 3}
-ISIC2018_TEST_A_CLASSES = {c: 4 for c in ISIC2018_CLASSES}  # even: each lesion's two images share a class
+ISIC2018_TEST_A_CLASSES = {c: 4 for c in ISIC2018_CLASSES}
+BCN_PER_CLASS = 2  # 84x84, two images a lesion  # even: each lesion's two images share a class
 
 
 def _blob_image(path: Path, k: int, rng: np.random.Generator, size=(256, 256)) -> None:
@@ -120,7 +121,7 @@ def _blob_image(path: Path, k: int, rng: np.random.Generator, size=(256, 256)) -
 
 def make_shared_data(root: Path) -> Path:
     """A tiny ../shared/data: ham10000/, isic2017/ (3 classes, the challenge's three parts), isic2018_val/,
-    isic2018_test_a/ (with lesion ids)."""
+    isic2018_test_a/ (with lesion ids), bcn20000_84/."""
     import pandas as pd
 
     from model.labels import CLASSES
@@ -154,6 +155,13 @@ def make_shared_data(root: Path) -> Path:
             image_id = f"ISIC_{34524 + j:07d}"
             _blob_image(root / "isic2018_test_a" / "images" / f"{image_id}.jpg", CLASSES.index(dx), rng, (450, 600))
             writer.writerow([image_id, *(float(c == dx) for c in order), f"IL_{j // 2:07d}"])  # two images a lesion
+    (root / "bcn20000_84" / "images").mkdir(parents=True)
+    rows = []
+    for j, dx in enumerate([c for c in CLASSES for _ in range(BCN_PER_CLASS)]):
+        image_id = f"ISIC_{53454 + j:07d}"
+        _blob_image(root / "bcn20000_84" / "images" / f"{image_id}.jpg", CLASSES.index(dx), rng, (84, 84))
+        rows.append({"image_id": image_id, "dx": dx, "lesion_id": f"BCN_{j // 2:07d}"})
+    pd.DataFrame(rows).to_csv(root / "bcn20000_84" / "labels.csv", index=False)
     return root
 
 

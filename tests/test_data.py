@@ -35,3 +35,25 @@ def test_split_on_real_metadata_keeps_lesions_together_and_stratifies(tmp_path):
         assert set(part.dx) == set(meta.dx)
         mel_share = (part.dx == "mel").mean()
         assert mel_share == pytest.approx((meta.drop_duplicates("lesion_id").dx == "mel").mean(), abs=0.01)
+
+
+def test_bcn20000_joins_the_training_split_only_with_its_lesions_and_the_card_names_it(shared_data, tmp_path):
+    from conftest import BCN_PER_CLASS
+
+    from model.labels import CLASSES
+    from training.data import read_bcn_train
+    from training.train import Config, train
+
+    bcn = read_bcn_train(shared_data / "bcn20000_84")
+    assert len(bcn) == BCN_PER_CLASS * len(CLASSES) and set(bcn.split) == {"train"}
+    assert set(bcn.source) == {"bcn20000"} and (bcn.label == bcn.dx.map(CLASSES.index)).all()
+    out = tmp_path / "run"
+    card = train(Config(data=str(shared_data / "ham10000"), out=str(out), bcn=str(shared_data / "bcn20000_84"),
+                        degrade=0.5, size=(64, 80), batch_size=8, head_epochs=1, finetune_epochs=1,
+                        finetune_from="block_15_expand", workers=2))
+    split = pd.read_csv(out / "split.csv")
+    assert set(split[split.source == "bcn20000"].split) == {"train"}
+    assert card["data"]["extra_train"]["sources"] == {"bcn20000": len(bcn)}
+    markdown = (out / "export" / "MODEL_CARD.md").read_text()
+    assert "BCN20000" in markdown and "Combalia" in markdown and "ISIC 2017's validation" not in markdown
+    assert "random down-and-up resolution degradation on 50% of training images" in markdown

@@ -139,6 +139,7 @@ def test_training_block(shared_data, tmp_path):
     """Trains a tiny run on the generated data sets; ships it into a scratch copy, not model/shipped/."""
     script = _block(r"python -m training --data")
     script = script.replace("../shared/data/ham10000_400x300", str(shared_data / "ham10000"))
+    script = script.replace("../shared/data/ham10000", str(shared_data / "ham10000"))
     script = script.replace("../shared/data/isic2017", str(shared_data / "isic2017"))
     script = script.replace("runs/mine", str(tmp_path / "mine"))
     script = script.replace("mine.csv", str(tmp_path / "mine.csv")).replace("model/shipped/ ", f"{tmp_path}/ship/ ")

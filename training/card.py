@@ -390,21 +390,29 @@ def _throughput_text(train: dict) -> str:
         f"{phase} {m['median_images_per_second']:.1f}" for phase, m in measured.items())
 
 
+def _extra_sources(extra: dict) -> list[str]:
+    """The extra training sources of a card's data section (cards before BCN20000 name ISIC 2017 only)."""
+    return sorted(extra.get("sources", {"isic2017": extra["images"]}))
+
+
 def _extra_citation(data: dict) -> str:
     if not data.get("extra_train"):
         return ""
-    return ("\nAlso trained on the ISIC 2017 challenge's train part (ISIC Archive, CC-0 / CC BY-NC per image):\n"
-            "Codella, N. et al. Skin lesion analysis toward melanoma detection: a challenge at ISBI 2017,\n"
-            "arXiv:1710.05006. Validated on ISIC 2018 Task 3: Codella et al. 2019, arXiv:1902.03368.")
+    from .data import EXTRA_SOURCES
+
+    return ("\nAlso trained on: " + "\n".join(EXTRA_SOURCES[s][1] for s in _extra_sources(data["extra_train"]))
+            + "\nValidated on ISIC 2018 Task 3: Codella et al. 2019, arXiv:1902.03368.")
 
 
 def _extra_line(data: dict) -> str:
     extra = data.get("extra_train")
     if not extra:
         return ""
-    counts = ", ".join(f"{k} {v}" for k, v in extra.items() if k not in ("dataset", "images"))
+    counts = ", ".join(f"{k} {v}" for k, v in extra.items() if k not in ("dataset", "images", "sources"))
+    isic2017 = " ISIC 2017's validation and test parts are external validation, never trained on." if (
+        "isic2017" in _extra_sources(extra)) else ""
     return (f"- Extra training images: {extra['images']} from the {extra['dataset']} ({counts}); they join the\n"
-            "  training split only. Its validation and test parts are external validation, never trained on.\n")
+            f"  training split only.{isic2017}\n")
 
 
 def _model_text(card: dict) -> str:

@@ -115,7 +115,7 @@ class Config:
                                    "(no epoch picked on validation)"))
     teacher: str = option("", "export folders whose mean probabilities, per training image and flip, are soft "
                               "targets (A+B+C: an ensemble distilled into this run); trained on the same split",
-                          compared=False, recipe=lambda c: c["teacher"] and (
+                          recipe=lambda c: c["teacher"] and (
                               f"distilled from the mean of {len(c['teacher'].split('+'))} models' probabilities "
                               f"({c['distill']:.0%} of the target; the rest the label)"))
     distill: float = option(0.5, "with --teacher: the teacher's share of the training target, the one-hot label "
@@ -125,9 +125,12 @@ class Config:
     seed: int = option(0, "seed of the lesion-grouped split, the weights' initialisation and augmentation")
     # a recipe is judged over replicates on one split (docs/selection-rule.md): they differ only in this
     run_seed: int = option(-1, "seed of the weights' initialisation, the training order and augmentation, for a "
-                               "replicate on the same split (-1: --seed)", compared=False)
+                               "replicate on the same split (-1: --seed)")
     extra: str | None = option(None, "ISIC 2017 folder (labels.csv, images/): its train part joins the training "
                                      "split; its validation and test parts are never read for training")
+    bcn: str | None = option(None, "BCN20000 folder (labels.csv, images/): every image joins the training split "
+                                   "(84x84: pair with --degrade)",
+                             recipe=lambda c: c.get("bcn") and "BCN20000 (84x84) as extra training images")
     weights: str = option(str(IMAGENET_WEIGHTS), "ImageNet MobileNetV2 .h5 without top (or SKIN_IMAGENET_WEIGHTS)",
                           compared=False)
     limit: int | None = option(None, "use only N images, for smoke tests (default: all)")

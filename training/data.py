@@ -116,6 +116,45 @@ def read_isic2017_train(data_dir: str | Path) -> pd.DataFrame:
     })
 
 
+BCN_DX = set(CLASSES)
+
+
+def read_bcn_train(data_dir: str | Path) -> pd.DataFrame:
+    """BCN20000 (the ISIC 2019 part from Barcelona) as extra training rows, HAM10000-style, grouped by its lesion ids.
+
+    Every image joins the training split: none of them is in HAM10000 or the ISIC 2018 test set. The
+    copy is 84x84, so a run using it should degrade every source's resolution alike (``--degrade``).
+    """
+    data_dir = Path(data_dir)
+    table = pd.read_csv(data_dir / "labels.csv")
+    missing = {"image_id", "dx", "lesion_id"} - set(table.columns)
+    if missing:
+        raise ValueError(f"{data_dir / 'labels.csv'} lacks columns {sorted(missing)}")
+    unknown = set(table.dx) - BCN_DX
+    if unknown:
+        raise ValueError(f"unknown diagnoses in {data_dir / 'labels.csv'}: {sorted(unknown)}")
+    table["path"] = [str(data_dir / "images" / f"{i}.jpg") for i in table.image_id]
+    table = table[[Path(p).is_file() for p in table.path]]
+    if table.empty:
+        raise FileNotFoundError(f"no BCN20000 images found under {data_dir / 'images'}")
+    return pd.DataFrame({
+        "lesion_id": table.lesion_id.to_numpy(), "image_id": table.image_id.to_numpy(), "dx": table.dx.to_numpy(),
+        "path": table.path.to_numpy(), "label": table.dx.map(CLASSES.index).astype(int).to_numpy(),
+        "split": "train", "source": "bcn20000",
+    })
+
+
+# each extra training source: how the card names it, and what to cite
+EXTRA_SOURCES = {
+    "isic2017": ("ISIC 2017 challenge, train part only (Codella et al., ISBI 2018)",
+                 "Codella, N. et al. Skin lesion analysis toward melanoma detection: a challenge at ISBI 2017,\n"
+                 "arXiv:1710.05006 (ISIC Archive, CC-0 / CC BY-NC per image)."),
+    "bcn20000": ("BCN20000 at 84x84 (Combalia et al. 2019)",
+                 "Combalia, M. et al. BCN20000: Dermoscopic lesions in the wild, arXiv:1908.02288\n"
+                 "(ISIC Archive, CC BY-NC 4.0)."),
+}
+
+
 def load_arrays(
     paths: list[str], size: tuple[int, int], workers: int = 4, desc: str = "images"
 ) -> np.ndarray:

@@ -24,7 +24,7 @@ from model.preprocessing import scale
 
 from .augment import DETAIL, box_fractions
 from .config import BALANCE, SOUP_FILE, Config, before_options, epoch_weights
-from .data import SPLITS, load_arrays, read_isic2017_train, read_split
+from .data import EXTRA_SOURCES, SPLITS, load_arrays, read_bcn_train, read_isic2017_train, read_split
 from .evaluate import (
     at_threshold,
     classification_metrics,
@@ -257,6 +257,11 @@ def train(cfg: Config) -> dict:
             if cfg.limit:
                 extra = extra.sample(n=min(cfg.limit, len(extra)), random_state=cfg.seed)
             meta = pd.concat([meta, extra], ignore_index=True)
+        if cfg.bcn:
+            bcn = read_bcn_train(cfg.bcn)
+            if cfg.limit:
+                bcn = bcn.sample(n=min(cfg.limit, len(bcn)), random_state=cfg.seed)
+            meta = pd.concat([meta, bcn], ignore_index=True)
         meta.to_csv(split_path, index=False)
     for name in SPLITS:
         part = meta[meta.split == name]
@@ -502,9 +507,10 @@ def data_section(run: ScoredRun) -> dict:
         "dataset": "HAM10000 (Tschandl et al., Sci. Data 5, 180161, 2018), CC BY-NC 4.0",
         "images": {n: int(((meta.split == n) & ham).sum()) for n in SPLITS},
         "lesions": {n: int(meta[(meta.split == n) & ham].lesion_id.nunique()) for n in SPLITS},
-        **({"extra_train": {"dataset": "ISIC 2017 challenge, train part only (Codella et al., ISBI 2018)",
+        **({"extra_train": {"dataset": "; ".join(EXTRA_SOURCES[s][0] for s in sorted(set(meta[~ham].source))),
                             "images": int((~ham).sum()),
-                            **{dx: int(n) for dx, n in meta[~ham].dx.value_counts().items()}}}
+                            **{dx: int(n) for dx, n in meta[~ham].dx.value_counts().items()},
+                            "sources": {s: int(n) for s, n in meta[~ham].source.value_counts().items()}}}
            if (~ham).any() else {}),
         "split": f"by lesion_id, stratified by dx, 70/15/15, seed {run.cfg.seed}",
         "image_size": _image_size(meta[ham].path.iloc[0]),
