@@ -89,6 +89,32 @@ def load_split_file(path: str | Path) -> pd.DataFrame:
 ISIC2017_TRAINABLE = "train"  # the challenge's own train part; its validation and test parts are external validation
 
 
+def _extra_rows(data_dir: Path, columns: set[str], keep=None) -> pd.DataFrame:
+    """An extra source's ``labels.csv`` (rows ``keep`` selects) with the path of each image found."""
+    table = pd.read_csv(data_dir / "labels.csv")
+    missing = columns - set(table.columns)
+    if missing:
+        raise ValueError(f"{data_dir / 'labels.csv'} lacks columns {sorted(missing)}")
+    table = (table[keep(table)] if keep else table).reset_index(drop=True)
+    unknown = set(table.dx) - set(CLASSES)
+    if unknown:
+        raise ValueError(f"unknown diagnoses in {data_dir / 'labels.csv'}: {sorted(unknown)}")
+    table["path"] = [str(data_dir / "images" / f"{i}.jpg") for i in table.image_id]
+    table = table[[Path(p).is_file() for p in table.path]]
+    if table.empty:
+        raise FileNotFoundError(f"no training images of {data_dir / 'labels.csv'} found under {data_dir / 'images'}")
+    return table
+
+
+def _training_rows(table: pd.DataFrame, lesion_ids, source: str) -> pd.DataFrame:
+    """HAM10000-style rows of the training split, from an extra source."""
+    return pd.DataFrame({
+        "lesion_id": lesion_ids, "image_id": table.image_id.to_numpy(), "dx": table.dx.to_numpy(),
+        "path": table.path.to_numpy(), "label": table.dx.map(CLASSES.index).astype(int).to_numpy(),
+        "split": "train", "source": source,
+    })
+
+
 def read_isic2017_train(data_dir: str | Path) -> pd.DataFrame:
     """The ISIC 2017 challenge's train part (mel, nv, bkl) as extra training rows, HAM10000-style.
 
@@ -96,27 +122,9 @@ def read_isic2017_train(data_dir: str | Path) -> pd.DataFrame:
     external validation (training/external.py). ISIC 2017 has no lesion ids, so each image is
     its own lesion; the rows join the training split only, so no split is made over them.
     """
-    data_dir = Path(data_dir)
-    table = pd.read_csv(data_dir / "labels.csv")
-    missing = {"image_id", "dx", "isic2017_split"} - set(table.columns)
-    if missing:
-        raise ValueError(f"{data_dir / 'labels.csv'} lacks columns {sorted(missing)}")
-    table = table[table.isic2017_split == ISIC2017_TRAINABLE].reset_index(drop=True)
-    unknown = set(table.dx) - set(CLASSES)
-    if unknown:
-        raise ValueError(f"unknown diagnoses in {data_dir / 'labels.csv'}: {sorted(unknown)}")
-    table["path"] = [str(data_dir / "images" / f"{i}.jpg") for i in table.image_id]
-    table = table[[Path(p).is_file() for p in table.path]]
-    if table.empty:
-        raise FileNotFoundError(f"no ISIC 2017 train images found under {data_dir / 'images'}")
-    return pd.DataFrame({
-        "lesion_id": "ISIC2017_" + table.image_id, "image_id": table.image_id.to_numpy(), "dx": table.dx.to_numpy(),
-        "path": table.path.to_numpy(), "label": table.dx.map(CLASSES.index).astype(int).to_numpy(),
-        "split": "train", "source": "isic2017",
-    })
-
-
-BCN_DX = set(CLASSES)
+    table = _extra_rows(Path(data_dir), {"image_id", "dx", "isic2017_split"},
+                        keep=lambda t: t.isic2017_split == ISIC2017_TRAINABLE)
+    return _training_rows(table, ("ISIC2017_" + table.image_id).to_numpy(), "isic2017")
 
 
 def read_bcn_train(data_dir: str | Path) -> pd.DataFrame:
@@ -125,23 +133,8 @@ def read_bcn_train(data_dir: str | Path) -> pd.DataFrame:
     Every image joins the training split: none of them is in HAM10000 or the ISIC 2018 test set. The
     copy is 84x84, so a run using it should degrade every source's resolution alike (``--degrade``).
     """
-    data_dir = Path(data_dir)
-    table = pd.read_csv(data_dir / "labels.csv")
-    missing = {"image_id", "dx", "lesion_id"} - set(table.columns)
-    if missing:
-        raise ValueError(f"{data_dir / 'labels.csv'} lacks columns {sorted(missing)}")
-    unknown = set(table.dx) - BCN_DX
-    if unknown:
-        raise ValueError(f"unknown diagnoses in {data_dir / 'labels.csv'}: {sorted(unknown)}")
-    table["path"] = [str(data_dir / "images" / f"{i}.jpg") for i in table.image_id]
-    table = table[[Path(p).is_file() for p in table.path]]
-    if table.empty:
-        raise FileNotFoundError(f"no BCN20000 images found under {data_dir / 'images'}")
-    return pd.DataFrame({
-        "lesion_id": table.lesion_id.to_numpy(), "image_id": table.image_id.to_numpy(), "dx": table.dx.to_numpy(),
-        "path": table.path.to_numpy(), "label": table.dx.map(CLASSES.index).astype(int).to_numpy(),
-        "split": "train", "source": "bcn20000",
-    })
+    table = _extra_rows(Path(data_dir), {"image_id", "dx", "lesion_id"})
+    return _training_rows(table, table.lesion_id.to_numpy(), "bcn20000")
 
 
 # each extra training source: how the card names it, and what to cite
