@@ -25,6 +25,7 @@ def epoch_weights(epoch: int) -> str:
     return f"{EPOCH_PREFIX}{epoch:02d}.weights.h5"
 
 
+ENSEMBLE_JOIN = "+"  # "runs/a/export+runs/b/export" names the mean of their probabilities (--teacher, judge, choose)
 SOUP_FILE = "soup.json"  # in a soup's run folder (training/soup.py): its members, what they differ in, their commands
 BALANCE = ("weights", "logit_adjust", "none")
 BALANCE_PHRASES = {
@@ -116,8 +117,8 @@ class Config:
     teacher: str = option("", "export folders whose mean probabilities, per training image and flip, are soft "
                               "targets (A+B+C: an ensemble distilled into this run); trained on the same split",
                           recipe=lambda c: c["teacher"] and (
-                              f"distilled from the mean of {len(c['teacher'].split('+'))} models' probabilities "
-                              f"({c['distill']:.0%} of the target; the rest the label)"))
+                              f"distilled from the mean of {len(c['teacher'].split(ENSEMBLE_JOIN))} models' "
+                              f"probabilities ({c['distill']:.0%} of the target; the rest the label)"))
     distill: float = option(0.5, "with --teacher: the teacher's share of the training target, the one-hot label "
                                  "the rest")
     keep_epochs: bool = option(False, "phase 2 also saves every epoch's weights (finetune.eNN.weights.h5), so a run's "

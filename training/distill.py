@@ -19,14 +19,14 @@ import numpy as np
 
 from model.labels import CLASSES
 
-from .external import ENSEMBLE_JOIN  # "runs/a/export+runs/b/export": the mean of their probabilities
+from .external import ensemble_members
 
 VIEWS = ("as is", "left-right", "up-down", "both")  # index 2 * up_down + left_right
 TEACHER_FILE = "teacher_probs.npy"  # in the run folder: computed once, read again on resume
 
 
 def members(teacher: str) -> list[Path]:
-    return [Path(m) for m in teacher.split(ENSEMBLE_JOIN) if m]
+    return [Path(m) for m in ensemble_members(teacher)]
 
 
 def check_members(teacher: str, size: tuple[int, int], seed: int, images: dict[str, int]) -> None:

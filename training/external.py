@@ -31,6 +31,7 @@ from model.labels import CLASSES
 from model.metrics import bootstrap_intervals, expected_calibration_error, macro_auc, melanoma_recall, roc_auc
 from model.preprocessing import load_image
 
+from .config import ENSEMBLE_JOIN
 from .data import read_split
 from .intervals import difference
 
@@ -265,10 +266,22 @@ def measure_exported(export_dir: str | Path, data: str | Path, seed: int = 0,
     return card["external_validation"]
 
 
-ENSEMBLE_JOIN = "+"  # "runs/a/export+runs/b/export" names the mean of their probabilities
-
-
 Predict = Callable[[list[np.ndarray]], np.ndarray]
+
+
+def ensemble_members(name: str | Path) -> list[str]:
+    """The export folders ``a+b`` names (one for a single model)."""
+    return [m for m in str(name).split(ENSEMBLE_JOIN) if m]
+
+
+def trains_on_isic2017(name: str | Path) -> bool:
+    """Whether any member of ``name`` trained on ISIC 2017's train part (``--extra``), read from its card."""
+    import json
+
+    from model.runtime import CARD_FILE
+
+    return any(json.loads((Path(m) / CARD_FILE).read_text()).get("training", {}).get("config", {}).get("extra")
+               for m in ensemble_members(name))
 
 
 def ensemble_predict(predicts: list[Predict]) -> Predict:
@@ -310,9 +323,9 @@ def choose(shipped: str | Path, candidates: list[str | Path], data: str | Path, 
     version = json.loads((Path(shipped) / CARD_FILE).read_text()).get("version", str(shipped))
     out = {"rule": RULE, "shipped": {"export": str(shipped), "version": version, **base_section}, "candidates": {}}
     for candidate in candidates:
-        members = str(candidate).split(ENSEMBLE_JOIN)
+        members = ensemble_members(candidate)
         cards = [json.loads((Path(m) / CARD_FILE).read_text()) for m in members]
-        in_g = counted(sets, {"extra": any(c.get("training", {}).get("config", {}).get("extra") for c in cards)})
+        in_g = counted(sets, {"extra": trains_on_isic2017(candidate)})
         runtimes = [load_classifier(m) for m in members]
         section, probs = score(ensemble_predict([r.predict for r in runtimes]), sets)
         section["G"] = generalisation({k: v for k, v in section["sets"].items() if k in in_g})

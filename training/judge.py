@@ -20,14 +20,15 @@ from pathlib import Path
 import numpy as np
 
 from .external import (
-    ENSEMBLE_JOIN,
     ISIC2017_DIR,
     RULE_FIGURE,
     STATISTICS,
     EvalSet,
+    ensemble_members,
     ensemble_predict,
     predict_files,
     rule_statistic,
+    trains_on_isic2017,
     validation_sets,
 )
 
@@ -41,15 +42,13 @@ GUARDS = (("ham_val", "balanced_accuracy"), ("isic2018_val", RULE_FIGURE), ("isi
 Statistic = Callable[[np.ndarray, np.ndarray], float]
 
 
-def _members(export: str) -> list[str]:
-    return str(export).split(ENSEMBLE_JOIN)
-
-
 def _fingerprint(export: str) -> str:
     """What a cached answer is keyed on: the bytes of every member's LiteRT model."""
+    from model.runtime import LITERT_FILE
+
     digest = hashlib.sha256()
-    for member in _members(export):
-        digest.update(hashlib.sha256((Path(member) / "skin_mobilenetv2.tflite").read_bytes()).digest())
+    for member in ensemble_members(export):
+        digest.update(hashlib.sha256((Path(member) / LITERT_FILE).read_bytes()).digest())
     return digest.hexdigest()[:16]
 
 
@@ -68,7 +67,7 @@ def run_probs(export: str, sets: list[EvalSet], cache: Path | None = None) -> di
             out[s.name] = np.load(path)
             continue
         if predict is None:
-            predict = ensemble_predict([load_classifier(m).predict for m in _members(export)])
+            predict = ensemble_predict([load_classifier(m).predict for m in ensemble_members(export)])
         out[s.name] = predict_files(predict, s.paths)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -107,15 +106,6 @@ def recipe_difference(labels: np.ndarray, groups: np.ndarray, baseline: np.ndarr
         "difference": float(np.mean(per_run["candidate"]) - np.mean(per_run["baseline"])),
         "ci95": [float(v) for v in np.nanpercentile(values, [2.5, 97.5])],
     }
-
-
-def trains_on_isic2017(export: str) -> bool:
-    import json
-
-    from model.runtime import CARD_FILE
-
-    return any(json.loads((Path(m) / CARD_FILE).read_text()).get("training", {}).get("config", {}).get("extra")
-               for m in _members(export))
 
 
 def judge(baseline: list[str], candidate: list[str], data: str | Path, seed: int = 0,

@@ -13,13 +13,12 @@ import json
 import shutil
 from pathlib import Path
 
-from model.runtime import CARD_FILE
+from model.runtime import CARD_FILE, KERAS_FILE
 
 from .config import Config, before_options
 from .data import read_split
 
 CURVES = "training_curves.png"
-KERAS_FILE = "skin_mobilenetv2.keras"
 
 
 def unpack(export_dir: str | Path, data: str | Path, out: str | Path) -> Path:
