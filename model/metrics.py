@@ -7,28 +7,47 @@ from collections.abc import Callable, Hashable
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import (
-    balanced_accuracy_score,
-    confusion_matrix,
-    precision_recall_fscore_support,
-)
+from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from .labels import CLASSES
 from .risk import MALIGNANT_INDEX, malignant_probability
 
 
+def _average_ranks(scores: np.ndarray) -> np.ndarray:
+    """1-based ranks, ties sharing their mean rank: ``scipy.stats.rankdata`` without its dispatch."""
+    order = np.argsort(scores, kind="mergesort")
+    ordered = scores[order]
+    starts = np.r_[True, ordered[1:] != ordered[:-1]]
+    group = np.cumsum(starts) - 1
+    bounds = np.r_[np.flatnonzero(starts), len(scores)]  # each tie group's first and one-past-last rank
+    ranks = np.empty(len(scores))
+    ranks[order] = (bounds[group] + bounds[group + 1] + 1) / 2
+    return ranks
+
+
 def roc_auc(positive: np.ndarray, scores: np.ndarray) -> float:
     """ROC AUC as the Mann-Whitney statistic (ties count half): scikit-learn's value, without its
     input checks, which dominate the thousands of calls a bootstrap makes. NaN if a side is empty."""
-    from scipy.stats import rankdata
-
     positive = np.asarray(positive, bool)
     n_pos = int(positive.sum())
     n_neg = len(positive) - n_pos
     if n_pos == 0 or n_neg == 0:
         return float("nan")
-    ranks = rankdata(scores)
+    ranks = _average_ranks(np.asarray(scores))
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def balanced_accuracy(labels: np.ndarray, probs: np.ndarray) -> float:
+    """Mean recall over the classes present in ``labels``: scikit-learn's ``balanced_accuracy_score``
+    of the top class, in numpy, because its input checks cost more than the figure in a bootstrap."""
+    labels = np.asarray(labels, int)
+    if not len(labels):
+        return float("nan")
+    n = probs.shape[1]
+    support = np.bincount(labels, minlength=n)
+    hits = np.bincount(labels[probs.argmax(1) == labels], minlength=n)
+    present = support > 0
+    return float((hits[present] / support[present]).mean())
 
 
 def macro_auc(labels: np.ndarray, probs: np.ndarray) -> float:
@@ -76,9 +95,7 @@ def classification_metrics(labels: np.ndarray, probs: np.ndarray) -> dict:
     return {
         "n": int(len(labels)),
         "accuracy": float((pred == labels).mean()),
-        # scikit-learn's balanced_accuracy_score: the mean recall over the classes present, computed
-        # here so that a prediction of an absent class does not warn in the server's log
-        "balanced_accuracy": float(recall[support > 0].mean()) if len(labels) else float("nan"),
+        "balanced_accuracy": balanced_accuracy(labels, probs),  # warns nothing for an absent class
         "macro_auc": macro_auc(labels, probs),
         "malignant_auc": None if np.isnan(auc_malignant) else auc_malignant,
         "malignant_sensitivity_at_0.5": float(flagged[malignant].mean()) if malignant.any() else None,
@@ -203,7 +220,7 @@ def melanoma_recall(labels: np.ndarray, probs: np.ndarray) -> float:
 
 
 HEADLINE: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
-    "balanced_accuracy": lambda labels, probs: float(balanced_accuracy_score(labels, probs.argmax(1))),
+    "balanced_accuracy": balanced_accuracy,
     "accuracy": lambda labels, probs: float((probs.argmax(1) == labels).mean()),
     "macro_auc": macro_auc,
     "malignant_auc": malignant_auc,
