@@ -9,7 +9,6 @@ the shipped card's fields with its own files and size) that ``python -m benchmar
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 
@@ -19,15 +18,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 def write_export(size: tuple[int, int], out: str | Path, card_from: str | Path = "model/shipped") -> Path:
     import numpy as np
 
+    from model.card import read_json, write_json
     from model.network import build_network, calibrated
-    from model.runtime import CARD_FILE
     from training.export import export_model
 
     out = Path(out)
     _, exported = export_model(calibrated(build_network(size), 1.0), out, np.zeros((2, *size, 3), np.float32))
-    card = {**json.loads((Path(card_from) / CARD_FILE).read_text()), **exported,
+    card = {**read_json(card_from), **exported,
             "input_size": {"height": size[0], "width": size[1]}, "version": f"timing-{size[0]}x{size[1]}"}
-    (out / CARD_FILE).write_text(json.dumps(card))
+    write_json(out, card)
     return out
 
 

@@ -1,6 +1,8 @@
 """The model card as serving reads it: typed, plain Python (no TensorFlow), defaults in one place.
 
-The JSON card beside a model file is the contract between training and serving. ``ModelCard.from_json``
+The JSON card beside a model file is the contract between training and serving, and this module is
+the only code that opens the file: ``read_json`` / ``write_json`` / ``update_sections`` for training's
+studies (which add their sections), ``ModelCard.read`` for serving. ``ModelCard.from_json``
 reads it once, older cards' names included, into the fields serving decides with (the malignant
 operating point, the uncertainty threshold, the not-dermoscopic thresholds, the headline metrics).
 Everything else stays readable as it is in the JSON: a ``ModelCard`` is a read-only mapping over it
@@ -13,11 +15,13 @@ from __future__ import annotations
 import copy
 import json
 import os
-from collections.abc import Iterator, Mapping
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+CARD_FILE = "model_card.json"  # beside the model files in an export folder
 DEFAULT_UNCERTAIN_BELOW = 0.5  # calibrated top probability: below it the answer is more likely wrong
 DEFAULT_MALIGNANT_THRESHOLD = 0.5  # a card without an operating point (a model trained before it had one)
 
@@ -103,9 +107,9 @@ class ModelCard(Mapping[str, Any]):
 
     @classmethod
     def read(cls, path: str | os.PathLike[str]) -> ModelCard:
-        """The card file at ``path``, or an empty card (every default) when there is none."""
-        path = Path(path)
-        return cls.from_json(json.loads(path.read_text()) if path.is_file() else None)
+        """The card at ``path`` (the file or its export folder), or an empty card (every default) when there
+        is none."""
+        return cls.from_json(read_json(path, missing_ok=True) or None)
 
     def to_json(self) -> dict:
         """A copy of the JSON, to edit and write back (training's studies do)."""
@@ -123,3 +127,38 @@ class ModelCard(Mapping[str, Any]):
 
 def _number(value) -> float | None:
     return None if value is None else float(value)
+
+
+def card_file(where: str | os.PathLike[str]) -> Path:
+    """The card file of an export folder, or ``where`` itself when it names the file."""
+    where = Path(where)
+    return where / CARD_FILE if where.is_dir() or not where.suffix else where
+
+
+def read_json(where: str | os.PathLike[str], missing_ok: bool = False) -> dict:
+    """The card's JSON as a dict (an export folder or the file); ``{}`` for a missing one if ``missing_ok``."""
+    path = card_file(where)
+    if missing_ok and not path.is_file():
+        return {}
+    return json.loads(path.read_text())
+
+
+def write_json(where: str | os.PathLike[str], data: Mapping) -> Path:
+    """Write the whole card, replacing the file in one step so a reader never sees half of it."""
+    path = card_file(where)
+    text = json.dumps(data, indent=2) + "\n"
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=".card-", suffix=".json", delete=False) as fh:
+        fh.write(text)
+    os.replace(fh.name, path)
+    os.chmod(path, 0o644)
+    return path
+
+
+def update_sections(where: str | os.PathLike[str], sections: Mapping[str, Any],
+                    remove: Iterable[str] = ()) -> dict:
+    """Put ``sections`` into the card (each replacing the section of that name), drop the sections named
+    in ``remove`` (older names of the same section), keep everything else; returns the new card."""
+    card = {k: v for k, v in read_json(where).items() if k not in set(remove) - set(sections)}
+    card.update(sections)
+    write_json(where, card)
+    return card

@@ -8,7 +8,6 @@ of the same flatbuffer, so there is no second file that could drift from the mod
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import threading
 from collections.abc import Sequence
@@ -18,14 +17,13 @@ from typing import NamedTuple, Protocol
 
 import numpy as np
 
-from .card import ModelCard
+from .card import CARD_FILE, ModelCard, read_json
 from .labels import CLASSES
 from .preprocessing import prepare_batch, scale
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
 KERAS_FILE = "skin_mobilenetv2.keras"
 LITERT_FILE = "skin_mobilenetv2.tflite"
-CARD_FILE = "model_card.json"
 # the gradient model of finer Grad-CAMs (training/cam_export.py): optional, beside the served file
 CAM_FILE = "skin_mobilenetv2_cam.tflite"
 CAM_SIGNATURE = "cam"
@@ -39,7 +37,7 @@ def shipped_card() -> ModelCard:
 
     Plain Python, so callers such as ``model.risk`` need neither TensorFlow nor LiteRT.
     """
-    return ModelCard.read(SHIPPED_DIR / CARD_FILE)
+    return ModelCard.read(SHIPPED_DIR)
 
 
 class Output(NamedTuple):
@@ -214,7 +212,7 @@ def verify(path: Path, remake: str = "`python -m training evaluate RUN`") -> Non
     card_path = path.parent / CARD_FILE
     if not path.is_file() or not card_path.is_file():
         return
-    expected = json.loads(card_path.read_text()).get("files", {}).get(path.name, {}).get("sha256")
+    expected = read_json(card_path).get("files", {}).get(path.name, {}).get("sha256")
     if expected and sha256(path) != expected:
         raise ModelFileError(
             f"model file {path} is damaged or altered: its SHA-256 differs from {card_path}. "

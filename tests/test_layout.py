@@ -62,3 +62,21 @@ def test_no_two_modules_import_each_other_even_through_others():
 
     circles = sorted({tuple(sorted((a, b))) for a in graph for b in graph[a] if reaches(b, a)})
     assert not circles, circles
+
+
+def test_only_model_card_opens_the_model_card():
+    """``model/card.py`` owns the file: every other module reads and writes it through its functions."""
+    opening = {"read_text", "write_text", "read_bytes", "write_bytes", "open", "loads", "load", "dump", "dumps"}
+    found = []
+    for path in [ROOT / "demo.py", *(p for package in PACKAGES for p in sorted((ROOT / package).glob("*.py")))]:
+        if path == ROOT / "model" / "card.py":
+            continue
+        source = path.read_text()
+        for node in ast.walk(ast.parse(source)):
+            if not isinstance(node, ast.Call):
+                continue
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            text = ast.get_source_segment(source, node) or ""
+            if name in opening and ("CARD_FILE" in text or "model_card" in text):
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {text.splitlines()[0]}")
+    assert not found, found

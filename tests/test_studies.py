@@ -45,3 +45,28 @@ def test_editing_a_card_loads_neither_keras_nor_tensorflow(tmp_path):
             "assert not loaded, loaded")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, capture_output=True, timeout=120)
     assert (tmp_path / "MODEL_CARD.md").is_file()
+
+
+def test_every_study_s_section_is_in_a_card_every_study_has_measured():
+    """The shipped card has been through every study: each declared key is one of its sections."""
+    from model.card import read_json
+    from training.studies import STUDIES
+
+    card = read_json(ROOT / "model" / "shipped")
+    assert {name: s.key for name, s in STUDIES.items() if s.key not in card} == {}
+
+
+def test_a_study_that_writes_another_section_than_it_declares_is_stopped(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from model.card import read_json
+    from training.studies import STUDIES
+
+    export = tmp_path / "export"
+    shutil.copytree(ROOT / "model" / "shipped", export, ignore=shutil.ignore_patterns("*.npz", "*.png", "*.csv"))
+    study = STUDIES["robustness"]
+    module = study.loaded()
+    monkeypatch.setattr(module, study.function, lambda export_dir, data, seed=0: read_json(export_dir)["robustness"])
+    assert study.measure(str(export), "unused") == read_json(export)["robustness"]  # as declared: passes
+    with pytest.raises(RuntimeError, match="declares section 'intervals'"):
+        replace(study, key="intervals").measure(str(export), "unused")

@@ -9,16 +9,16 @@ after one runtime pass). Choose on validation; the test split is reported.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from model.card import read_json
 from model.labels import CLASSES
-from model.runtime import CARD_FILE
 
+from .card import record
 from .explanations import BASELINE, METRICS, boxed_sample, summarise
 
 IMAGES_PER_SPLIT = 70  # 10 of each class where it has them
@@ -55,14 +55,12 @@ def measure_exported(export_dir: str | Path, data: str | Path, images: int = IMA
     from explain.gradcam import METHODS, SERVED
     from model.runtime import load_classifier
 
-    from .card import write_card
     from .data import card_split
 
     export_dir = Path(export_dir)
-    meta = card_split(json.loads((export_dir / CARD_FILE).read_text()), data, seed)
+    meta = card_split(read_json(export_dir), data, seed)
     ensure_gradient_model(export_dir, meta)
     clf = load_classifier(export_dir)
-    card = clf.card().to_json()
     rows = [{"split": name, "image_id": row.image_id, "lesion_id": row.lesion_id, **scored}
             for name, row, image, box in boxed_sample(meta, data, images, seed, "CAMs on")
             for scored in score_image(clf, image, box)]
@@ -76,8 +74,7 @@ def measure_exported(export_dir: str | Path, data: str | Path, images: int = IMA
         part = frame[frame.split == name]
         section[name] = summarise(part, methods, compared, METRICS)
         section[name]["ms"] = {m: float(part[part.method == m].ms.median()) for m in compared}
-    card["cam_methods"] = section
-    write_card(export_dir, card)
+    record(export_dir, {"cam_methods": section})
     return section
 
 
@@ -88,7 +85,6 @@ def ensure_gradient_model(export_dir: Path, meta: pd.DataFrame) -> None:
     from model.runtime import CAM_FILE, KERAS_FILE
 
     from .cam_export import export_cam_model
-    from .card import write_card
     from .data import load_arrays
 
     if (export_dir / CAM_FILE).is_file():
@@ -96,10 +92,9 @@ def ensure_gradient_model(export_dir: Path, meta: pd.DataFrame) -> None:
     network = load_network(export_dir / KERAS_FILE)
     size = tuple(network.input.shape[1:3])
     check = scale(load_arrays(list(meta[meta.split == "val"].path[:4]), size).astype(np.float32))
-    card = json.loads((export_dir / CARD_FILE).read_text())
-    card["cam_model"] = export_cam_model(network, export_dir, check)
-    card.setdefault("files", {})[CAM_FILE] = {k: card["cam_model"][k] for k in ("sha256", "bytes")}  # verify() reads it
-    write_card(export_dir, card)
+    cam_model = export_cam_model(network, export_dir, check)
+    files = {**read_json(export_dir).get("files", {}), CAM_FILE: {k: cam_model[k] for k in ("sha256", "bytes")}}
+    record(export_dir, {"cam_model": cam_model, "files": files})  # verify() reads the file's SHA-256 in files
 
 
 def _grid(clf) -> str:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 from pathlib import Path
 
-from model.card import not_dermoscopic_section
+from model.card import not_dermoscopic_section, update_sections, write_json
 from model.flags import INPUT_SCORES
 from model.labels import CLASSES, NAMES
-from model.runtime import CARD_FILE
 
 from .config import EPOCH_PREFIX, recipe_phrases
 
@@ -603,7 +601,15 @@ def render_markdown(card: dict) -> str:
 def write_card(out_dir: str | Path, card: dict, figures_from: str | Path | None = None) -> None:
     """The model card as JSON and Markdown, with its figures copied beside it."""
     out_dir = Path(out_dir)
-    (out_dir / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
+    write_json(out_dir, card)
     (out_dir / "MODEL_CARD.md").write_text(render_markdown(card))
     for name in FIGURES if figures_from else ():
         shutil.copy(Path(figures_from) / name, out_dir / name)
+
+
+def record(export_dir: str | Path, sections: dict, remove: tuple[str, ...] = ()) -> dict:
+    """Put a study's ``sections`` into an export's card (``remove``: their older names), keep every other
+    section and the model files as they are, and render the Markdown again; returns the card."""
+    card = update_sections(export_dir, sections, remove)
+    (Path(export_dir) / "MODEL_CARD.md").write_text(render_markdown(card))
+    return card

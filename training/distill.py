@@ -12,7 +12,6 @@ matched: they change a lesion's appearance far less than the teacher's answers d
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -35,10 +34,10 @@ def check_members(teacher: str, size: tuple[int, int], seed: int, images: dict[s
     A member trained on another split would pass what it learnt from the student's validation images
     into the student's targets, and the choice made on them would flatter it.
     """
-    from model.runtime import CARD_FILE
+    from model.card import read_json
 
     for member in members(teacher):
-        card = json.loads((member / CARD_FILE).read_text())
+        card = read_json(member)
         member_seed = card.get("training", {}).get("config", {}).get("seed", 0)
         if member_seed != seed or card.get("data", {}).get("images") != images:
             raise ValueError(f"teacher {member} was trained on another split (seed {member_seed}, images "

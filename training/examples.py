@@ -80,16 +80,16 @@ def _row(test, i: int, role: str, pred: np.ndarray, probs: np.ndarray, caption: 
 
 def score_test_split(export_dir: str | Path, data: str | Path, seed: int = 0):
     """The export's test split and, per image, its probabilities and the app's three flags (LiteRT, as served)."""
-    import json
 
+    from model.card import read_json
     from model.flags import flag
     from model.preprocessing import scale
     from model.risk import malignant_probability, operating_point
-    from model.runtime import CARD_FILE, load_classifier
+    from model.runtime import load_classifier
 
     from .data import card_split, load_arrays
 
-    card = json.loads((Path(export_dir) / CARD_FILE).read_text())
+    card = read_json(export_dir)
     meta = card_split(card, data, seed)
     test = meta[meta.split == "test"].reset_index(drop=True)
     clf = load_classifier(export_dir)

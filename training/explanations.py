@@ -155,7 +155,7 @@ def measure_exported(export_dir: str | Path, data: str | Path, images: int = IMA
     """Score the explanations of an exported model on ``images`` per split; into its card, in place."""
     from model.runtime import load_classifier
 
-    from .card import write_card
+    from .card import record
     from .data import card_split
 
     export_dir = Path(export_dir)
@@ -175,11 +175,11 @@ def measure_exported(export_dir: str | Path, data: str | Path, images: int = IMA
     frame.to_csv(export_dir / SCORES_FILE, index=False, float_format="%.5g")
     results = {name: summarise(frame[frame.split == name]) for name in ("val", "test")}
     plot_curves(test_curves, export_dir / FIGURE)
-    card["explanations"] = {
+    section = {
         "sample": f"an equal share of each class, fewer where a class has fewer; seed {seed}",
         "figure": FIGURE,
         "per_image": SCORES_FILE,
         **results,
     }
-    write_card(export_dir, card)
-    return card["explanations"]
+    record(export_dir, {"explanations": section})
+    return section

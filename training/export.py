@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
@@ -10,8 +9,9 @@ from typing import NamedTuple
 import keras
 import numpy as np
 
+from model.card import read_json
 from model.network import serving_model
-from model.runtime import CARD_FILE, KERAS_FILE, LITERT_FILE, Classifier, sha256
+from model.runtime import KERAS_FILE, LITERT_FILE, Classifier, sha256
 
 
 def export_model(network: keras.Model, out_dir: str | Path, check_images: np.ndarray) -> tuple[Classifier, dict]:
@@ -63,7 +63,7 @@ def open_export(export_dir: str | Path, data: str | Path, seed: int = 0) -> Open
     from .data import card_split, load_arrays
 
     export_dir = Path(export_dir)
-    card = json.loads((export_dir / CARD_FILE).read_text())
+    card = read_json(export_dir)
     meta = card_split(card, data, seed)
     runtime = load_classifier(export_dir)
     parts = {name: meta[meta.split == name] for name in ("val", "test")}
@@ -83,11 +83,8 @@ def measure_in_place(export_dir: str | Path, data: str | Path, seed: int, key: s
     The model files and every other section stay as they are; ``replaces``: older names of the
     section, dropped. Returns the section.
     """
-    from .card import write_card
+    from .card import record
 
-    opened = open_export(export_dir, data, seed)
-    section = measure(opened)
-    card = {k: v for k, v in opened.card.items() if k not in replaces}
-    card[key] = section
-    write_card(export_dir, card)
+    section = measure(open_export(export_dir, data, seed))
+    record(export_dir, {key: section}, remove=replaces)
     return section

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from model.card import read_json
 from model.labels import CLASSES
 from model.metrics import bootstrap_intervals, expected_calibration_error, macro_auc, melanoma_recall, roc_auc
 from model.preprocessing import load_image
@@ -253,17 +254,13 @@ def verdict(differences: dict, candidate_ham_ece: float, sets: list[EvalSet]) ->
 def measure_exported(export_dir: str | Path, data: str | Path, seed: int = 0,
                      external_root: str | Path | None = None) -> dict:
     """Score an exported model on every validation set into its card, in place (section ``external_validation``)."""
-    import json
+    from model.runtime import load_classifier
 
-    from model.runtime import CARD_FILE, load_classifier
+    from .card import record
 
-    from .card import write_card
-
-    card = json.loads((Path(export_dir) / CARD_FILE).read_text())
-    card["external_validation"], _ = score(load_classifier(export_dir).predict,
-                                           validation_sets(data, seed, external_root))
-    write_card(export_dir, card)
-    return card["external_validation"]
+    section, _ = score(load_classifier(export_dir).predict, validation_sets(data, seed, external_root))
+    record(export_dir, {"external_validation": section})
+    return section
 
 
 Predict = Callable[[list[np.ndarray]], np.ndarray]
@@ -276,12 +273,7 @@ def ensemble_members(name: str | Path) -> list[str]:
 
 def trains_on_isic2017(name: str | Path) -> bool:
     """Whether any member of ``name`` trained on ISIC 2017's train part (``--extra``), read from its card."""
-    import json
-
-    from model.runtime import CARD_FILE
-
-    return any(json.loads((Path(m) / CARD_FILE).read_text()).get("training", {}).get("config", {}).get("extra")
-               for m in ensemble_members(name))
+    return any(read_json(m).get("training", {}).get("config", {}).get("extra") for m in ensemble_members(name))
 
 
 def ensemble_predict(predicts: list[Predict]) -> Predict:
@@ -299,9 +291,7 @@ def choose(shipped: str | Path, candidates: list[str | Path], data: str | Path, 
     but never chosen, as it would cost its members' sum to serve. It tells whether distilling it
     into one network is worth a run.
     """
-    import json
-
-    from model.runtime import CARD_FILE, load_classifier
+    from model.runtime import load_classifier
 
     from .data import load_arrays
     from .shifts import edited
@@ -320,11 +310,11 @@ def choose(shipped: str | Path, candidates: list[str | Path], data: str | Path, 
     base_section, base_probs = score(base.predict, sets)
     base_edited = edited_probs([base])
     base_section["E"] = edited_balanced_accuracy(ham.labels, base_edited)
-    version = json.loads((Path(shipped) / CARD_FILE).read_text()).get("version", str(shipped))
+    version = read_json(shipped).get("version", str(shipped))
     out = {"rule": RULE, "shipped": {"export": str(shipped), "version": version, **base_section}, "candidates": {}}
     for candidate in candidates:
         members = ensemble_members(candidate)
-        cards = [json.loads((Path(m) / CARD_FILE).read_text()) for m in members]
+        cards = [read_json(m) for m in members]
         in_g = counted(sets, {"extra": trains_on_isic2017(candidate)})
         runtimes = [load_classifier(m) for m in members]
         section, probs = score(ensemble_predict([r.predict for r in runtimes]), sets)
@@ -344,36 +334,27 @@ def choose(shipped: str | Path, candidates: list[str | Path], data: str | Path, 
 
 def record_choice(result: dict) -> None:
     """Write the chosen candidate's validation figures and the whole comparison into its card."""
-    import json
-
-    from model.runtime import CARD_FILE
-
-    from .card import write_card
+    from .card import record
 
     chosen = result["candidates"][result["chosen"]]
-    card = json.loads((Path(chosen["export"]) / CARD_FILE).read_text())
-    card["external_validation"] = {k: chosen[k] for k in ("sets", "G", "rule")}
     summary = {"shipped": {k: result["shipped"][k] for k in ("version", "G", "E") if k in result["shipped"]}}
-    card["selection"] = {
-        "rule": result["rule"], **summary, "chosen": result["chosen"],
-        "candidates": {name: {k: c[k] for k in ("G", "E", "G_sets", "paired", "checks", "passes") if k in c}
-                       for name, c in result["candidates"].items()},
-    }
-    write_card(chosen["export"], card)
+    record(chosen["export"], {
+        "external_validation": {k: chosen[k] for k in ("sets", "G", "rule")},
+        "selection": {
+            "rule": result["rule"], **summary, "chosen": result["chosen"],
+            "candidates": {name: {k: c[k] for k in ("G", "E", "G_sets", "paired", "checks", "passes") if k in c}
+                           for name, c in result["candidates"].items()},
+        },
+    })
 
 
 def record_rejected(result: dict) -> None:
     """No candidate passed: keep their comparison in the shipped model's card (the model is untouched)."""
-    import json
+    from .card import record
 
-    from model.runtime import CARD_FILE
-
-    from .card import write_card
-
-    shipped = Path(result["shipped"]["export"])
-    card = json.loads((shipped / CARD_FILE).read_text())
-    card.setdefault("rejected", {}).update(
-        {name: {"rule": result["rule"], **{k: c[k] for k in ("G", "E", "G_sets", "paired", "checks", "passes")
-                                           if k in c}}
-         for name, c in result["candidates"].items() if not c["passes"]})
-    write_card(shipped, card)
+    shipped = result["shipped"]["export"]
+    rejected = {**read_json(shipped).get("rejected", {}),
+                **{name: {"rule": result["rule"], **{k: c[k] for k in ("G", "E", "G_sets", "paired", "checks",
+                                                                        "passes") if k in c}}
+                   for name, c in result["candidates"].items() if not c["passes"]}}
+    record(shipped, {"rejected": rejected})

@@ -10,13 +10,13 @@ Raw Euclidean distance is measured beside them as the plain reference.
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 
 import numpy as np
 
+from model.card import read_json
 from model.labels import CLASSES
-from model.runtime import CARD_FILE, load_classifier, sha256
+from model.runtime import load_classifier, sha256
 
 from .data import card_split, load_arrays
 from .external import STATISTICS
@@ -92,10 +92,10 @@ def build(export_dir: str | Path, data: str | Path, seed: int = 0, thumbnail: tu
     """Measure the embeddings, write ``gallery.npz`` with the chosen one, record it in the card; returns the section."""
     from explain.similar import GALLERY_FILE, Gallery, pooled_features, save_gallery
 
-    from .card import write_card
+    from .card import record
 
     export_dir = Path(export_dir)
-    card = json.loads((export_dir / CARD_FILE).read_text())
+    card = read_json(export_dir)
     clf = load_classifier(export_dir)
     meta = card_split(card, data, seed)
     parts = {name: meta[meta.split == name].reset_index(drop=True) for name in ("train", "val", "test")}
@@ -126,7 +126,7 @@ def build(export_dir: str | Path, data: str | Path, seed: int = 0, thumbnail: tu
         embeddings=_embed(chosen, pooled["train"], mean, projection).astype(np.float16), jpeg=jpeg, offsets=offsets))
 
     classifier_bacc = {split: STATISTICS["balanced_accuracy"](labels[split], probs[split]) for split in ("val", "test")}
-    card["similar_cases"] = {
+    section = {
         "file": GALLERY_FILE,
         "sha256": sha256(export_dir / GALLERY_FILE),
         "bytes": (export_dir / GALLERY_FILE).stat().st_size,
@@ -139,5 +139,5 @@ def build(export_dir: str | Path, data: str | Path, seed: int = 0, thumbnail: tu
         "measured": measured,
         "classifier_balanced_accuracy": classifier_bacc,
     }
-    write_card(export_dir, card)
-    return card["similar_cases"]
+    record(export_dir, {"similar_cases": section})
+    return section

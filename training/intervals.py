@@ -46,8 +46,7 @@ def measure_exported(export_dir: str | Path, data: str | Path, seed: int = 0) ->
                                                     opened.lesions[name], threshold)
         return metrics
 
-    metrics = measure_in_place(export_dir, data, seed, "metrics", measure)
-    return {name: metrics[name]["ci95"] for name in ("val", "test")}
+    return measure_in_place(export_dir, data, seed, "metrics", measure)
 
 
 def difference(statistic):

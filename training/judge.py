@@ -161,13 +161,11 @@ def report(result: dict) -> list[str]:
 def record(result: dict, export_dir: str | Path, label: str) -> None:
     """Keep a verdict in an export's card (section ``judged``, one entry per comparison), for the card to show
     how the model was chosen or which recipes were judged against it."""
-    import json
+    from model.card import read_json
 
-    from model.runtime import CARD_FILE
+    from .card import record
 
-    from .card import write_card
-
-    card = json.loads((Path(export_dir) / CARD_FILE).read_text())
-    card.setdefault("judged", {})[label] = {k: result[k] for k in ("rule", "baseline", "candidate", "differences",
-                                                                   "checks", "passes", "resamples")}
-    write_card(export_dir, card)
+    judged = {**read_json(export_dir).get("judged", {}),
+              label: {k: result[k] for k in ("rule", "baseline", "candidate", "differences", "checks", "passes",
+                                             "resamples")}}
+    record(export_dir, {"judged": judged})

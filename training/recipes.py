@@ -12,7 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .card import render_markdown
+from model.card import card_file, read_json
+
+from .card import record
 from .config import Config, before_options, compared_options
 
 
@@ -27,7 +29,7 @@ def recipe_summaries(source: str | Path) -> list[dict]:
         config = json.loads((source / "config.json").read_text())
         state = json.loads((source / "state.json").read_text())
         return [{"name": source.name, "config": config, "best": state["best"], "seconds": state.get("seconds")}]
-    card = json.loads(source.read_text())
+    card = read_json(source)
     config = card["training"]["config"]
     name = card.get("version", source.stem)
     summaries = [{"name": name, "config": config, "best": card["training"]["best_epoch"],
@@ -86,16 +88,15 @@ def add_to_card(card_path: str | Path, sources: list[str | Path], probe: str | P
     measured on validation but not shipped. A run already in the table is replaced by the one given.
     ``probe`` (a ``python -m training probe`` result) replaces the card's colour-preprocessing table.
     """
-    card_path = Path(card_path)
-    card = json.loads(card_path.read_text())
+    card = read_json(card_path)
+    sections = {}
     if probe:
         from .probe import read_results
 
-        card["colour_probe"] = read_results(probe)
+        sections["colour_probe"] = read_results(probe)
     added = {s["name"]: s for source in sources for s in recipe_summaries(source)}
     earlier = [added.pop(s["name"], s) for s in recipe_summaries(card_path)[1:]]  # replaced in place
-    card["ablation"] = ablation(card_config(card), card["training"]["best_epoch"], earlier + list(added.values()),
-                                card["training"].get("train_seconds"))
-    card_path.write_text(json.dumps(card, indent=2) + "\n")
-    (card_path.parent / "MODEL_CARD.md").write_text(render_markdown(card))
-    return card["ablation"]
+    sections["ablation"] = ablation(card_config(card), card["training"]["best_epoch"],
+                                    earlier + list(added.values()), card["training"].get("train_seconds"))
+    record(card_file(card_path).parent, sections)
+    return sections["ablation"]

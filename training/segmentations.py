@@ -65,7 +65,7 @@ def measure_exported(export_dir: str | Path, data: str | Path, images: int = IMA
     from explain.lime import SEGMENTATION, SEGMENTATIONS
     from model.runtime import load_classifier
 
-    from .card import write_card
+    from .card import record
     from .data import card_split
 
     export_dir = Path(export_dir)
@@ -84,6 +84,5 @@ def measure_exported(export_dir: str | Path, data: str | Path, images: int = IMA
         part = frame[frame.split == name]
         section[name] = summarise(part, tuple(SEGMENTATIONS), others, METRICS, baseline=SEGMENTATION)
         section[name]["segments"] = {n: float(part[part.method == n].segments.median()) for n in SEGMENTATIONS}
-    card["lime_segmentations"] = section
-    write_card(export_dir, card)
+    record(export_dir, {"lime_segmentations": section})
     return section

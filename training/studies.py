@@ -7,13 +7,15 @@ writes, whether it scores a sample of ``--images`` per split, and how its result
 (``python -m training STUDY EXPORT --data DIR [--seed S] [--images N]``).
 
 To add a study: a module with ``measure_exported(export_dir, data, [images,] seed) -> section``
-that writes ``card[key]`` (``training.card.write_card``), a ``render`` of that section in
-``training/card.py``, and a row here.
+that writes ``card[key]`` (``training.card.record``; ``training.export.measure_in_place`` does the
+opening and the writing), a ``render`` of that section in ``training/card.py``, and a row here.
+``Study.measure`` checks that the section it declares is the one the card holds afterwards.
 """
 
 from __future__ import annotations
 
 import importlib
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -32,8 +34,8 @@ def _robustness(measured: dict) -> Iterable[str]:
                    f"top class unchanged {row['top_class_unchanged']:.1%}")
 
 
-def _intervals(measured: dict) -> Iterable[str]:
-    for split, ci in measured.items():
+def _intervals(metrics: dict) -> Iterable[str]:
+    for split, ci in ((split, metrics[split]["ci95"]) for split in ("val", "test")):
         for name, (low, high) in ((k, v) for k, v in ci.items() if k != "method"):
             yield f"{split:>5} {name:<22} {low:.3f} - {high:.3f}"
 
@@ -72,10 +74,18 @@ class Study:
         return self.loaded().IMAGES_PER_SPLIT if self.sampled else None
 
     def measure(self, export: str, data: str, seed: int = 0, images: int | None = None) -> dict:
+        """Run the study on an export; its section, as the card now holds it under ``key``."""
+        from model.card import read_json
+
         action = getattr(self.loaded(), self.function)
         if not self.sampled:
-            return action(export, data, seed=seed)
-        return action(export, data, images if images is not None else self.default_images(), seed=seed)
+            section = action(export, data, seed=seed)
+        else:
+            section = action(export, data, images if images is not None else self.default_images(), seed=seed)
+        written = read_json(export).get(self.key)
+        if json.dumps(written, sort_keys=True) != json.dumps(section, sort_keys=True):  # NaN-safe
+            raise RuntimeError(f"study {self.name!r} declares section {self.key!r}, but that is not what it wrote")
+        return written
 
 
 STUDIES: dict[str, Study] = {s.name: s for s in (
@@ -83,8 +93,8 @@ STUDIES: dict[str, Study] = {s.name: s for s in (
           "recalibrate the not-dermoscopic flag of an exported model (the model is untouched)", _flags),
     Study("robustness", "shifts", "measure_exported", "robustness",
           "how vignettes and colour casts change an exported model's answers", _robustness),
-    Study("intervals", "intervals", "measure_exported", "intervals",
-          "95% lesion-bootstrap intervals of an exported model's figures", _intervals),
+    Study("intervals", "intervals", "measure_exported", "metrics",
+          "95% lesion-bootstrap intervals of an exported model's figures (each split's ci95)", _intervals),
     Study("explanations", "explanations", "measure_exported", "explanations",
           "Grad-CAM and LIME scored against lesion boxes and by deletion / insertion", _side_by_side, sampled=True),
     Study("cams", "cams", "measure_exported", "cam_methods",

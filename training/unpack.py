@@ -13,7 +13,8 @@ import json
 import shutil
 from pathlib import Path
 
-from model.runtime import CARD_FILE, KERAS_FILE
+from model.card import read_json
+from model.runtime import KERAS_FILE
 
 from .config import Config, before_options
 from .data import read_split
@@ -35,7 +36,7 @@ def unpack(export_dir: str | Path, data: str | Path, out: str | Path) -> Path:
     from .data import card_split
 
     export_dir, out = Path(export_dir), Path(out)
-    card = json.loads((export_dir / CARD_FILE).read_text())
+    card = read_json(export_dir)
     training = card["training"]
     known = {k: v for k, v in training["config"].items() if k in Config.__dataclass_fields__}
     cfg = Config(**{**before_options(), **known, "data": str(data), "out": str(out)})
