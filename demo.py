@@ -15,7 +15,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
 
-from app import batch, card, views  # noqa: E402
+from app import batch, card, page, views  # noqa: E402
 from app.examples import EXAMPLES  # noqa: E402
 from app.examples import labels as example_labels  # noqa: E402
 from model import CLASSES, DESCRIPTIONS, ModelFileError, display_name  # noqa: E402
@@ -30,9 +30,10 @@ CSS = """
               background: var(--background-fill-primary); border-top: 1px solid var(--border-color-primary); }
 #disclaimer p { margin: 0; font-size: 0.9em; }
 body { padding-bottom: 4.5em; }
+#probabilities.withheld { opacity: 0.45; filter: grayscale(1); }
 """
 # On a narrow screen the results are stacked under the inputs: bring them into view once ready.
-SCROLL_TO_RESULTS = ("() => { if (window.innerWidth < 800) "
+SCROLL_TO_RESULTS = ("(image) => { if (image && window.innerWidth < 800) "
                      "document.querySelector('#probabilities')?.scrollIntoView({behavior: 'smooth'}); }")
 
 try:
@@ -81,6 +82,7 @@ with gr.Blocks(title="Skin lesion classifier with explanations", analytics_enabl
                 report_file = gr.File(label="Report (PNG)", interactive=False, height=80, visible=False,
                                       elem_id="report-file")
             with gr.Column(scale=1, min_width=320):
+                notice = gr.Markdown(elem_id="notice")
                 label = gr.Label(num_top_classes=7, label="Class probabilities", elem_id="probabilities")
                 summary = gr.Markdown(label="Risk summary", elem_id="summary")
                 explained = gr.Markdown(label="Class the maps explain", elem_id="explained")
@@ -97,6 +99,7 @@ with gr.Blocks(title="Skin lesion classifier with explanations", analytics_enabl
                                      elem_id="similar")
                 gr.Markdown(LEGEND_SIMILAR)
                 details = gr.JSON(label="Details", visible=False)
+                shown = gr.State(None)  # the class and opacity of the maps on screen (app/page.py)
         with gr.Accordion("The seven classes", open=False):
             gr.Markdown("\n".join(f"- **{display_name(c)}**: {DESCRIPTIONS[c]}" for c in CLASSES))
 
@@ -123,22 +126,38 @@ with gr.Blocks(title="Skin lesion classifier with explanations", analytics_enabl
             with gr.Accordion("The full model card (for whoever trains the next model)", open=False):
                 gr.Markdown(card.full_markdown(CARD_MD.read_text()), elem_id="full-card")
 
-    examples.select(views.pick_example, None, [image], api_visibility="private")
     # The page: probabilities, Grad-CAM and what the maps explain first (one model call), then LIME.
-    quick = image.change(views.overview, [image, target, opacity], [label, gradcam, summary, explained, similar],
-                         preprocess=False, api_visibility="private", concurrency_limit=4,
-                         show_progress="minimal")
-    quick.then(None, js=SCROLL_TO_RESULTS)
-    quick.then(views.lime_image, [image, target, samples], [lime], preprocess=False, api_visibility="private",
-               concurrency_limit=1, concurrency_id="lime")
+    # Every result is replaced together, so nothing of the last image stays (app/page.py). On `input` (an
+    # upload, a photo, a paste, the X) and an example's click, not on `change`: Gradio fires `change` twice for
+    # an image that replaces another, which ran everything twice and said a bad file's error twice.
+    page_results = [notice, label, gradcam, lime, summary, explained, similar, report_file, details, shown]
+
+    def analyse(trigger):
+        quick = trigger(page.overview, [image, target, opacity], page_results, preprocess=False,
+                        api_visibility="private", concurrency_limit=4, show_progress="minimal")
+        quick.then(None, [image], None, js=SCROLL_TO_RESULTS)
+        return quick.then(page.lime, [image, shown, samples], [lime], preprocess=False, api_visibility="private",
+                          concurrency_limit=1, concurrency_id="lime")
+
+    picked = examples.select(views.pick_example, None, [image], api_visibility="private")
+    new_image = (image.input, picked.success)
+    lime_steps = [analyse(trigger) for trigger in new_image]
     explained_again = run.click(views.explain, [image, target, samples, opacity],
                                 [label, gradcam, lime, summary, details, similar], preprocess=False,
                                 api_name="explain",
                                 concurrency_limit=1, concurrency_id="lime")
-    explained_again.then(views.caption, [image, target], [explained], preprocess=False, api_visibility="private")
-    reported = make_report.click(views.report, [image, target, opacity, lime], [report_file], preprocess=False,
-                                 api_name="report", concurrency_limit=2)
+    explained_again.success(page.after_explain, [image, target, opacity], [explained, notice, label, summary, shown],
+                            preprocess=False, api_visibility="private")
+    for trigger in new_image:  # a new image stops maps still being drawn of the last one, which would land on it
+        trigger(None, None, None, cancels=[*lime_steps, explained_again], api_visibility="private")
+    image.change(page.clear_if_gone, [image], page_results, preprocess=False, api_visibility="private",
+                 show_progress="hidden")
+    reported = make_report.click(page.report_shown, [image, shown, lime], [report_file], preprocess=False,
+                                 api_visibility="private", concurrency_limit=2)
     reported.success(lambda: gr.File(visible=True), None, [report_file], api_visibility="private")
+    report_api = gr.Button(visible=False)  # API-only: the page's report follows its maps (`shown`), not the settings
+    report_api.click(views.report, [image, target, opacity, lime], [report_file], preprocess=False,
+                     api_name="report", concurrency_limit=2)
     batch_run.click(batch.run_batch, [batch_files, batch_labels], [batch_table, batch_summary, batch_plot, batch_csv],
                     preprocess=False, api_name="batch", concurrency_limit=1, concurrency_id="batch")
     classify_api = gr.Button(visible=False)  # API-only: the page gets its probabilities from `quick`

@@ -6,6 +6,7 @@ written to artifacts/screenshots/.
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -180,4 +181,119 @@ def test_model_card_tab_shows_every_figure_and_a_readers_card(browser, app_serve
     assert page.locator("#model-card ol, #full-card ol").count() == 0  # no stray "1009." list
     assert "finetune_lr" in page.inner_text("#full-card")
     assert not missing, missing
+    page.close()
+
+
+RESULT_SELECTORS = ("#gradcam img", "#lime img", "#similar img")
+
+
+def _results_empty(page) -> bool:
+    """No probability, summary, map, similar case or report of any image on the page."""
+    return page.evaluate("""(selectors) => {
+        const text = id => (document.querySelector(id)?.innerText || '');
+        return !/\\d+%/.test(text('#probabilities')) && text('#summary').trim() === ''
+            && text('#explained').trim() === '' && selectors.every(s => !document.querySelector(s))
+            && !document.querySelector('#report-file a'); }""", list(RESULT_SELECTORS))
+
+
+def _wait_until_empty(page) -> None:
+    page.wait_for_function("""(selectors) => {
+        const text = id => (document.querySelector(id)?.innerText || '');
+        return !/\\d+%/.test(text('#probabilities')) && text('#summary').trim() === ''
+            && selectors.every(s => !document.querySelector(s)); }""", arg=list(RESULT_SELECTORS), timeout=TIMEOUT)
+
+
+RESULTS = "#notice, #probabilities, #summary, #explained, #gradcam, #lime, #similar"
+
+
+def _error_badges(page) -> int:
+    """The red "Error" status badges Gradio puts over a result whose event failed."""
+    return page.locator(".error", has_text=re.compile(r"^\s*Error\s*$")).evaluate_all(
+        "(badges, results) => badges.filter(b => b.closest(results)).length", RESULTS)
+
+
+def test_clearing_or_a_bad_upload_over_a_result_empties_every_result(browser, app_server, examples, tmp_path):
+    """Issue 31: the last melanoma's verdict stayed on screen under "Error" badges after the image was removed,
+    or when a non-image or an over-20 MB file was uploaded over it."""
+    page = _open(browser, app_server, 1400, 1000)
+    page.set_input_files("#upload input[type=file]", str(examples[0]["path"]))
+    _wait_for_analysis(page)
+    page.locator("#upload button[aria-label='Remove Image']").click()
+    _wait_until_empty(page)
+    page.wait_for_timeout(1000)  # anything late would land by now
+    assert _results_empty(page) and _error_badges(page) == 0
+    assert page.locator(".toast-item").count() == 0  # removing an image is not an error
+
+    bad = tmp_path / "holiday.jpg"
+    bad.write_text("definitely not a jpeg")
+    page.set_input_files("#upload input[type=file]", str(examples[0]["path"]))
+    _wait_for_analysis(page)
+    page.set_input_files("#upload input[type=file]", str(bad))
+    page.wait_for_function("() => /holiday.jpg: not an image file/.test(document.querySelector('#notice')"
+                           "?.innerText || '')", timeout=TIMEOUT)
+    page.wait_for_timeout(1000)
+    assert _results_empty(page) and _error_badges(page) == 0
+    toasts = page.locator(".toast-item")
+    assert toasts.count() == 1 and "(2)" not in toasts.first.inner_text()  # said once, not twice
+    page.screenshot(path=str(SHOTS / "bad-upload.png"))
+
+    big = tmp_path / "big.jpg"
+    big.write_bytes(b"\xff\xd8" + bytes(21 * 1024 * 1024))
+    page.set_input_files("#upload input[type=file]", str(examples[1]["path"]))
+    _wait_for_analysis(page)
+    page.set_input_files("#upload input[type=file]", str(big))
+    _wait_until_empty(page)
+    page.wait_for_timeout(1000)
+    assert _results_empty(page) and _error_badges(page) == 0
+    page.close()
+
+
+def _note(path) -> str:
+    from tests.test_page import _note as make
+
+    return make(path)
+
+
+def test_a_picture_that_may_not_be_dermoscopic_gets_no_verdict(browser, app_server, tmp_path):
+    page = _open(browser, app_server, 1400, 1000)
+    page.set_input_files("#upload input[type=file]", _note(tmp_path / "note.png"))
+    page.wait_for_function("() => /no verdict is given/.test(document.querySelector('#notice')?.innerText || '')",
+                           timeout=TIMEOUT)
+    page.wait_for_function("() => document.querySelector('#probabilities').classList.contains('withheld')",
+                           timeout=TIMEOUT)
+    summary = page.inner_text("#summary")
+    assert "Shown greyed" in summary and "Suspicious" not in summary and "Lower risk" not in summary
+    assert float(page.evaluate("getComputedStyle(document.querySelector('#probabilities')).opacity")) < 0.6
+    notice, probs = page.locator("#notice").bounding_box(), page.locator("#probabilities").bounding_box()
+    assert notice["y"] + notice["height"] <= probs["y"] + 1  # the warning first, the greyed class under it
+    page.screenshot(path=str(SHOTS / "not-dermoscopic.png"))
+    # a lesion after it is read normally again
+    page.set_input_files("#upload input[type=file]", str(ROOT / "examples" / "ISIC_0033394.jpg"))
+    _wait_for_analysis(page)
+    assert page.inner_text("#notice").strip() == ""
+    assert not page.evaluate("document.querySelector('#probabilities').classList.contains('withheld')")
+    page.close()
+
+
+def test_the_report_is_of_the_maps_on_screen_and_says_their_class(browser, app_server, examples, tmp_path):
+    """Issue 31: choosing another class without pressing Explain gave a report with that class's Grad-CAM
+    beside the page's LIME of the top class."""
+    import urllib.request
+
+    from PIL import Image
+
+    page = _open(browser, app_server, 1400, 1000)
+    page.set_input_files("#upload input[type=file]", str(examples[0]["path"]))  # a melanoma: maps of mel
+    _wait_for_analysis(page)
+    page.get_by_text("Settings", exact=True).click()
+    page.get_by_label("Class to explain").click()
+    page.get_by_role("option", name="Melanocytic nevus (nv)").click()  # not applied: Explain is not pressed
+    page.get_by_role("button", name="Make report").click()
+    page.wait_for_selector("#report-file a", timeout=TIMEOUT)
+    href = page.locator("#report-file a").first.get_attribute("href")
+    report = tmp_path / "report.png"
+    report.write_bytes(urllib.request.urlopen(href, timeout=30).read())
+    with Image.open(report) as png:
+        assert png.info["Explains"] == "mel"  # the class the page's maps show, drawn and named on its face
+        assert png.info["Model"] == json.loads((ROOT / "model/shipped/model_card.json").read_text())["version"]
     page.close()
