@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from collections.abc import Sequence
 
 import cv2
@@ -49,7 +50,7 @@ def load_image(source: str | os.PathLike[str] | bytes | Image.Image) -> np.ndarr
         raise ImageError(prefix + "is a folder, not an image") from exc
     except UnidentifiedImageError as exc:
         raise ImageError(prefix + _unsupported_reason(source)) from exc
-    except Image.DecompressionBombError as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageError(prefix + f"image too large (more than {MAX_PIXELS:,} pixels)") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageError(prefix + f"the image data is damaged or truncated ({exc})") from exc
@@ -61,10 +62,12 @@ def _open(source) -> Image.Image:
     if isinstance(source, (bytes, bytearray)):
         if not source:
             raise ImageError("the file is empty (0 bytes)")
-        return Image.open(io.BytesIO(source))
-    if os.path.getsize(source) == 0:
+        source = io.BytesIO(source)
+    elif os.path.getsize(source) == 0:
         raise ImageError("the file is empty (0 bytes)")
-    return Image.open(source)
+    with warnings.catch_warnings():  # over MAX_PIXELS Pillow only warns (up to twice that): refuse it, silently
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        return Image.open(source)
 
 
 SUPPORTED = "JPEG, PNG, WebP, BMP, TIFF or GIF"
