@@ -112,6 +112,8 @@ def test_python_api_block():
                             timeout=300)
     assert result.returncode == 0, result.stderr
     assert "mel" in result.stdout and "Suspicious" in result.stdout  # the example is a melanoma, flagged
+    assert "np.float32" not in result.stdout  # numpy 2 prints scalars' types: the snippet prints plain numbers
+    assert re.search(r"'mel': 0\.\d{1,3}\b", result.stdout) and not re.search(r"0\.\d{7,}", result.stdout)
 
 
 def test_gradio_client_block(app_server):
@@ -128,7 +130,10 @@ def test_curl_block(app_server):
 
 def test_cli_block(tmp_path):
     out = tmp_path / "preds.csv"
-    _bash(_block(r"python -m model predict examples/ --out").replace("preds.csv", str(out)))
+    block = _block(r"python -m model predict examples/ --out")
+    for written in re.findall(r"--out (\S+)", block) + re.findall(r"--out (\S+\.csv)", _block("python -m training")):
+        _bash(f"git check-ignore -q {written}")  # what the README's commands write is not committed by mistake
+    _bash(block.replace("preds.csv", str(out)))
     header = out.read_text().splitlines()[0]
     assert f"`{header}`" in README  # the header the README states is the one written
     assert len(out.read_text().splitlines()) == 1 + len(list((ROOT / "examples").glob("*.jpg")))
