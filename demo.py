@@ -13,6 +13,10 @@ import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
+from app.scratch import isolate  # noqa: E402
+
+isolate()  # before Gradio is imported: its cache of uploads and outputs goes into the app's private folder
+
 import gradio as gr  # noqa: E402
 
 from app import batch, card, page, views  # noqa: E402
