@@ -119,8 +119,8 @@ with gr.Blocks(title="Skin lesion classifier with explanations", analytics_enabl
         batch_table = gr.Dataframe(value={"headers": batch.table_headers(False), "data": []},
                                    label="Predictions (probabilities rounded; the CSV has 6 decimals)",
                                    interactive=False, wrap=True, elem_id="batch-table")
-        batch_plot = gr.Plot(label="Confusion matrix")
-        batch_csv = gr.File(label="Predictions CSV", interactive=False)
+        batch_plot = gr.Plot(label="Confusion matrix", elem_id="batch-plot")
+        batch_csv = gr.File(label="Predictions CSV", interactive=False, elem_id="batch-csv")
 
     with gr.Tab("Model card"):
         gr.Markdown(card.reader_markdown(views.classifier().card()), elem_id="model-card")
@@ -162,8 +162,12 @@ with gr.Blocks(title="Skin lesion classifier with explanations", analytics_enabl
     report_api = gr.Button(visible=False)  # API-only: the page's report follows its maps (`shown`), not the settings
     report_api.click(views.report, [image, target, opacity, lime], [report_file], preprocess=False,
                      api_name="report", concurrency_limit=2)
-    batch_run.click(batch.run_batch, [batch_files, batch_labels], [batch_table, batch_summary, batch_plot, batch_csv],
-                    preprocess=False, api_name="batch", concurrency_limit=1, concurrency_id="batch")
+    batch_outputs = [batch_table, batch_summary, batch_plot, batch_csv]
+    batch_run.click(batch.run_batch_page, [batch_files, batch_labels], batch_outputs, preprocess=False,
+                    api_visibility="private", concurrency_limit=1, concurrency_id="batch")
+    batch_api = gr.Button(visible=False)  # API-only: /batch fails with the message, the page shows it instead
+    batch_api.click(batch.run_batch, [batch_files, batch_labels], batch_outputs, preprocess=False, api_name="batch",
+                    concurrency_limit=1, concurrency_id="batch")
     classify_api = gr.Button(visible=False)  # API-only: the page gets its probabilities from `quick`
     classify_api.click(views.classify, [image], [label], preprocess=False, api_name="classify",
                        concurrency_limit=4)

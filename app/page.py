@@ -16,7 +16,7 @@ import gradio as gr
 from model import CLASSES
 
 from . import views
-from .errors import user_error, user_facing
+from .errors import said_on_page, user_error, user_facing
 
 
 class PageResults(NamedTuple):
@@ -76,8 +76,7 @@ def overview(upload, target: str = views.TOP_CLASS, opacity: float = views.DEFAU
     try:
         return _overview(upload, target, opacity)
     except gr.Error as exc:
-        gr.Warning(exc.message, title=exc.title)
-        return cleared(f"⚠️ **{exc.title}:** {exc.message}")
+        return cleared(said_on_page(exc))
 
 
 def clear_if_gone(upload) -> PageResults:

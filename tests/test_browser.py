@@ -297,3 +297,22 @@ def test_the_report_is_of_the_maps_on_screen_and_says_their_class(browser, app_s
         assert png.info["Explains"] == "mel"  # the class the page's maps show, drawn and named on its face
         assert png.info["Model"] == json.loads((ROOT / "model/shipped/model_card.json").read_text())["version"]
     page.close()
+
+
+def test_a_batch_that_cannot_run_says_why_and_leaves_no_error_badges(browser, app_server, tmp_path):
+    """Issue 31: an empty zip was told to upload a zip, and bare "Error" badges stayed after the toast faded."""
+    import zipfile
+
+    empty = tmp_path / "holiday.zip"
+    zipfile.ZipFile(empty, "w").close()
+    page = _open(browser, app_server, 1400, 1000)
+    page.get_by_role("tab", name="Batch testing").click()
+    page.set_input_files("#batch-files input[type=file]", str(empty))
+    page.get_by_role("button", name="Classify all").click()
+    page.wait_for_function("() => /holiday.zip: the zip holds no images/.test("
+                           "document.querySelector('#batch-summary')?.innerText || '')", timeout=TIMEOUT)
+    page.wait_for_timeout(1000)
+    assert page.locator(".error", has_text=re.compile(r"^\s*Error\s*$")).evaluate_all(
+        "badges => badges.filter(b => b.closest('#batch-summary, #batch-table, #batch-plot, #batch-csv')).length") == 0
+    assert page.locator(".toast-item").count() == 1
+    page.close()
