@@ -29,11 +29,12 @@ _lock = threading.Lock()
 
 
 def private_dir() -> Path:
-    """This process's own folder (created once, mode 0700), inside $GRADIO_TEMP_DIR if one was set."""
+    """This process's own folder (created once, mode 0700, removed at exit), inside $GRADIO_TEMP_DIR if set."""
     global _private
     with _lock:
         if _private is None:
             _private = Path(tempfile.mkdtemp(prefix="skin-demo-", dir=os.environ.get("GRADIO_TEMP_DIR")))
+            atexit.register(remove_private_dir)
         return _private
 
 
@@ -92,7 +93,6 @@ def isolate(every: float = PURGE_EVERY) -> Path:
     os.umask(0o077)  # uploads, Gradio's copies, overlays, reports: 0600, whoever writes them
     os.environ["GRADIO_TEMP_DIR"] = str(root / "gradio")
     start_purging(every)
-    atexit.register(remove_private_dir)
     try:  # SIGTERM (docker stop, a supervisor) ends the app as Ctrl+C does, so that atexit runs
         signal.signal(signal.SIGTERM, signal.default_int_handler)
     except ValueError:  # not the main thread: whoever runs us handles signals
