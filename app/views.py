@@ -15,7 +15,7 @@ from explain.gradcam import cam_map
 from model import CLASSES, display_name, load_classifier
 from model.flags import Flags, flag
 from model.labels import class_index
-from model.preprocessing import prepare_batch
+from model.preprocessing import has_transparency, prepare_batch
 from model.risk import DISCLAIMER, assess, percent
 
 from .errors import user_error, user_facing
@@ -115,16 +115,21 @@ NOT_DERMOSCOPIC = ("⚠️ **This may not be a dermoscopic image, so no verdict 
                    "dermoscopic images of skin lesions: for this picture its answer means little, flagged or not. "
                    "What works: a dermatoscope close-up of one skin lesion, centred and in focus, with skin around "
                    "it, and no text, frame or background.")
+FILLED = ("⚠️ **The picture's transparent parts were filled with white.** The model never saw transparency, "
+          "and the white can change its answer: upload the original photograph, without transparency.")
 WITHHELD_CLASS = "Shown greyed, not as an answer: the class the model leaned to was {name}, {share}."
 
 
 def summary_parts(probs: np.ndarray, flags: Flags, upload) -> tuple[str, str]:
-    """(warning, the rest): what must be read first, and the summary under the probabilities.
+    """(warnings, the rest): what must be read first, and the summary under the probabilities.
 
     A picture flagged as not dermoscopic gets no risk verdict (neither "Suspicious" nor a reassuring
     "Lower risk"): the model's answer for it means little either way, so only the class is named, as such.
     """
-    warning = NOT_DERMOSCOPIC if flags.not_dermoscopic else ""
+    source = upload_source(upload)
+    warnings = [NOT_DERMOSCOPIC] if flags.not_dermoscopic else []
+    if has_transparency(source):
+        warnings.append(FILLED)
     top = int(probs.argmax())
     parts = []
     if flags.not_dermoscopic:
@@ -136,10 +141,10 @@ def summary_parts(probs: np.ndarray, flags: Flags, upload) -> tuple[str, str]:
                          f"{percent(float(probs[top]), flag_threshold())}); the answer is more likely wrong than "
                          "right.")
         parts.append(assess(probs, classifier().card()).summary())
-    truth = true_diagnosis(upload_source(upload))
+    truth = true_diagnosis(source)
     if truth:
         parts.append(truth)
-    return warning, "\n\n".join(parts)
+    return "\n\n".join(warnings), "\n\n".join(parts)
 
 
 def summary_text(probs: np.ndarray, flags: Flags, upload) -> str:

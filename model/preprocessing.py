@@ -71,6 +71,19 @@ def _open(source) -> Image.Image:
 
 
 SUPPORTED = "JPEG, PNG, WebP, BMP, TIFF or GIF"
+ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+
+
+def has_transparency(source: str | os.PathLike[str] | bytes) -> bool:
+    """Whether ``load_image`` fills see-through pixels of this file with white (which changes the answer:
+    the model never saw transparency), so that the app can say so. Reads pixels only of files with alpha."""
+    try:
+        with _open(source) as img:
+            if img.mode == "P" and "transparency" in img.info:
+                img = img.convert("RGBA")
+            return img.mode in ALPHA_MODES and img.convert("RGBA").getextrema()[3][0] < 255
+    except (OSError, ValueError, SyntaxError, EOFError, ImageError, Image.DecompressionBombWarning):
+        return False
 
 
 def _unsupported_reason(source) -> str:
@@ -110,7 +123,7 @@ def _to_rgb_array(img: Image.Image) -> np.ndarray:
         img = Image.fromarray(array, mode="L")
     if img.mode == "P" and "transparency" in img.info:
         img = img.convert("RGBA")
-    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+    if img.mode in ALPHA_MODES:
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         img = Image.alpha_composite(background, rgba)

@@ -111,3 +111,14 @@ def test_an_overlay_that_does_not_say_its_class_is_refused(examples, tmp_path):
     Image.fromarray(np.zeros((150, 200, 3), np.uint8)).save(plain)
     with pytest.raises(gr.Error, match="does not say its class"):
         views.report(str(examples[0]["path"]), "top class", 0.45, {"path": str(plain)})
+
+
+def test_a_picture_with_transparent_parts_says_they_were_filled_with_white(tmp_path, examples):
+    from tests.hostile import _rgba
+
+    see_through = tmp_path / "cut-out.png"
+    see_through.write_bytes(_rgba())
+    assert views.FILLED in page.overview(str(see_through)).notice
+    assert views.FILLED not in page.overview(str(examples[0]["path"])).notice
+    inputs, probs, features = views.run_model(views.read_upload(str(see_through)))
+    assert views.FILLED in views.summary_text(probs[0], views.flags_of(inputs, probs, features), str(see_through))
