@@ -166,8 +166,8 @@ def run_batch(files, labels_file=None, progress=gr.Progress()):
         truth, probs = np.array(good_truth), np.stack(good_probs)
         metrics = classification_metrics(truth, probs)
         summary += "\n\n" + metrics_markdown(metrics, unlabelled)
-        figure = confusion_figure(metrics["confusion_matrix"],
-                                  f"Confusion matrix ({len(truth)} labelled images)")
+        figure = confusion_figure(metrics["confusion_matrix"], f"Confusion matrix ({len(truth)} labelled images)",
+                                  stacked=True)
     elif labels is not None:
         summary += "\n\nNo image matched a label (labels are matched by file name without suffix)."
     return {"headers": headers, "data": [_shown(r) for r in rows]}, summary, figure, str(out)

@@ -9,11 +9,16 @@ image stays on screen), and the page remembers which class and opacity its maps 
 
 from __future__ import annotations
 
+import base64
+import io
+from html import escape
 from typing import NamedTuple
 
 import gradio as gr
+import numpy as np
+from PIL import Image
 
-from model import CLASSES
+from model import CLASSES, display_name
 
 from . import views
 from .errors import said_on_page, user_error, user_facing
@@ -28,7 +33,8 @@ class PageResults(NamedTuple):
     lime: object
     summary: str
     explained: str
-    similar: list
+    similar: str  # the similar confirmed cases as the page shows them (``similar_html``)
+    gallery: list  # the same cases as the API's gallery (hidden on the page)
     report: gr.File  # hidden until a report of this image is made
     details: dict | None
     shown: dict | None  # {"class": code, "opacity": float} of the maps on screen; None: no maps
@@ -36,8 +42,28 @@ class PageResults(NamedTuple):
 
 def cleared(notice: str = "") -> PageResults:
     """No results at all: after the image is removed, or when it could not be read."""
-    return PageResults(notice, gr.Label(value=None, elem_classes=[]), None, None, "", "", [],
+    return PageResults(notice, gr.Label(value=None, elem_classes=[]), None, None, "", "", "", [],
                        gr.File(value=None, visible=False), None, None)
+
+
+def _data_uri(thumbnail: np.ndarray) -> str:
+    buffer = io.BytesIO()
+    Image.fromarray(thumbnail).save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def similar_html(cases: list[dict]) -> str:
+    """The similar confirmed cases as cards: each thumbnail with its diagnosis, how it was confirmed and its
+    similarity written in full under it (a gallery cut its captions and showed the rest only after a click)."""
+    if not cases:
+        return ""
+    cards = "".join(
+        f'<figure class="case"><img src="{_data_uri(case["thumbnail"])}" alt="{escape(display_name(case["dx"]))}">'
+        f'<figcaption><b>{escape(display_name(case["dx"]))}</b><br>confirmed by {escape(case["confirmed_by"])}<br>'
+        f'similarity {case["similarity"]:.2f}<br><small>{escape(case["image_id"])}</small></figcaption></figure>'
+        for case in cases)
+    return (f'<p class="cases-title">Similar confirmed cases: the {len(cases)} training images the model finds '
+            f'closest</p><div class="cases">{cards}</div>')
 
 
 def _label(probs, withheld: bool) -> gr.Label:
@@ -57,10 +83,11 @@ def _overview(upload, target: str, opacity: float) -> PageResults:
     index = views.target_index(target, probs[0])
     flags = views.flags_of(inputs, probs, features)
     notice, summary = views.summary_parts(probs[0], flags, upload)
+    cases = views.similar_cases(features[0])
     return PageResults(
         notice, _label(probs[0], flags.not_dermoscopic),
         views.gradcam_image(image, inputs[0], features[0], index, opacity), None, summary,
-        views.explained_caption(index, probs[0], target), views.similar_items(features[0]),
+        views.explained_caption(index, probs[0], target), similar_html(cases), views.gallery_items(cases),
         gr.File(value=None, visible=False), None, {"class": CLASSES[index], "opacity": opacity})
 
 
@@ -98,15 +125,16 @@ def lime(upload, shown: dict | None, num_samples: int = views.DEFAULT_SAMPLES, p
 @user_facing
 def after_explain(upload, target: str = views.TOP_CLASS, opacity: float = views.DEFAULT_OPACITY):
     """After "Explain with these settings": which class the maps now explain, the notice, the label's look, the
-    summary without the notice (the API's /explain, which drew the maps, keeps both in its summary) and the
-    page's state."""
+    summary without the notice (the API's /explain, which drew the maps, keeps both in its summary), the similar
+    cases as the page shows them and the page's state."""
     image = views.read_upload(upload)
     inputs, probs, features = views.run_model(image)
     index = views.target_index(target, probs[0])
     flags = views.flags_of(inputs, probs, features)
     notice, summary = views.summary_parts(probs[0], flags, upload)
     return (views.explained_caption(index, probs[0], target), notice, _label(None, flags.not_dermoscopic),
-            summary, {"class": CLASSES[index], "opacity": views.opacity_value(opacity)})
+            summary, similar_html(views.similar_cases(features[0])),
+            {"class": CLASSES[index], "opacity": views.opacity_value(opacity)})
 
 
 def report_shown(upload, shown: dict | None, lime_shown=None) -> str:

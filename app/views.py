@@ -187,20 +187,29 @@ def explained_caption(index: int, probs: np.ndarray, target: str | None) -> str:
 SIMILAR_K = 6
 
 
-def similar_items(features: np.ndarray) -> list[tuple[np.ndarray, str]]:
-    """The similar confirmed cases as gallery items (thumbnail, caption), from the runtime's (h, w, C) features.
-
-    A model exported without a gallery gives none: the rest of the answer does not depend on it.
-    """
+def similar_cases(features: np.ndarray) -> list[dict]:
+    """The similar confirmed cases (``explain.similar.cases_for``'s dicts, with ``confirmed_by`` in words), from the
+    runtime's (h, w, C) features. A model exported without a gallery gives none: the rest of the answer does not
+    depend on it."""
     from explain.similar import CONFIRMED_BY, cases_for, gallery_of
 
     try:
         gallery = gallery_of(classifier())
     except FileNotFoundError:
         return []
-    return [(case["thumbnail"], f"{display_name(case['dx'])}, {CONFIRMED_BY.get(case['dx_type'], case['dx_type'])}; "
-                                f"similarity {case['similarity']:.2f} ({case['image_id']})")
+    return [{**case, "confirmed_by": CONFIRMED_BY.get(case["dx_type"], case["dx_type"])}
             for case in cases_for(gallery, features.mean(axis=(0, 1)), SIMILAR_K)]
+
+
+def gallery_items(cases: list[dict]) -> list[tuple[np.ndarray, str]]:
+    """The API's gallery items (thumbnail, caption): diagnosis, how it was confirmed, similarity and image id."""
+    return [(case["thumbnail"], f"{display_name(case['dx'])}, {case['confirmed_by']}; "
+                                f"similarity {case['similarity']:.2f} ({case['image_id']})") for case in cases]
+
+
+def similar_items(features: np.ndarray) -> list[tuple[np.ndarray, str]]:
+    """The similar confirmed cases as gallery items, from the runtime's (h, w, C) features."""
+    return gallery_items(similar_cases(features))
 
 
 @user_facing

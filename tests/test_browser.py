@@ -316,3 +316,77 @@ def test_a_batch_that_cannot_run_says_why_and_leaves_no_error_badges(browser, ap
         "badges => badges.filter(b => b.closest('#batch-summary, #batch-table, #batch-plot, #batch-csv')).length") == 0
     assert page.locator(".toast-item").count() == 1
     page.close()
+
+
+@pytest.mark.parametrize("width, height, columns", [(1400, 1000, 3), (390, 844, 2)], ids=["desktop", "phone"])
+def test_similar_cases_read_at_a_glance(browser, app_server, examples, width, height, columns):
+    """Issue 31: captions cut ("Melanocy..."), the second row hidden by a fixed height, how each case was confirmed
+    and its similarity only after a click, and 80x60 thumbnails blown up until they blurred."""
+    page = _open(browser, app_server, width, height)
+    page.set_input_files("#upload input[type=file]", str(examples[0]["path"]))
+    page.wait_for_selector("#similar .case img", timeout=TIMEOUT)
+    page.locator("#similar").scroll_into_view_if_needed()
+    cases = page.locator("#similar .case").evaluate_all("""cases => cases.map(c => {
+        const cap = c.querySelector('figcaption'), img = c.querySelector('img'), box = c.getBoundingClientRect();
+        const clipped = cap.scrollWidth > cap.clientWidth + 1 || cap.scrollHeight > cap.clientHeight + 1;
+        return {text: cap.innerText, left: box.left, right: box.right, clipped,
+                shown: img.getBoundingClientRect().width, natural: img.naturalWidth}; })""")
+    assert len(cases) == 6
+    for case in cases:
+        written = r"[\w /-]+ \(\w+\)\nconfirmed by [\w -]+\nsimilarity 0\.\d\d\nISIC_\d+"  # diagnosis, how, how close
+        assert re.fullmatch(written, case["text"].strip())
+        assert not case["clipped"] and "…" not in case["text"] and case["right"] <= width
+        assert 0 < case["shown"] <= 1.5 * case["natural"] + 0.5  # never blown up past 1.5x
+    assert len({round(case["left"]) for case in cases}) == columns  # all six at once, in rows
+    assert page.locator("#similar .cases-title").evaluate("t => t.scrollWidth <= t.clientWidth + 1")  # title whole
+    page.close()
+
+
+def test_the_disclaimer_bar_covers_nothing_and_is_short_on_a_phone(browser, app_server):
+    """Issue 31: it covered the "Use via API" link at 1400x1000 and took 4 lines (11% of the screen) on a phone."""
+    page = _open(browser, app_server, 1400, 1000)
+    page.wait_for_selector("#examples .thumbnail-item", timeout=TIMEOUT)  # the page at its full length
+    for _ in range(2):  # to the very bottom, where the footer's link is
+        page.evaluate("window.scrollTo(0, document.documentElement.scrollHeight)")
+        page.wait_for_timeout(500)
+    link = page.get_by_text("Use via API").first.bounding_box()
+    assert link["y"] < 1000  # in view
+    assert link["y"] + link["height"] <= page.locator("#disclaimer").bounding_box()["y"]
+    page.close()
+    page = _open(browser, app_server, 390, 844)
+    bar = page.locator("#disclaimer")
+    assert "not a medical device" in bar.inner_text().lower() and "dermatologist" in bar.inner_text()
+    assert bar.bounding_box()["height"] <= 0.07 * 844  # two lines
+    page.close()
+
+
+def _broken_lines(page, selector: str) -> list[str]:
+    """The texts under ``selector`` that are laid out on more than one line."""
+    return page.locator(selector).evaluate_all("""cells => cells.filter(c => {
+        const range = document.createRange(); range.selectNodeContents(c);
+        const tops = new Set([...range.getClientRects()].filter(r => r.width > 0).map(r => Math.round(r.top)));
+        return tops.size > 1; }).map(c => c.innerText)""")
+
+
+def test_tables_keep_numbers_and_words_whole_and_labels_off_the_figures(browser, app_server, examples):
+    """Issue 31: on a phone the card's numbers broke ("0." / "64" / "7") and the confusion matrix was 4 px text
+    under its label; the batch table's headers broke mid-word ("predicti on"); labels covered the figures' titles."""
+    page = _open(browser, app_server, 390, 844)
+    page.get_by_role("tab", name="Model card").click()
+    page.wait_for_selector("#model-card table", timeout=TIMEOUT)
+    numbers = r"^[\d.,%\s-]+$"
+    cells = page.locator("#model-card td").evaluate_all(
+        f"cells => cells.filter(c => /{numbers}/.test(c.innerText.trim())).length")
+    assert cells > 20 and not [t for t in _broken_lines(page, "#model-card td") if re.match(numbers, t.strip())]
+    assert page.locator(".card-figure [data-testid=block-label]:visible").count() == 0  # captions above, not over
+    page.get_by_role("tab", name="Batch testing").click()
+    page.set_input_files("#batch-files input[type=file]", [str(e["path"]) for e in examples])
+    page.set_input_files("#batch-labels input[type=file]", str(examples[0]["path"].parent / "examples.csv"))
+    page.get_by_role("button", name="Classify all").click()
+    page.wait_for_selector("#batch-plot img", timeout=TIMEOUT)
+    plot = page.locator("#batch-plot img").evaluate("i => [i.getBoundingClientRect().width, i.naturalWidth, "
+                                                    "i.naturalHeight]")
+    assert plot[0] >= 300 and plot[2] > plot[1]  # the two panels stacked, each the phone's width
+    assert page.locator("#batch-plot [data-testid=block-label]:visible").count() == 0  # the figure titles itself
+    assert _broken_lines(page, "#batch-table th span") == []
+    page.close()

@@ -29,7 +29,7 @@ def _value(update) -> object:
 
 def _is_cleared(results: page.PageResults) -> bool:
     return (_value(results.label) is None and results.gradcam is None and results.lime is None
-            and results.summary == "" and results.explained == "" and results.similar == []
+            and results.summary == "" and results.explained == "" and results.similar == "" and results.gallery == []
             and _value(results.report) is None and results.report.constructor_args["visible"] is False
             and results.details is None and results.shown is None)
 
@@ -55,7 +55,7 @@ def test_a_lesion_gets_every_result_and_the_page_remembers_the_class_of_its_maps
     assert results.notice == "" and len(_value(results.label)) == 7
     assert results.label.constructor_args["elem_classes"] == []
     assert results.gradcam.info["Explains"] == "nv" and results.lime is None  # LIME follows
-    assert "Suspicious" in results.summary and len(results.similar) == views.SIMILAR_K
+    assert "Suspicious" in results.summary and len(results.gallery) == views.SIMILAR_K
     assert results.shown == {"class": "nv", "opacity": 0.3}
     assert page.lime(str(examples[0]["path"]), results.shown, 100).info["Explains"] == "nv"
     assert page.lime(None, results.shown, 100) is None and page.lime(str(examples[0]["path"]), None, 100) is None
