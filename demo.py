@@ -160,7 +160,7 @@ with gr.Blocks(title="Skin lesion classifier with explanations", analytics_enabl
     # upload, a photo, a paste, the X) and an example's click, not on `change`: Gradio fires `change` twice for
     # an image that replaces another, which ran everything twice and said a bad file's error twice.
     page_results = [notice, label, gradcam, lime, summary, explained, similar_cases, similar, report_file, details,
-                    shown]
+                    shown, image]
 
     def analyse(trigger):
         quick = trigger(page.overview, [image, target, opacity], page_results, preprocess=False,

@@ -22,6 +22,8 @@ from model import CLASSES, display_name
 
 from . import views
 from .errors import said_on_page, user_error, user_facing
+from .scratch import new_file
+from .uploads import upload_source
 
 
 class PageResults(NamedTuple):
@@ -38,12 +40,13 @@ class PageResults(NamedTuple):
     report: gr.File  # hidden until a report of this image is made
     details: dict | None
     shown: dict | None  # {"class": code, "opacity": float} of the maps on screen; None: no maps
+    preview: object  # for the upload box: a PNG of a file browsers cannot show (TIFF); else gr.skip()
 
 
 def cleared(notice: str = "") -> PageResults:
     """No results at all: after the image is removed, or when it could not be read."""
     return PageResults(notice, gr.Label(value=None, elem_classes=[]), None, None, "", "", "", [],
-                       gr.File(value=None, visible=False), None, None)
+                       gr.File(value=None, visible=False), None, None, gr.skip())
 
 
 def _data_uri(thumbnail: np.ndarray) -> str:
@@ -75,6 +78,24 @@ def _label(probs, withheld: bool) -> gr.Label:
     return gr.Label(value=views.probabilities(probs), elem_classes=classes)
 
 
+NOT_SHOWN_BY_BROWSERS = {"TIFF"}  # formats the loader reads and a browser's <img> does not
+
+
+def _preview(upload, image: np.ndarray):
+    """What the model read, as a PNG for the upload box, when the browser cannot show the file itself (a TIFF
+    showed as a broken image); the pixels are ``load_image``'s, so every later step reads the same image."""
+    source = upload_source(upload)
+    try:
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
+            if img.format not in NOT_SHOWN_BY_BROWSERS:
+                return gr.skip()
+    except (OSError, ValueError):
+        return gr.skip()
+    path = new_file("preview", ".png")
+    Image.fromarray(image).save(path)
+    return str(path)
+
+
 @user_facing
 def _overview(upload, target: str, opacity: float) -> PageResults:
     image = views.read_upload(upload)
@@ -88,7 +109,8 @@ def _overview(upload, target: str, opacity: float) -> PageResults:
         notice, _label(probs[0], flags.not_dermoscopic),
         views.gradcam_image(image, inputs[0], features[0], index, opacity), None, summary,
         views.explained_caption(index, probs[0], target), similar_html(cases), views.gallery_items(cases),
-        gr.File(value=None, visible=False), None, {"class": CLASSES[index], "opacity": opacity})
+        gr.File(value=None, visible=False), None, {"class": CLASSES[index], "opacity": opacity},
+        _preview(upload, image))
 
 
 def overview(upload, target: str = views.TOP_CLASS, opacity: float = views.DEFAULT_OPACITY) -> PageResults:

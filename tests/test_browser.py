@@ -390,3 +390,19 @@ def test_tables_keep_numbers_and_words_whole_and_labels_off_the_figures(browser,
     assert page.locator("#batch-plot [data-testid=block-label]:visible").count() == 0  # the figure titles itself
     assert _broken_lines(page, "#batch-table th span") == []
     page.close()
+
+
+def test_a_tiff_upload_shows_a_preview(browser, app_server, tmp_path):
+    from tests.hostile import _tiff_pages
+
+    tiff = tmp_path / "scan.tiff"
+    tiff.write_bytes(_tiff_pages())
+    page = _open(browser, app_server, 1400, 1000)
+    page.set_input_files("#upload input[type=file]", str(tiff))
+    page.wait_for_function(  # answered (a drawn blob: it may well be flagged as not dermoscopic)
+        "() => (document.querySelector('#probabilities')?.innerText.match(/\\d+%/g) || []).length >= 7",
+        timeout=TIMEOUT)
+    page.wait_for_function("() => { const i = document.querySelector('#upload img');"
+                           " return i && i.complete && i.naturalWidth > 0; }", timeout=TIMEOUT)
+    assert page.locator("#upload img").get_attribute("src").endswith(".png")
+    page.close()

@@ -122,3 +122,19 @@ def test_a_picture_with_transparent_parts_says_they_were_filled_with_white(tmp_p
     assert views.FILLED not in page.overview(str(examples[0]["path"])).notice
     inputs, probs, features = views.run_model(views.read_upload(str(see_through)))
     assert views.FILLED in views.summary_text(probs[0], views.flags_of(inputs, probs, features), str(see_through))
+
+
+def test_a_tiff_gets_a_png_preview_of_what_the_model_read(tmp_path, examples, monkeypatch):
+    """Issue 31: a TIFF (supported) showed as a broken image in the upload box."""
+    from app import scratch
+    from model import load_image
+    from tests.hostile import _tiff_pages
+
+    monkeypatch.setattr(scratch, "SCRATCH_DIR", tmp_path / "files")
+    tiff = tmp_path / "scan.tiff"
+    tiff.write_bytes(_tiff_pages())
+    preview = page.overview(str(tiff)).preview
+    with Image.open(preview) as png:
+        assert png.format == "PNG"
+    np.testing.assert_array_equal(load_image(preview), load_image(tiff))  # the same pixels for every later step
+    assert isinstance(page.overview(str(examples[0]["path"])).preview, type(gr.skip()))  # a JPEG shows as it is
