@@ -13,9 +13,13 @@ import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
+from app.scratch import isolate  # noqa: E402
+
+isolate()  # before Gradio is imported: its cache of uploads and outputs goes into the app's private folder
+
 import gradio as gr  # noqa: E402
 
-from app import batch, card, views  # noqa: E402
+from app import batch, card, page, views  # noqa: E402
 from app.examples import EXAMPLES  # noqa: E402
 from app.examples import labels as example_labels  # noqa: E402
 from model import CLASSES, DESCRIPTIONS, ModelFileError, display_name  # noqa: E402
@@ -24,15 +28,37 @@ from model.runtime import SHIPPED_DIR  # noqa: E402
 
 MAX_UPLOAD = "20mb"
 # The disclaimer stays in view: a bar fixed to the bottom of the window (sticky did not hold
-# inside Gradio's containers), with room left for it under the page.
+# inside Gradio's containers), with room left for it under the page's last line (the footer's
+# "Use via API" link), and a short version on a phone, where the full one took 4 lines.
 CSS = """
 #disclaimer { position: fixed; bottom: 0; left: 0; right: 0; z-index: 50; margin: 0; padding: 4px 12px;
               background: var(--background-fill-primary); border-top: 1px solid var(--border-color-primary); }
 #disclaimer p { margin: 0; font-size: 0.9em; }
-body { padding-bottom: 4.5em; }
+#disclaimer .short { display: none; }
+@media (max-width: 600px) { #disclaimer .long { display: none; } #disclaimer .short { display: inline; } }
+.gradio-container { padding-bottom: 3.5em !important; }
+#probabilities.withheld { opacity: 0.45; filter: grayscale(1); }
+#similar .cases-title { font-weight: 600; margin: 0 0 6px; }
+#similar .cases { display: grid; grid-template-columns: repeat(3, minmax(0, 1fr)); gap: 10px 12px; }
+@media (max-width: 600px) { #similar .cases { grid-template-columns: repeat(2, minmax(0, 1fr)); } }
+#similar .case { margin: 0; }
+#similar .case img { width: 120px; max-width: 100%; height: auto; aspect-ratio: 4 / 3; display: block;
+                    border-radius: 4px; }  /* the gallery keeps 80x60 thumbnails: at most 1.5x */
+#similar figcaption { font-size: 0.85em; line-height: 1.35; margin-top: 4px; }
+#model-card table, #full-card table { display: block; overflow-x: auto; }
+#model-card :is(td, th), #full-card :is(td, th), #batch-table th, #batch-table th * {
+    word-break: keep-all !important; overflow-wrap: normal !important; hyphens: none; }
+#batch-table th, #batch-table th * { white-space: nowrap !important; }
+#batch-table :is(td, th), #batch-table :is(td, th) * { font-size: 12px !important; }  /* all columns in view */
+#batch-table :is(td, th) { padding: 4px !important; }
+#batch-table :is(.cell-wrap, .header-content) { padding: 0 !important; gap: 0 !important; }
+#batch-table td .cell-wrap { padding-left: 4px !important; }
+#batch-table .cell-menu-button { display: none !important; }  /* sorting a 15-column table took its width */
+#model-card td:not(:first-child), #full-card td:not(:first-child) { white-space: nowrap; }
+#batch-plot { max-width: 640px; }
 """
 # On a narrow screen the results are stacked under the inputs: bring them into view once ready.
-SCROLL_TO_RESULTS = ("() => { if (window.innerWidth < 800) "
+SCROLL_TO_RESULTS = ("(image) => { if (image && window.innerWidth < 800) "
                      "document.querySelector('#probabilities')?.scrollIntoView({behavior: 'smooth'}); }")
 
 try:
@@ -47,6 +73,7 @@ LEGEND_LIME = ("LIME: outlined green regions support the explained class, red on
                "(5 strongest each).")
 LEGEND_SIMILAR = ("What the model thinks the lesion resembles, not a diagnosis: HAM10000 training images "
                   "(CC BY-NC 4.0, Tschandl et al. 2018) nearest in the model's features.")
+SHORT_DISCLAIMER = "Not a medical device: no diagnosis. See a dermatologist about any lesion that worries you."
 SETTINGS_NOTE = "Changes here apply when you click **Explain with these settings**."
 
 with gr.Blocks(title="Skin lesion classifier with explanations", analytics_enabled=False,
@@ -56,7 +83,8 @@ with gr.Blocks(title="Skin lesion classifier with explanations", analytics_enabl
         "A MobileNetV2 trained on HAM10000 (and ISIC 2017) dermatoscopic images estimates the probability of 7 "
         "diagnoses and shows which regions drove its answer."
     )
-    gr.Markdown(f"⚠️ **{DISCLAIMER}**", elem_id="disclaimer")
+    gr.Markdown(f'<span class="long">⚠️ <b>{DISCLAIMER}</b></span><span class="short">⚠️ <b>{SHORT_DISCLAIMER}</b>'
+                '</span>', elem_id="disclaimer")
     with gr.Tab("Analyse"):
         with gr.Row():
             with gr.Column(scale=1, min_width=320):
@@ -81,6 +109,7 @@ with gr.Blocks(title="Skin lesion classifier with explanations", analytics_enabl
                 report_file = gr.File(label="Report (PNG)", interactive=False, height=80, visible=False,
                                       elem_id="report-file")
             with gr.Column(scale=1, min_width=320):
+                notice = gr.Markdown(elem_id="notice")
                 label = gr.Label(num_top_classes=7, label="Class probabilities", elem_id="probabilities")
                 summary = gr.Markdown(label="Risk summary", elem_id="summary")
                 explained = gr.Markdown(label="Class the maps explain", elem_id="explained")
@@ -91,12 +120,14 @@ with gr.Blocks(title="Skin lesion classifier with explanations", analytics_enabl
                     with gr.Column(min_width=160):
                         lime = gr.Image(label="LIME", format="png", interactive=False, elem_id="lime")
                         gr.Markdown(LEGEND_LIME)
+                similar_cases = gr.HTML(elem_id="similar")  # cards: every caption in full, on a phone too
+                # the API's /explain and /similar give the cases as a gallery: hidden on the page
                 similar = gr.Gallery(label="Similar confirmed cases: the training images the model finds closest "
-                                           "(diagnosis, how it was confirmed, similarity)", columns=3, rows=2,
-                                     height=300, object_fit="contain", allow_preview=True, interactive=False,
-                                     elem_id="similar")
+                                           "(diagnosis, how it was confirmed, similarity)", visible=False,
+                                     interactive=False, elem_id="similar-gallery")
                 gr.Markdown(LEGEND_SIMILAR)
                 details = gr.JSON(label="Details", visible=False)
+                shown = gr.State(None)  # the class and opacity of the maps on screen (app/page.py)
         with gr.Accordion("The seven classes", open=False):
             gr.Markdown("\n".join(f"- **{display_name(c)}**: {DESCRIPTIONS[c]}" for c in CLASSES))
 
@@ -112,35 +143,58 @@ with gr.Blocks(title="Skin lesion classifier with explanations", analytics_enabl
         batch_table = gr.Dataframe(value={"headers": batch.table_headers(False), "data": []},
                                    label="Predictions (probabilities rounded; the CSV has 6 decimals)",
                                    interactive=False, wrap=True, elem_id="batch-table")
-        batch_plot = gr.Plot(label="Confusion matrix")
-        batch_csv = gr.File(label="Predictions CSV", interactive=False)
+        batch_plot = gr.Plot(label="Confusion matrix", show_label=False, elem_id="batch-plot")  # titled inside
+        batch_csv = gr.File(label="Predictions CSV", interactive=False, elem_id="batch-csv")
 
     with gr.Tab("Model card"):
         gr.Markdown(card.reader_markdown(views.classifier().card()), elem_id="model-card")
-        for path, caption in card.figures(SHIPPED_DIR):
-            gr.Image(str(path), label=caption, interactive=False, elem_classes="card-figure")
+        for path, caption in card.figures(SHIPPED_DIR):  # the caption above, not over the figure's own title
+            gr.Markdown(f"**{caption}**", elem_classes="card-caption")
+            gr.Image(str(path), label=caption, show_label=False, interactive=False, elem_classes="card-figure")
         if CARD_MD.is_file():
             with gr.Accordion("The full model card (for whoever trains the next model)", open=False):
                 gr.Markdown(card.full_markdown(CARD_MD.read_text()), elem_id="full-card")
 
-    examples.select(views.pick_example, None, [image], api_visibility="private")
     # The page: probabilities, Grad-CAM and what the maps explain first (one model call), then LIME.
-    quick = image.change(views.overview, [image, target, opacity], [label, gradcam, summary, explained, similar],
-                         preprocess=False, api_visibility="private", concurrency_limit=4,
-                         show_progress="minimal")
-    quick.then(None, js=SCROLL_TO_RESULTS)
-    quick.then(views.lime_image, [image, target, samples], [lime], preprocess=False, api_visibility="private",
-               concurrency_limit=1, concurrency_id="lime")
+    # Every result is replaced together, so nothing of the last image stays (app/page.py). On `input` (an
+    # upload, a photo, a paste, the X) and an example's click, not on `change`: Gradio fires `change` twice for
+    # an image that replaces another, which ran everything twice and said a bad file's error twice.
+    page_results = [notice, label, gradcam, lime, summary, explained, similar_cases, similar, report_file, details,
+                    shown, image]
+
+    def analyse(trigger):
+        quick = trigger(page.overview, [image, target, opacity], page_results, preprocess=False,
+                        api_visibility="private", concurrency_limit=4, show_progress="minimal")
+        quick.then(None, [image], None, js=SCROLL_TO_RESULTS)
+        return quick.then(page.lime, [image, shown, samples], [lime], preprocess=False, api_visibility="private",
+                          concurrency_limit=1, concurrency_id="lime")
+
+    picked = examples.select(views.pick_example, None, [image], api_visibility="private")
+    new_image = (image.input, picked.success)
+    lime_steps = [analyse(trigger) for trigger in new_image]
     explained_again = run.click(views.explain, [image, target, samples, opacity],
                                 [label, gradcam, lime, summary, details, similar], preprocess=False,
                                 api_name="explain",
                                 concurrency_limit=1, concurrency_id="lime")
-    explained_again.then(views.caption, [image, target], [explained], preprocess=False, api_visibility="private")
-    reported = make_report.click(views.report, [image, target, opacity, lime], [report_file], preprocess=False,
-                                 api_name="report", concurrency_limit=2)
+    explained_again.success(page.after_explain, [image, target, opacity],
+                            [explained, notice, label, summary, similar_cases, shown], preprocess=False,
+                            api_visibility="private")
+    for trigger in new_image:  # a new image stops maps still being drawn of the last one, which would land on it
+        trigger(None, None, None, cancels=[*lime_steps, explained_again], api_visibility="private")
+    image.change(page.clear_if_gone, [image], page_results, preprocess=False, api_visibility="private",
+                 show_progress="hidden")
+    reported = make_report.click(page.report_shown, [image, shown, lime], [report_file], preprocess=False,
+                                 api_visibility="private", concurrency_limit=2)
     reported.success(lambda: gr.File(visible=True), None, [report_file], api_visibility="private")
-    batch_run.click(batch.run_batch, [batch_files, batch_labels], [batch_table, batch_summary, batch_plot, batch_csv],
-                    preprocess=False, api_name="batch", concurrency_limit=1, concurrency_id="batch")
+    report_api = gr.Button(visible=False)  # API-only: the page's report follows its maps (`shown`), not the settings
+    report_api.click(views.report, [image, target, opacity, lime], [report_file], preprocess=False,
+                     api_name="report", concurrency_limit=2)
+    batch_outputs = [batch_table, batch_summary, batch_plot, batch_csv]
+    batch_run.click(batch.run_batch_page, [batch_files, batch_labels], batch_outputs, preprocess=False,
+                    api_visibility="private", concurrency_limit=1, concurrency_id="batch")
+    batch_api = gr.Button(visible=False)  # API-only: /batch fails with the message, the page shows it instead
+    batch_api.click(batch.run_batch, [batch_files, batch_labels], batch_outputs, preprocess=False, api_name="batch",
+                    concurrency_limit=1, concurrency_id="batch")
     classify_api = gr.Button(visible=False)  # API-only: the page gets its probabilities from `quick`
     classify_api.click(views.classify, [image], [label], preprocess=False, api_name="classify",
                        concurrency_limit=4)

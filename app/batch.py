@@ -17,7 +17,7 @@ from model import CLASSES, ImageError, load_image
 from model.preprocessing import resize
 from model.results import ERROR, EXTRA, HEADER, IMAGE_SUFFIXES, score_rows
 
-from .errors import user_error, user_facing
+from .errors import said_on_page, user_error, user_facing
 from .scratch import new_file
 from .views import classifier
 
@@ -51,9 +51,11 @@ def _path_of(payload) -> str:
 def collect(files) -> list[tuple[str, object]]:
     """(name, path or bytes) for every image among the uploads and inside uploaded zips."""
     items: list[tuple[str, object]] = []
+    zips = []
     for payload in files or []:
         path = _path_of(payload)
         if zipfile.is_zipfile(path):
+            zips.append(Path(path).name)
             try:
                 with zipfile.ZipFile(path) as archive:
                     members = [m for m in archive.infolist() if not m.is_dir()
@@ -69,6 +71,9 @@ def collect(files) -> list[tuple[str, object]]:
             items.append((Path(path).name, Unreadable("damaged or truncated zip file")))
         else:
             items.append((Path(path).name, path))
+    if not items and zips:
+        raise user_error(f"{', '.join(zips)}: the zip holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}).",
+                         "No images")
     if not items:
         raise user_error("Upload one or more images, or a zip of images.", "No images")
     if len(items) > MAX_IMAGES:
@@ -161,11 +166,19 @@ def run_batch(files, labels_file=None, progress=gr.Progress()):
         truth, probs = np.array(good_truth), np.stack(good_probs)
         metrics = classification_metrics(truth, probs)
         summary += "\n\n" + metrics_markdown(metrics, unlabelled)
-        figure = confusion_figure(metrics["confusion_matrix"],
-                                  f"Confusion matrix ({len(truth)} labelled images)")
+        figure = confusion_figure(metrics["confusion_matrix"], f"Confusion matrix ({len(truth)} labelled images)",
+                                  stacked=True)
     elif labels is not None:
         summary += "\n\nNo image matched a label (labels are matched by file name without suffix)."
     return {"headers": headers, "data": [_shown(r) for r in rows]}, summary, figure, str(out)
+
+
+def run_batch_page(files, labels_file=None, progress=gr.Progress()):
+    """The Batch tab's button: as /batch, but a failure empties the results and is said in the summary."""
+    try:
+        return run_batch(files, labels_file, progress)
+    except gr.Error as exc:
+        return {"headers": table_headers(bool(labels_file)), "data": []}, said_on_page(exc), None, None
 
 
 def _shown(row: list) -> list:

@@ -17,6 +17,14 @@ def user_error(message: str, title: str = "Error") -> gr.Error:
     return gr.Error(message, title=title, print_exception=False)
 
 
+def said_on_page(exc: gr.Error) -> str:
+    """A failure told once in a toast and kept on the page as Markdown (for the output that shows it), for page
+    events that empty their outputs instead of failing: a failed event leaves bare "Error" badges on its outputs
+    once the toast has gone."""
+    gr.Warning(exc.message, title=exc.title)
+    return f"⚠️ **{exc.title}:** {exc.message}"
+
+
 def user_facing(fn):
     """Let gr.Error through; turn anything unexpected into a plain message, logged without user data."""
 

@@ -36,21 +36,28 @@ def _wrap(text: str, width_inches: float, font: float = BODY_FONT) -> str:
 
 
 def make_report(image: np.ndarray, probs: np.ndarray, gradcam: np.ndarray, lime: np.ndarray | None,
-                summary: str, model_version: str) -> Path:
-    """Write the report PNG and return its path."""
-    fig = report_figure(image, probs, gradcam, lime, summary, model_version)
+                summary: str, model_version: str, explained: str) -> Path:
+    """Write the report PNG and return its path (``explained``: the class code both maps explain)."""
+    fig = report_figure(image, probs, gradcam, lime, summary, model_version, explained)
     path = new_file("report", ".png")
-    fig.savefig(path, dpi=DPI)
+    # PNG text, as the overlays have: what a program reads where a person reads the face
+    fig.savefig(path, dpi=DPI, metadata={"Explains": explained, "Model": model_version, "Disclaimer": DISCLAIMER})
     return path
 
 
 def report_figure(image: np.ndarray, probs: np.ndarray, gradcam: np.ndarray, lime: np.ndarray | None,
-                  summary: str, model_version: str) -> Figure:
-    """The report as a matplotlib Figure (for the PNG, and for tests that measure its layout)."""
+                  summary: str, model_version: str, explained: str) -> Figure:
+    """The report as a matplotlib Figure (for the PNG, and for tests that measure its layout).
+
+    The class the maps explain and the model version are on its face, under the title: a printed map
+    does not show which class it explains, nor which model drew it.
+    """
     fig = Figure(figsize=PAGE)
     width = 1 - 2 * MARGIN
     fig.text(0.5, 0.975, "Skin lesion classifier: analysis report (not a diagnosis)", ha="center", va="top",
              fontsize=13, weight="bold")
+    fig.text(0.5, 0.948, f"Both maps explain {display_name(explained)}; model {model_version}", ha="center",
+             va="top", fontsize=10.5)
 
     # row 1: three panels of equal width, titles above, all inside [MARGIN, 1 - MARGIN]
     gap = 0.03
@@ -58,7 +65,7 @@ def report_figure(image: np.ndarray, probs: np.ndarray, gradcam: np.ndarray, lim
     row_height = panel * PAGE[0] * 0.75 / PAGE[1]  # 4:3 like HAM10000; other shapes are letterboxed in it
     for col, ((title, sub), img) in enumerate(zip(PANELS, (image, gradcam, lime), strict=True)):
         left = MARGIN + col * (panel + gap)
-        ax = fig.add_axes((left, 0.90 - row_height, panel, row_height))
+        ax = fig.add_axes((left, 0.885 - row_height, panel, row_height))
         ax.set_xticks([])
         ax.set_yticks([])
         if img is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import uuid
 from functools import cache
 
@@ -14,8 +15,8 @@ from explain.gradcam import cam_map
 from model import CLASSES, display_name, load_classifier
 from model.flags import Flags, flag
 from model.labels import class_index
-from model.preprocessing import prepare_batch
-from model.risk import DISCLAIMER, assess
+from model.preprocessing import has_transparency, prepare_batch
+from model.risk import DISCLAIMER, assess, percent
 
 from .errors import user_error, user_facing
 from .examples import EXAMPLES, true_diagnosis
@@ -65,12 +66,12 @@ def as_png(array: np.ndarray, what: str, explained: str) -> Image.Image:
     would otherwise be rewritten while another request downloads them.
     """
     img = Image.fromarray(array)
-    img.info.update({"Description": f"{what} for class {explained}", "Model": model_version(),
-                     "Disclaimer": DISCLAIMER, "Request": uuid.uuid4().hex})
+    img.info.update({"Description": f"{what} for class {explained}", "Explains": explained,
+                     "Model": model_version(), "Disclaimer": DISCLAIMER, "Request": uuid.uuid4().hex})
     return img
 
 
-def _target_index(target: str | None, probs: np.ndarray) -> int:
+def target_index(target: str | None, probs: np.ndarray) -> int:
     try:
         return class_index(None if target in (None, "", TOP_CLASS) else target, probs)
     except ValueError as exc:
@@ -87,7 +88,7 @@ def _samples(num_samples) -> int:
     return value
 
 
-def _opacity(opacity) -> float:
+def opacity_value(opacity) -> float:
     try:
         value = float(opacity)
     except (TypeError, ValueError) as exc:
@@ -110,20 +111,46 @@ def flags_of(inputs: np.ndarray, probs: np.ndarray, features: np.ndarray) -> Fla
     return flag(probs, features, clf.head_kernel, clf.card(), inputs)[0]
 
 
-def summary_text(probs: np.ndarray, flags: Flags, upload) -> str:
-    """Warnings first, then the risk summary (top class in plain words within it), and the truth of an example."""
+NOT_DERMOSCOPIC = ("⚠️ **This may not be a dermoscopic image, so no verdict is given.** The model only knows "
+                   "dermoscopic images of skin lesions: for this picture its answer means little, flagged or not. "
+                   "What works: a dermatoscope close-up of one skin lesion, centred and in focus, with skin around "
+                   "it, and no text, frame or background.")
+FILLED = ("⚠️ **The picture's transparent parts were filled with white.** The model never saw transparency, "
+          "and the white can change its answer: upload the original photograph, without transparency.")
+WITHHELD_CLASS = "Shown greyed, not as an answer: the class the model leaned to was {name}, {share}."
+
+
+def summary_parts(probs: np.ndarray, flags: Flags, upload) -> tuple[str, str]:
+    """(warnings, the rest): what must be read first, and the summary under the probabilities.
+
+    A picture flagged as not dermoscopic gets no risk verdict (neither "Suspicious" nor a reassuring
+    "Lower risk"): the model's answer for it means little either way, so only the class is named, as such.
+    """
+    source = upload_source(upload)
+    warnings = [NOT_DERMOSCOPIC] if flags.not_dermoscopic else []
+    if has_transparency(source):
+        warnings.append(FILLED)
+    top = int(probs.argmax())
     parts = []
     if flags.not_dermoscopic:
-        parts.append("⚠️ **This may not be a dermoscopic image.** The model only knows dermoscopic images of "
-                     "skin lesions; its answer for this picture means little.")
-    if flags.uncertain:
-        parts.append(f"⚠️ **Uncertain:** no class reaches {flag_threshold():.0%}; the answer is more likely "
-                     "wrong than right.")
-    parts.append(assess(probs, classifier().card()).summary())
-    truth = true_diagnosis(upload_source(upload))
+        parts.append(WITHHELD_CLASS.format(name=display_name(CLASSES[top]), share=percent(float(probs[top]))))
+        parts.append(f"_{DISCLAIMER}_")
+    else:
+        if flags.uncertain:
+            parts.append(f"⚠️ **Uncertain:** no class reaches {flag_threshold():.0%} (the most likely has "
+                         f"{percent(float(probs[top]), flag_threshold())}); the answer is more likely wrong than "
+                         "right.")
+        parts.append(assess(probs, classifier().card()).summary())
+    truth = true_diagnosis(source)
     if truth:
         parts.append(truth)
-    return "\n\n".join(parts)
+    return "\n\n".join(warnings), "\n\n".join(parts)
+
+
+def summary_text(probs: np.ndarray, flags: Flags, upload) -> str:
+    """The API's and the report's summary: warnings first, then the risk summary (withheld for a picture that
+    may not be dermoscopic) and the truth of an example."""
+    return "\n\n".join(part for part in summary_parts(probs, flags, upload) if part)
 
 
 def flag_threshold() -> float:
@@ -157,35 +184,32 @@ def explained_caption(index: int, probs: np.ndarray, target: str | None) -> str:
             f"{display_name(CLASSES[top])}).")
 
 
-@user_facing
-def overview(upload, target: str = TOP_CLASS, opacity: float = DEFAULT_OPACITY):
-    """The fast part of the page: probabilities, Grad-CAM, the summary and what the maps explain, in one call."""
-    image = read_upload(upload)
-    opacity = _opacity(opacity)
-    inputs, probs, features = run_model(image)
-    index = _target_index(target, probs[0])
-    return (probabilities(probs[0]), gradcam_image(image, inputs[0], features[0], index, opacity),
-            summary_text(probs[0], flags_of(inputs, probs, features), upload),
-            explained_caption(index, probs[0], target), similar_items(features[0]))
-
-
 SIMILAR_K = 6
 
 
-def similar_items(features: np.ndarray) -> list[tuple[np.ndarray, str]]:
-    """The similar confirmed cases as gallery items (thumbnail, caption), from the runtime's (h, w, C) features.
-
-    A model exported without a gallery gives none: the rest of the answer does not depend on it.
-    """
+def similar_cases(features: np.ndarray) -> list[dict]:
+    """The similar confirmed cases (``explain.similar.cases_for``'s dicts, with ``confirmed_by`` in words), from the
+    runtime's (h, w, C) features. A model exported without a gallery gives none: the rest of the answer does not
+    depend on it."""
     from explain.similar import CONFIRMED_BY, cases_for, gallery_of
 
     try:
         gallery = gallery_of(classifier())
     except FileNotFoundError:
         return []
-    return [(case["thumbnail"], f"{display_name(case['dx'])}, {CONFIRMED_BY.get(case['dx_type'], case['dx_type'])}; "
-                                f"similarity {case['similarity']:.2f} ({case['image_id']})")
+    return [{**case, "confirmed_by": CONFIRMED_BY.get(case["dx_type"], case["dx_type"])}
             for case in cases_for(gallery, features.mean(axis=(0, 1)), SIMILAR_K)]
+
+
+def gallery_items(cases: list[dict]) -> list[tuple[np.ndarray, str]]:
+    """The API's gallery items (thumbnail, caption): diagnosis, how it was confirmed, similarity and image id."""
+    return [(case["thumbnail"], f"{display_name(case['dx'])}, {case['confirmed_by']}; "
+                                f"similarity {case['similarity']:.2f} ({case['image_id']})") for case in cases]
+
+
+def similar_items(features: np.ndarray) -> list[tuple[np.ndarray, str]]:
+    """The similar confirmed cases as gallery items, from the runtime's (h, w, C) features."""
+    return gallery_items(similar_cases(features))
 
 
 @user_facing
@@ -196,19 +220,12 @@ def similar(upload) -> list[tuple[np.ndarray, str]]:
 
 
 @user_facing
-def caption(upload, target: str = TOP_CLASS) -> str:
-    """The page's "which class the maps explain" line after an /explain call."""
-    probs = classifier().predict([read_upload(upload)])[0]
-    return explained_caption(_target_index(target, probs), probs, target)
-
-
-@user_facing
 def lime_image(upload, target: str = TOP_CLASS, num_samples: int = DEFAULT_SAMPLES, progress=gr.Progress()):
     """The slow part: LIME's overlay (green supports the class, red opposes it)."""
     image = read_upload(upload)
     num_samples = _samples(num_samples)
     progress(0.05, desc=f"LIME: {num_samples} perturbed copies")
-    index = _target_index(target, classifier().predict([image])[0])
+    index = target_index(target, classifier().predict([image])[0])
     result = explanations.explain_lime(classifier(), image, label=index, num_samples=num_samples)
     return as_png(explanations.lime_overlay(image, result.weights, result.segments), "LIME", CLASSES[index])
 
@@ -218,10 +235,10 @@ def explain(upload, target: str = TOP_CLASS, num_samples: int = DEFAULT_SAMPLES,
             opacity: float = DEFAULT_OPACITY, progress=gr.Progress()):
     """API /explain: probabilities, Grad-CAM overlay, LIME overlay, summary, details, similar cases."""
     image = read_upload(upload)
-    num_samples, opacity = _samples(num_samples), _opacity(opacity)
+    num_samples, opacity = _samples(num_samples), opacity_value(opacity)
     clf = classifier()
     inputs, probs, features = run_model(image)
-    index = _target_index(target, probs[0])
+    index = target_index(target, probs[0])
     progress(0.1, desc=f"LIME: {num_samples} perturbed copies")
     result = explanations.explain_lime(clf, image, label=index, num_samples=num_samples)
     risk = assess(probs[0], clf.card())
@@ -249,15 +266,38 @@ def explain(upload, target: str = TOP_CLASS, num_samples: int = DEFAULT_SAMPLES,
     )
 
 
+def explained_class(overlay) -> str | None:
+    """The class an overlay made by ``as_png`` explains (its PNG says so), or None for any other picture."""
+    source = upload_source(overlay)
+    try:
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
+            return img.info.get("Explains")
+    except (OSError, ValueError):
+        return None
+
+
 @user_facing
 def report(upload, target: str = TOP_CLASS, opacity: float = DEFAULT_OPACITY, lime_shown=None) -> str:
-    """Path of a PNG report of the current analysis (the LIME overlay as shown, if any)."""
+    """Path of a PNG report: the image, its probabilities, Grad-CAM and (if given) LIME, all of one class.
+
+    The report names that class and the model version on its face. A LIME overlay of another class, or one
+    that does not say its class, is refused rather than drawn beside the Grad-CAM: two maps of two classes
+    side by side read as one explanation.
+    """
     from .report import make_report
 
     image = read_upload(upload)
     inputs, probs, features = run_model(image)
-    index = _target_index(target, probs[0])
-    cam = np.asarray(gradcam_image(image, inputs[0], features[0], index, _opacity(opacity)))
-    lime = read_upload(lime_shown) if lime_shown else None
+    index = target_index(target, probs[0])
+    lime = None
+    if lime_shown:
+        lime_class = explained_class(lime_shown)
+        if lime_class != CLASSES[index]:
+            what = f"explains {display_name(lime_class)}" if lime_class in CLASSES else "does not say its class"
+            raise user_error(f"The LIME overlay {what}, but the report explains {display_name(CLASSES[index])}: "
+                             "explain the image again with this class (or leave LIME out), so that both maps "
+                             "explain one class.", "Maps of two classes")
+        lime = read_upload(lime_shown)
+    cam = np.asarray(gradcam_image(image, inputs[0], features[0], index, opacity_value(opacity)))
     summary = summary_text(probs[0], flags_of(inputs, probs, features), upload)
-    return str(make_report(image, probs[0], cam, lime, summary, model_version()))
+    return str(make_report(image, probs[0], cam, lime, summary, model_version(), CLASSES[index]))

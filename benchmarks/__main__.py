@@ -87,11 +87,10 @@ def served_paths(examples: list[Path], reps: int, quick: bool) -> list[tuple[str
     # the page's first answer, server side: decode the upload, probabilities, Grad-CAM overlay, PNG
     import io
 
-    from app import views
+    from app import page
 
     def overview_png():
-        label_value, overlay, *_ = views.overview(str(examples[0]))
-        overlay.save(io.BytesIO(), format="png")
+        page.overview(str(examples[0])).gradcam.save(io.BytesIO(), format="png")
 
     page_first = timed(overview_png, reps)
     rows.append(("page's first answer on upload (server side)", fmt(page_first),

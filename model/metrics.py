@@ -141,14 +141,19 @@ def plot_confusion_matrix(matrix, path: str | Path, title: str = "Confusion matr
     confusion_figure(matrix, title).savefig(path, dpi=110)
 
 
-def confusion_figure(matrix, title: str = "Confusion matrix"):
-    """A matplotlib Figure (Agg backend, no display needed) of the confusion matrix."""
+def confusion_figure(matrix, title: str = "Confusion matrix", stacked: bool = False):
+    """A matplotlib Figure (Agg backend, no display needed) of the confusion matrix: counts and row-normalised.
+
+    ``stacked`` puts the two panels one above the other, at a larger type: a page scales the figure to its
+    width, and side by side on a phone the numbers were 4 px high.
+    """
     from matplotlib.figure import Figure
 
     matrix = np.asarray(matrix)
     normalised = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
-    fig = Figure(figsize=(12, 5.2))
-    axes = fig.subplots(1, 2)
+    fig = Figure(figsize=(5.2, 9.8) if stacked else (12, 5.2))
+    axes = fig.subplots(2, 1) if stacked else fig.subplots(1, 2)
+    size, ticks = (12, {"fontsize": 12}) if stacked else (9, {})
     for ax, data, fmt, sub in (
         (axes[0], matrix, "d", "counts"),
         (axes[1], normalised, ".2f", "row-normalised (recall on the diagonal)"),
@@ -159,9 +164,9 @@ def confusion_figure(matrix, title: str = "Confusion matrix"):
             for j in range(len(CLASSES)):
                 colour = "white" if normalised[i, j] > 0.5 else "black"
                 text = "n/a" if absent and fmt != "d" else format(data[i, j], fmt)
-                ax.text(j, i, text, ha="center", va="center", color=colour if not absent else "grey", fontsize=9)
-        ax.set_xticks(range(len(CLASSES)), CLASSES)
-        ax.set_yticks(range(len(CLASSES)), CLASSES)
+                ax.text(j, i, text, ha="center", va="center", color=colour if not absent else "grey", fontsize=size)
+        ax.set_xticks(range(len(CLASSES)), CLASSES, **ticks)
+        ax.set_yticks(range(len(CLASSES)), CLASSES, **ticks)
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
         ax.set_title(sub)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from collections.abc import Sequence
 
 import cv2
@@ -49,7 +50,7 @@ def load_image(source: str | os.PathLike[str] | bytes | Image.Image) -> np.ndarr
         raise ImageError(prefix + "is a folder, not an image") from exc
     except UnidentifiedImageError as exc:
         raise ImageError(prefix + _unsupported_reason(source)) from exc
-    except Image.DecompressionBombError as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageError(prefix + f"image too large (more than {MAX_PIXELS:,} pixels)") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageError(prefix + f"the image data is damaged or truncated ({exc})") from exc
@@ -61,13 +62,28 @@ def _open(source) -> Image.Image:
     if isinstance(source, (bytes, bytearray)):
         if not source:
             raise ImageError("the file is empty (0 bytes)")
-        return Image.open(io.BytesIO(source))
-    if os.path.getsize(source) == 0:
+        source = io.BytesIO(source)
+    elif os.path.getsize(source) == 0:
         raise ImageError("the file is empty (0 bytes)")
-    return Image.open(source)
+    with warnings.catch_warnings():  # over MAX_PIXELS Pillow only warns (up to twice that): refuse it, silently
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        return Image.open(source)
 
 
 SUPPORTED = "JPEG, PNG, WebP, BMP, TIFF or GIF"
+ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+
+
+def has_transparency(source: str | os.PathLike[str] | bytes) -> bool:
+    """Whether ``load_image`` fills see-through pixels of this file with white (which changes the answer:
+    the model never saw transparency), so that the app can say so. Reads pixels only of files with alpha."""
+    try:
+        with _open(source) as img:
+            if img.mode == "P" and "transparency" in img.info:
+                img = img.convert("RGBA")
+            return img.mode in ALPHA_MODES and img.convert("RGBA").getextrema()[3][0] < 255
+    except (OSError, ValueError, SyntaxError, EOFError, ImageError, Image.DecompressionBombWarning):
+        return False
 
 
 def _unsupported_reason(source) -> str:
@@ -107,7 +123,7 @@ def _to_rgb_array(img: Image.Image) -> np.ndarray:
         img = Image.fromarray(array, mode="L")
     if img.mode == "P" and "transparency" in img.info:
         img = img.convert("RGBA")
-    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+    if img.mode in ALPHA_MODES:
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         img = Image.alpha_composite(background, rgba)

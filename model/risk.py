@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .card import ModelCard
+from .card import DEFAULT_UNCERTAIN_BELOW, ModelCard
 from .labels import CLASSES, DESCRIPTIONS, MALIGNANT, NAMES
 
 DISCLAIMER = (
@@ -21,6 +21,19 @@ DISCLAIMER = (
 )
 
 MALIGNANT_INDEX = [CLASSES.index(c) for c in CLASSES if c in MALIGNANT]
+
+
+def percent(value: float, threshold: float | None = None) -> str:
+    """``value`` as a whole percentage, with decimals only where rounding would carry it across ``threshold``.
+
+    A page that says "no class reaches 50%" must not show the top class as "50%" (0.4989), nor say
+    "below the 17%" of a "17%" (0.1695): the text and the probability bars then contradict each other.
+    """
+    for decimals in range(4):
+        text = f"{value * 100:.{decimals}f}"
+        if threshold is None or (float(text) / 100 >= threshold) == (value >= threshold):
+            return text + "%"
+    return f"{value:.4%}"
 
 
 def malignant_probability(probs: np.ndarray) -> np.ndarray:
@@ -37,6 +50,7 @@ class Risk:
     top_probability: float
     sensitivity: float | None = None  # on the test split, at this threshold
     specificity: float | None = None
+    uncertain_below: float = DEFAULT_UNCERTAIN_BELOW  # the card's "uncertain" line, which the text must not blur
 
     def summary(self) -> str:
         """A few plain sentences for the page and the API.
@@ -53,9 +67,10 @@ class Risk:
             compare = "below"
         lines = [
             f"{verdict} The malignant classes (melanoma, basal cell carcinoma, actinic keratosis/intraepithelial "
-            f"carcinoma) together get {self.p_malignant:.0%}, {compare} the {self.threshold:.0%} at which this demo "
-            "flags an image.",
-            f"Most likely class: {top}, {self.top_probability:.0%}: {DESCRIPTIONS[self.top_class]}.",
+            f"carcinoma) together get {percent(self.p_malignant, self.threshold)}, {compare} the "
+            f"{self.threshold:.0%} at which this demo flags an image.",
+            f"Most likely class: {top}, {percent(self.top_probability, self.uncertain_below)}: "
+            f"{DESCRIPTIONS[self.top_class]}.",
         ]
         if self.suspicious and self.top_class not in MALIGNANT:
             lines[-1] += (" That class is benign, but the malignant classes together are too likely to rule "
@@ -69,22 +84,27 @@ class Risk:
         return "\n\n".join(lines)
 
 
+def _card(card: ModelCard | Mapping | None) -> ModelCard:
+    if card is None:
+        from .runtime import shipped_card
+
+        card = shipped_card()
+    return ModelCard.from_json(card)
+
+
 def operating_point(card: ModelCard | Mapping | None = None) -> dict:
     """The card's malignant operating point as its JSON has it; ``None`` means the shipped model's card.
 
     The shipped point is the default so that the app, the Python API and the CLI give one
     verdict for one image. A card without an operating point falls back to 0.5.
     """
-    if card is None:
-        from .runtime import shipped_card
-
-        card = shipped_card()
-    card = ModelCard.from_json(card)
+    card = _card(card)
     return {**card.get("malignant_operating_point", {}), "threshold": card.operating_point.threshold}
 
 
 def assess(probs: np.ndarray, card: ModelCard | Mapping | None = None) -> Risk:
     """The risk summary of one probability row, at the operating point of ``card`` (default: the shipped one)."""
+    card = _card(card)
     point = operating_point(card)
     threshold = point["threshold"]
     p = float(malignant_probability(probs))
@@ -97,4 +117,5 @@ def assess(probs: np.ndarray, card: ModelCard | Mapping | None = None) -> Risk:
         top_probability=float(probs[top]),
         sensitivity=point.get("test_sensitivity"),
         specificity=point.get("test_specificity"),
+        uncertain_below=card.uncertain_below,
     )

@@ -36,11 +36,11 @@ def lesion(h: int = 150, w: int = 200) -> np.ndarray:
     return img
 
 
-def _bomb_png() -> bytes:
-    """A small PNG whose header claims 30000x30000 pixels."""
+def _bomb_png(width: int = 30000, height: int = 30000) -> bytes:
+    """A small PNG whose header claims width x height pixels."""
     data = bytearray(_png(Image.new("L", (64, 64))))
     ihdr = data.index(b"IHDR")
-    data[ihdr + 4 : ihdr + 12] = struct.pack(">II", 30000, 30000)
+    data[ihdr + 4 : ihdr + 12] = struct.pack(">II", width, height)
     crc = zlib.crc32(bytes(data[ihdr : ihdr + 17])) & 0xFFFFFFFF
     data[ihdr + 17 : ihdr + 21] = struct.pack(">I", crc)
     return bytes(data)
@@ -99,6 +99,7 @@ FILES: dict[str, tuple] = {
     "one_pixel.png": (lambda: _png(Image.new("RGB", (1, 1), (120, 80, 60))), "at least 32x32"),
     "tiny.png": (lambda: _png(Image.fromarray(lesion(20, 24))), "at least 32x32"),
     "bomb.png": (_bomb_png, "too large"),
+    "bomb_90mp.png": (lambda: _bomb_png(10000, 9000), "too large"),  # where Pillow only warns
     "huge.jpg": (_huge_jpeg, NORMAL),
     "sixteen_bit.png": (lambda: _png(Image.fromarray(lesion()[..., 0].astype(np.uint16) * 257)), NORMAL),
     "grayscale.png": (lambda: _png(Image.fromarray(lesion()).convert("L")), NORMAL),

@@ -174,3 +174,28 @@ def test_one_verdict_for_one_image_through_every_door(client, examples, clf):
         python = assess(clf.predict([load_image(e["path"])])[0])
         assert details["suspicious"] == python.suspicious == cli[e["file"]], e["file"]
         assert details["malignant_threshold"] == round(python.threshold, 6)
+
+
+def test_explain_withholds_the_verdict_for_a_picture_that_may_not_be_dermoscopic(client, tmp_path):
+    """Issue 31: a photographed note got "Dermatofibroma" and "Suspicious ... flagged all the same"."""
+    from gradio_client import handle_file
+
+    from tests.test_page import _note
+
+    note = _note(tmp_path / "note.png")
+    _, _, _, summary, details, _ = client.predict(handle_file(note), "top class", 100, 0.45, api_name="/explain")
+    assert details["not_dermoscopic"] is True
+    assert summary.startswith("⚠️ **This may not be a dermoscopic image, so no verdict is given.**")
+    assert "Suspicious" not in summary and "Lower risk" not in summary and "not a medical device" in summary
+    assert set(details) >= {"probabilities", "prediction", "explained_class", "p_malignant", "malignant_threshold",
+                            "suspicious", "uncertain", "lime_r2", "model_version", "disclaimer"}  # every field kept
+
+
+def test_report_endpoint_refuses_a_lime_overlay_of_another_class(client, examples):
+    from gradio_client import handle_file
+
+    image = handle_file(str(examples[0]["path"]))
+    lime_png = client.predict(image, "mel", 100, 0.45, api_name="/explain")[2]
+    assert client.predict(image, "mel", 0.45, handle_file(lime_png), api_name="/report").endswith(".png")
+    with pytest.raises(Exception, match="LIME overlay explains Melanoma"):
+        client.predict(image, "nv", 0.45, handle_file(lime_png), api_name="/report")

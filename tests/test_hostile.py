@@ -36,6 +36,17 @@ def test_python_api(name, hostile_files, clf, example_image):
     assert clf.predict([example_image]).shape == (1, 7)  # and the next request is fine
 
 
+def test_an_image_over_the_limit_is_refused_without_a_warning(hostile_files):
+    """Between 80 and 160 megapixels Pillow only warns (DecompressionBombWarning, printed by the CLI and the
+    server); the loader refuses it with its own message and nothing else."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ImageError, match="bomb_90mp.png: image too large"):
+            load_image(hostile_files["bomb_90mp.png"][0])
+
+
 def test_exif_rotation_gives_the_rotated_pixels(hostile_files):
     out = load_image(hostile_files["exif_rotated.jpg"][0])
     expected = np.rot90(lesion(), k=-1)  # orientation 6: rotate 90 degrees clockwise to display
@@ -83,7 +94,7 @@ def test_cli_answers_the_good_and_names_the_bad(hostile_files, tmp_path):
     result = subprocess.run([sys.executable, "-m", "model", "predict", str(folder), "--out", str(out)],
                             cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    assert "Traceback" not in result.stderr
+    assert "Traceback" not in result.stderr and "DecompressionBombWarning" not in result.stderr, result.stderr
     with open(out) as fh:
         rows = {row["image"].rsplit("/", 1)[-1]: row for row in csv.DictReader(fh)}
     answered = {name for name, row in rows.items() if not row["error"]}

@@ -128,3 +128,22 @@ def test_prepare_batch_validates_arrays():
         prepare_batch([])
     with pytest.raises(ImageError, match="sequence"):
         prepare_batch(_gradient())
+
+
+def test_has_transparency_tells_which_files_get_white_filled_in(tmp_path):
+    """Issue 31: a transparent PNG was filled with white silently, and the white changed the answer."""
+    from PIL import Image
+
+    from model.preprocessing import has_transparency
+    from tests.hostile import _rgba, lesion
+
+    cases = {"partly.png": _rgba(), "opaque_alpha.png": None, "palette.png": None, "plain.jpg": None}
+    opaque = np.dstack([lesion(), np.full((150, 200), 255, np.uint8)])
+    Image.fromarray(opaque, "RGBA").save(tmp_path / "opaque_alpha.png")
+    palette = Image.fromarray(lesion()).convert("P", palette=Image.Palette.ADAPTIVE, colors=16)
+    palette.save(tmp_path / "palette.png", transparency=0)
+    Image.fromarray(lesion()).save(tmp_path / "plain.jpg")
+    (tmp_path / "partly.png").write_bytes(cases["partly.png"])
+    found = {name: has_transparency(str(tmp_path / name)) for name in cases}
+    assert found == {"partly.png": True, "opaque_alpha.png": False, "palette.png": True, "plain.jpg": False}
+    assert has_transparency(cases["partly.png"]) and not has_transparency(b"not an image")

@@ -42,13 +42,13 @@ def _block(pattern: str) -> str:
 
 RUNNERS = {  # pattern that identifies a block -> the test that runs it
     r"pip install -r requirements.txt && python demo.py": "test_quick_start_serves_the_demo",
-    r"bash \.ci/run": "test_ci_command_is_the_one_ci_runs",
     r"pip install -e \.": "test_editable_install_block",
     r"from model import CLASSES, load_classifier": "test_python_api_block",
     r"from gradio_client import Client": "test_gradio_client_block",
     r"gradio_api/upload": "test_curl_block",
     r"python -m model predict examples/ --out": "test_cli_block",
     r"python -m training --data": "test_training_block",
+    r"hf upload": "test_deploy_block",
 }
 
 
@@ -82,7 +82,7 @@ def test_quick_start_serves_the_demo(tmp_path):
 
 def test_ci_command_is_the_one_ci_runs():
     """`bash .ci/run` runs this suite, so the suite cannot run it; it checks what it would do."""
-    assert _block(r"bash \.ci/run").strip() == "bash .ci/run"
+    assert "The tests as CI runs them: `bash .ci/run`" in " ".join(README.split())
     _bash("bash -n .ci/run")
     ci = (ROOT / ".ci/run").read_text()
     for step in ("pip install --quiet --disable-pip-version-check -r requirements-dev.txt", "ruff check .",
@@ -112,6 +112,8 @@ def test_python_api_block():
                             timeout=300)
     assert result.returncode == 0, result.stderr
     assert "mel" in result.stdout and "Suspicious" in result.stdout  # the example is a melanoma, flagged
+    assert "np.float32" not in result.stdout  # numpy 2 prints scalars' types: the snippet prints plain numbers
+    assert re.search(r"'mel': 0\.\d{1,3}\b", result.stdout) and not re.search(r"0\.\d{7,}", result.stdout)
 
 
 def test_gradio_client_block(app_server):
@@ -128,7 +130,10 @@ def test_curl_block(app_server):
 
 def test_cli_block(tmp_path):
     out = tmp_path / "preds.csv"
-    _bash(_block(r"python -m model predict examples/ --out").replace("preds.csv", str(out)))
+    block = _block(r"python -m model predict examples/ --out")
+    for written in re.findall(r"--out (\S+)", block) + re.findall(r"--out (\S+\.csv)", _block("python -m training")):
+        _bash(f"git check-ignore -q {written}")  # what the README's commands write is not committed by mistake
+    _bash(block.replace("preds.csv", str(out)))
     header = out.read_text().splitlines()[0]
     assert f"`{header}`" in README  # the header the README states is the one written
     assert len(out.read_text().splitlines()) == 1 + len(list((ROOT / "examples").glob("*.jpg")))
@@ -210,3 +215,62 @@ def test_other_sources_table_quotes_the_shipped_card():
         assert rows[s["title"]] == [f"{s['images']:,}", f"{s['balanced_accuracy']:.3f} ({low:.3f}-{high:.3f})",
                                     f"{s['macro_auc']:.3f}", f"{s['melanoma_auc']:.3f}",
                                     f"{s['melanoma_recall']:.3f}"], s["title"]
+
+
+def test_deploy_block(tmp_path, monkeypatch):
+    """The README's deploy path, as far as it runs offline: the clone runs as written, and the `hf upload` line
+    goes through the Hub client's own command line and folder filter, with the Hub's side replaced by a recorder.
+
+    The Hub refuses plain-git pushes of binaries (the history holds them outside LFS); its client decides per
+    file with the Hub, so what is checked here is what it is given: every committed file, nothing else, as a
+    Gradio Space whose front matter the Space can run.
+    """
+    import shlex
+
+    from click.testing import CliRunner
+    from huggingface_hub import HfApi
+    from huggingface_hub.cli import upload as cli_upload
+    from huggingface_hub.cli.hf import app
+    from huggingface_hub.hf_api import DEFAULT_IGNORE_PATTERNS
+
+    script = _block(r"hf upload").strip().replace("/tmp/space", str(tmp_path / "space"))
+    clone, upload = script.rsplit(" && ", 1)
+    _bash(clone)
+    args = shlex.split(upload)
+    assert args[:2] == ["hf", "upload"]
+
+    calls: dict = {}
+
+    class Recorder(HfApi):  # the real folder filter, no network
+        def create_repo(self, **kwargs):
+            calls["create_repo"] = kwargs
+            return type("Repo", (), {"repo_id": kwargs["repo_id"]})()
+
+        def _validate_yaml(self, content, **kwargs):
+            calls["readme"] = content
+
+        def upload_folder(self, **kwargs):
+            calls["upload_folder"] = kwargs
+            patterns = list(kwargs["ignore_patterns"] or [])
+            operations = self._prepare_upload_folder_additions(
+                kwargs["folder_path"], kwargs["path_in_repo"], allow_patterns=kwargs["allow_patterns"],
+                ignore_patterns=patterns + DEFAULT_IGNORE_PATTERNS, repo_type=kwargs["repo_type"])
+            calls["files"] = {op.path_in_repo for op in operations}
+            return "https://huggingface.co/spaces/USER/NAME"
+
+    monkeypatch.setattr(cli_upload, "get_hf_api", lambda token=None: Recorder())
+    result = CliRunner().invoke(app, args[1:])
+    assert result.exit_code == 0, result.output
+    assert calls["create_repo"]["repo_type"] == "space" and calls["create_repo"]["space_sdk"] == "gradio"
+    assert calls["upload_folder"]["repo_id"] == "USER/NAME" and calls["upload_folder"]["path_in_repo"] == "."
+    committed = set(_bash("git ls-tree -r --name-only HEAD").stdout.split())
+    assert calls["files"] == committed  # what the Space gets: the committed tree, no runs/, caches or outputs
+    needed = {"README.md", "requirements.txt", "demo.py", "model/shipped/skin_mobilenetv2.tflite",
+              "model/shipped/skin_mobilenetv2_cam.tflite", "model/shipped/gallery.npz",
+              "model/shipped/model_card.json", "examples/examples.csv"}
+    assert needed <= calls["files"]
+    front = calls["readme"].split("---\n")[1]
+    meta = dict(line.split(": ", 1) for line in front.strip().splitlines())
+    assert meta["sdk"] == "gradio" and meta["app_file"] in calls["files"]
+    pinned = re.search(r"^gradio==([\d.]+)", (ROOT / "requirements.txt").read_text(), flags=re.M).group(1)
+    assert meta["sdk_version"] == pinned  # the Space runs the Gradio the tests ran

@@ -30,7 +30,7 @@ def _layout(lime):
     rng = np.random.default_rng(0)
     image = rng.integers(0, 255, (150, 200, 3), dtype=np.uint8)
     probs = np.array([0.4, 0.3, 0.1, 0.02, 0.08, 0.05, 0.05], np.float32)
-    fig = report_figure(image, probs, image, lime, LONG_SUMMARY, "v13")
+    fig = report_figure(image, probs, image, lime, LONG_SUMMARY, "v13", "bcc")
     canvas = FigureCanvasAgg(fig)
     canvas.draw()
     renderer = canvas.get_renderer()
@@ -49,7 +49,9 @@ def test_every_text_stays_inside_the_page_and_clear_of_other_text(with_lime):
     assert "carcinoma" in next(t for t in boxes if "True diagnosis" in t)  # not cut short
     titles = [b for t, b in boxes.items() if t.split("\n")[0] in ("Image", "Grad-CAM", "LIME")]
     assert len(titles) == 3
-    for a, b in itertools.combinations([*titles, body], 2):
+    face = [b for t, b in boxes.items() if t.startswith(("Skin lesion classifier", "Both maps explain"))]
+    assert len(face) == 2
+    for a, b in itertools.combinations([*face, *titles, body], 2):
         assert not a.overlaps(b), "texts collide"
     panels = [ax for ax in fig.axes if ax.get_title().split("\n")[0] in ("Image", "Grad-CAM", "LIME")]
     assert min(ax.get_window_extent(renderer).x0 for ax in panels) < 0.1 * width  # no empty left third
@@ -69,6 +71,15 @@ def test_report_png_is_a4_at_100_dpi(tmp_path, monkeypatch):
 
     monkeypatch.setattr(scratch, "SCRATCH_DIR", tmp_path)
     image = np.zeros((150, 200, 3), np.uint8)
-    path = report.make_report(image, np.full(7, 1 / 7, np.float32), image, None, LONG_SUMMARY, "v13")
+    path = report.make_report(image, np.full(7, 1 / 7, np.float32), image, None, LONG_SUMMARY, "v13", "mel")
     with Image.open(path) as png:
         assert png.size == (827, 1169)
+        assert png.info["Explains"] == "mel" and png.info["Model"] == "v13"
+
+
+def test_report_names_the_class_its_maps_explain_and_the_model_on_its_face():
+    """A printed map shows neither its class nor its model: both are written under the title."""
+    fig, _, boxes = _layout(None)
+    face = next(t for t in boxes if t.startswith("Both maps explain"))
+    assert "Basal cell carcinoma (bcc)" in face and "model v13" in face
+    assert boxes[face].y0 > 0.9 * fig.bbox.height  # at the top, above the panels

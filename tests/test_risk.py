@@ -81,3 +81,15 @@ def test_a_flagged_benign_top_class_is_explained_not_contradicted():
     assert "That class is benign" not in melanoma and "Suspicious" in melanoma
     calm = assess(np.array([0.0, 0.0, 0.1, 0.0, 0.05, 0.85, 0.0]), card).summary()
     assert "below the 17%" in calm and "That class is benign" not in calm
+
+
+def test_rounding_never_carries_a_probability_across_the_line_the_text_draws():
+    """Issue 31: "no class reaches 50%" beside "bkl 50%" (0.4989); a P(malignant) of 0.1694 "below the 17%"."""
+    from model.risk import percent
+
+    assert percent(0.4989) == "50%" and percent(0.4989, 0.5) == "49.9%" and percent(0.5, 0.5) == "50%"
+    assert percent(0.1694, 0.17) == "16.9%" and percent(0.16999, 0.17) == "16.999%" and percent(0.64, 0.17) == "64%"
+    card = {"malignant_operating_point": {"threshold": 0.17}, "uncertainty": {"threshold": 0.5}}
+    text = assess(np.array([0.0, 0.0, 0.4989, 0.0, 0.1694, 0.3317, 0.0]), card).summary()
+    assert "together get 16.9%, below the 17%" in text
+    assert "Benign keratosis-like lesion (bkl), 49.9%" in text

@@ -83,3 +83,28 @@ def test_every_subcommand_has_its_subparser_and_evaluate_keeps_its_old_flag_name
     assert set(cli.command_parser(["card"])[1]) == {"card"}  # a run builds only its own command
     new, old = (parser.parse_args(["evaluate", "runs/x", flag, "a", "b"]) for flag in ("--recipes", "--compare"))
     assert new.recipes == old.recipes == ["a", "b"]
+
+
+BLOCK_KERAS = '''
+import sys
+
+class _Missing:  # as after `pip install -r requirements.txt` alone: no Keras, no TensorFlow
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("keras", "tensorflow"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+sys.meta_path.insert(0, _Missing())
+'''
+
+
+def test_training_without_the_dev_requirements_says_what_to_install(tmp_path):
+    """Issue 31: the README's training command ended in a ModuleNotFoundError traceback on a serving install."""
+    import os
+
+    (tmp_path / "sitecustomize.py").write_text(BLOCK_KERAS)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-m", "training", "--data", str(tmp_path / "ham"), "--out",
+                             str(tmp_path / "run")], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].endswith("pip install -r requirements-dev.txt")
+    assert "needs keras" in result.stderr or "needs tensorflow" in result.stderr

@@ -372,5 +372,13 @@ def train_parser() -> argparse.ArgumentParser:
     return parser
 
 
+TRAINING_ONLY = ("keras", "tensorflow", "pandas")  # requirements-dev.txt's, not serving's requirements.txt
+
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except ModuleNotFoundError as exc:  # serving's install lacks them: say what to install, not a traceback
+        if (exc.name or "").split(".")[0] not in TRAINING_ONLY:
+            raise
+        raise SystemExit(f"python -m training needs {exc.name}, which requirements.txt (serving) does not "
+                         "install: pip install -r requirements-dev.txt") from None
