@@ -26,6 +26,9 @@ SCRATCH_DIR: Path | None = None  # where new_file writes; None: "files" in the p
 
 _private: Path | None = None
 _lock = threading.Lock()
+# "pid:folder": Gradio's reload mode imports this module again in the same process, and the copy must
+# find the folder Gradio's cache already lives in; a child process (another pid) makes its own
+_OWNER = "SKIN_DEMO_PRIVATE_DIR"
 
 
 def private_dir() -> Path:
@@ -33,8 +36,13 @@ def private_dir() -> Path:
     global _private
     with _lock:
         if _private is None:
-            _private = Path(tempfile.mkdtemp(prefix="skin-demo-", dir=os.environ.get("GRADIO_TEMP_DIR")))
-            atexit.register(remove_private_dir)
+            pid, _, made = os.environ.get(_OWNER, "").partition(":")
+            if pid == str(os.getpid()) and Path(made).is_dir():
+                _private = Path(made)
+            else:
+                _private = Path(tempfile.mkdtemp(prefix="skin-demo-", dir=os.environ.get("GRADIO_TEMP_DIR")))
+                os.environ[_OWNER] = f"{os.getpid()}:{_private}"
+                atexit.register(remove_private_dir)
         return _private
 
 
@@ -87,7 +95,7 @@ def isolate(every: float = PURGE_EVERY) -> Path:
     timer and remove it at exit. Once per process (``gradio demo.py`` re-runs demo.py on each edit)."""
     global _isolated
     root = private_dir()
-    if _isolated:
+    if _isolated or os.environ.get("GRADIO_TEMP_DIR") == str(root / "gradio"):  # done, maybe by a reloaded copy
         return root
     _isolated = True
     os.umask(0o077)  # uploads, Gradio's copies, overlays, reports: 0600, whoever writes them
