@@ -24,8 +24,11 @@ MIN_SIDE = 32  # smaller images carry too little detail to classify
 MAX_PIXELS = 80_000_000  # larger claims are refused before decoding (decompression bombs)
 MAX_DECODE_SIDE = 2048  # larger JPEGs are decoded at 1/2, 1/4 or 1/8 scale (long side 1024-2047 px)
 
-# Pillow warns above MAX_IMAGE_PIXELS and refuses at twice that; we check ourselves.
+# Pillow warns above MAX_IMAGE_PIXELS and refuses at twice that. The warning is made an error for the whole
+# process, once: a ``catch_warnings`` around each open is not thread-safe (the CLI and the server open images
+# in threads), and a thread that ran while another restored the filters printed the warning.
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
 
 
 class ImageError(ValueError):
@@ -65,9 +68,7 @@ def _open(source) -> Image.Image:
         source = io.BytesIO(source)
     elif os.path.getsize(source) == 0:
         raise ImageError("the file is empty (0 bytes)")
-    with warnings.catch_warnings():  # over MAX_PIXELS Pillow only warns (up to twice that): refuse it, silently
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        return Image.open(source)
+    return Image.open(source)  # over MAX_PIXELS: DecompressionBombWarning, raised (the filter above)
 
 
 SUPPORTED = "JPEG, PNG, WebP, BMP, TIFF or GIF"
@@ -82,7 +83,8 @@ def has_transparency(source: str | os.PathLike[str] | bytes) -> bool:
             if img.mode == "P" and "transparency" in img.info:
                 img = img.convert("RGBA")
             return img.mode in ALPHA_MODES and img.convert("RGBA").getextrema()[3][0] < 255
-    except (OSError, ValueError, SyntaxError, EOFError, ImageError, Image.DecompressionBombWarning):
+    except (OSError, ValueError, SyntaxError, EOFError, ImageError, Image.DecompressionBombWarning,
+            Image.DecompressionBombError):
         return False
 
 
