@@ -77,7 +77,7 @@ def test_what_the_app_derives_from_an_upload_is_private_and_gone_when_it_stops(t
             mode = stat.S_IMODE(path.stat().st_mode)
             assert mode == (0o600 if path.is_file() else 0o700), (path, oct(mode))
         os.kill(demo.pid, stop)
-        deadline = time.time() + 60
+        deadline = time.time() + 180  # a server shutting down on 2 busy cores took over a minute in CI
         while private.exists() and time.time() < deadline:
             time.sleep(0.2)
         assert not private.exists(), _tree(private)
