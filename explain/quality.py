@@ -182,7 +182,8 @@ def map_similarity(first: np.ndarray, second: np.ndarray, size: tuple[int, int] 
     """How alike two maps are: Spearman's rank correlation of their pixels, and SSIM of the two maps
     each scaled to [0, 1] (Adebayo et al.'s two measures), at ``size`` (default: the first map's).
 
-    A constant map has no ranking: its rank correlation with anything is 0 (it keeps nothing of the other).
+    A constant (flat) map has no ranking: its rank correlation with anything is 0 (it keeps nothing
+    of the other); ``flat`` says whether either map was, so that a study can count them.
     """
     from scipy.stats import spearmanr
     from skimage.metrics import structural_similarity
@@ -197,4 +198,5 @@ def map_similarity(first: np.ndarray, second: np.ndarray, size: tuple[int, int] 
         span = m.max() - m.min()
         return (m - m.min()) / span if span > 0 else np.zeros_like(m)
 
-    return {"spearman": rank, "ssim": float(structural_similarity(unit(a), unit(b), data_range=1.0))}
+    return {"spearman": rank, "ssim": float(structural_similarity(unit(a), unit(b), data_range=1.0)),
+            "flat": float(constant)}

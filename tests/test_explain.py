@@ -215,7 +215,8 @@ def test_map_similarity_is_one_for_the_same_map_and_low_for_an_unrelated_one():
     noise = np.random.default_rng(0).random((30, 40))
     unrelated = map_similarity(prior, noise)
     assert abs(unrelated["spearman"]) < 0.2 and unrelated["ssim"] < 0.3
-    assert map_similarity(prior, np.zeros((30, 40)))["spearman"] == 0.0  # a constant map keeps no ranking
+    flat = map_similarity(prior, np.zeros((30, 40)))
+    assert flat["spearman"] == 0.0 and flat["flat"] == 1.0 and unrelated["flat"] == 0.0  # a flat map keeps no ranking
     assert map_similarity(prior, np.kron(prior, np.ones((2, 2))), size=(30, 40))["spearman"] > 0.99
 
 

@@ -105,7 +105,10 @@ def test_sanity_study_writes_its_section_into_the_card(run_with_extra, shared_da
     heads = section["heads"]
     assert heads["labels refit"]["train_images"] == heads["labels shuffled"]["train_images"] > 7
     rows = (export / "sanity_checks.csv").read_text().count("\n") - 1
-    assert rows == section["images"] * sum(len([v for v in section[m] if "ci95" in section[m][v]])
-                                           for m in (*METHODS, "LIME"))
+    assert rows == section["images"] * sum(len([row for row in section[m].values() if isinstance(row, dict)
+                                                and "ci95" in row]) for m in (*METHODS, "LIME"))
     text = (export / "MODEL_CARD.md").read_text()
     assert "Do the maps change when the model does?" in text and f"{SERVED} (served)" in text
+    printed = list(STUDIES["sanity"].report(section))  # what `python -m training sanity` prints
+    assert any(line.startswith(f"{SERVED}: model randomisation ") for line in printed)
+    assert any(line.startswith("LIME ") and "seed 1" in line for line in printed)

@@ -223,7 +223,8 @@ def _sanity_section(card: dict) -> str:
         if not isinstance(row, dict):
             return ""
         low, high = row["ci95"][metric]
-        return f"{row[metric]:+.2f} ({low:+.2f} to {high:+.2f})" if metric == "spearman" else f"{row[metric]:.2f}"
+        flat = f"; {row['flat']:.0%} flat" if row.get("flat") else ""
+        return f"{row[metric]:+.2f} ({low:+.2f} to {high:+.2f}){flat}" if metric == "spearman" else f"{row[metric]:.2f}"
 
     def table(metric: str) -> str:
         return (f"| compared with the trained map | {' | '.join(names[m] for m in maps)} |\n"
@@ -253,7 +254,8 @@ looks like), and the centred Gaussian shows what an image-blind map shares with 
 the rank correlation's interval is below {section['ceiling']} and below the lower end of the same map
 again's, at every block (model randomisation) or for the shuffled labels (label randomisation).
 
-Spearman rank correlation with the trained model's map (mean, 95% interval over lesions):
+Spearman rank correlation with the trained model's map (mean, 95% interval over lesions; "flat": the share
+of maps left without any ranking, a constant map, which counts as 0):
 
 {table('spearman')}
 

@@ -7,9 +7,10 @@ map of the same class (the trained model's top class) by rank correlation and SS
 (``explain.quality.map_similarity``):
 
 - Cascading model-parameter randomisation: the weights are randomised block by block from the head
-  down (``STAGES``), each tensor's values shuffled: the learnt arrangement is gone and the scale is
-  kept, so the network neither dies nor saturates (Quantus's randomiser also permutes). Grad-CAM is
-  recomputed after every block, LIME (a thousand model calls a map) after ``LIME_STAGES``.
+  down (``STAGES``), each tensor's values shuffled: the learnt arrangement is gone and each tensor's
+  scale is kept (Quantus's randomiser also permutes). Grad-CAM is recomputed after every block, LIME
+  (a thousand model calls a map) after ``LIME_STAGES``. A map can go flat (the closed form's ReLU of a
+  sum that a random head makes negative everywhere): its share is counted.
 - Label randomisation: a head fitted on the frozen features of training images with their labels
   shuffled, its maps compared with those of the same head fitted the same way to the true labels
   (whose maps are in turn compared with the trained model's, the control).
@@ -40,7 +41,7 @@ HEAD_C = 10.0  # inverse L2 penalty of the refitted heads: weak enough for a lin
 # top-down: the head, the last 1x1 convolution, the 16 inverted-residual blocks, the first block and the stem
 STAGES = ("logits", "Conv_1", *(f"block_{k}" for k in range(16, 0, -1)), "expanded_conv", "Conv1")
 LIME_STAGES = ("logits", "block_13", "Conv1")  # the head; down to the block the served CAM reads; all of it
-SIMILARITY = ("spearman", "ssim")
+SIMILARITY = ("spearman", "ssim", "flat")  # flat: the share of maps with no ranking left (a constant map)
 # each map is compared with the trained model's, but the shuffled-label head's with the head fitted the same way
 # to the true labels (Adebayo et al.'s comparison: only the labels differ); that head's with the trained one's
 AGAINST = {"labels shuffled": "labels refit"}

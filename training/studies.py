@@ -56,12 +56,14 @@ def _gallery(built: dict) -> Iterable[str]:
 
 
 def _sanity(measured: dict) -> Iterable[str]:
-    for m in ("Grad-CAM", "LIME"):
+    maps = [m for m, row in measured.items() if isinstance(row, dict) and "verdict" in row]
+    for m in maps:
         for variant, row in measured[m].items():
             if isinstance(row, dict) and "ci95" in row:
                 low, high = row["ci95"]["spearman"]
-                yield f"{m:<8} {variant:<16} rank correlation {row['spearman']:+.3f} ({low:+.3f} to {high:+.3f})  " \
+                yield f"{m:<12} {variant:<16} rank correlation {row['spearman']:+.3f} ({low:+.3f} to {high:+.3f})  " \
                       f"SSIM {row['ssim']:.3f}"
+    for m in maps:
         checks = measured[m]["verdict"].items()
         yield f"{m}: " + ", ".join(f"{k.replace('_', ' ')} {'passed' if v else 'not passed'}" for k, v in checks)
 
