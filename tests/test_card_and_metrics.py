@@ -100,3 +100,18 @@ def test_each_maps_caption_says_in_one_sentence_how_far_the_card_showed_it_trust
     assert map_trust({}, "Grad-CAM", "layercam-16") == "" and map_trust({}, "LIME") == ""  # nothing measured, no claim
     assert map_trust(card, "Grad-CAM", "gradcam") == ""  # another candidate than the card measured: no claim
 
+
+
+def test_the_page_quotes_the_shipped_cards_checks_of_the_maps_it_serves():
+    from app.card import map_trust
+    from explain.gradcam import SERVED
+    from explain.lime import SEGMENTATION
+
+    card = json.loads((ROOT / "model/shipped/model_card.json").read_text())
+    assert card["sanity_checks"]["served"] == {"Grad-CAM": SERVED, "LIME": SEGMENTATION}  # checked what is served
+    for name, method, road in (("Grad-CAM", SERVED, card["cam_methods"]["test"][SERVED]),
+                               ("LIME", None, card["lime_segmentations"]["test"]["faithfulness"][SEGMENTATION])):
+        text = map_trust(card, name, method)
+        assert f"({road['minus_random']['road']['difference']:+.3f}, 95% interval" in text
+        assert f"({road['minus_centre_prior']['road']['difference']:+.3f}, 95% interval" in text
+        assert "rank correlation" in text
