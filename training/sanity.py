@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -35,7 +36,10 @@ from model.runtime import CAM_LAYERS, Output
 
 from .explanations import summarise
 
-IMAGES_PER_SPLIT = 14  # 2 of each class: LIME at 1000 samples, 7 times an image, dominates (~15 s each on 2 cores)
+if TYPE_CHECKING:
+    from model.runtime import Classifier
+
+IMAGES_PER_SPLIT = 14  # 2 of each class: 22 min on 2 quiet cores, mostly LIME at 1000 samples, 7 times an image
 TRAIN_IMAGES = 1400  # training images the label-randomisation heads are fitted on (200 of each class where it has them)
 HEAD_C = 10.0  # inverse L2 penalty of the refitted heads: weak enough for a linear head to learn shuffled labels
 # top-down: the head, the last 1x1 convolution, the 16 inverted-residual blocks, the first block and the stem
@@ -50,8 +54,10 @@ CEILING = 0.5  # the rule's bound on the rank correlation of a destroyed model's
 
 def block_of(layer: str) -> str | None:
     """The ``STAGES`` entry a MobileNetV2 layer belongs to (None: a layer outside the network's blocks)."""
-    if layer == "logits" or layer.startswith("block_"):
-        return "_".join(layer.split("_")[:2]) if layer.startswith("block_") else layer
+    if layer == "logits":
+        return layer
+    if layer.startswith("block_"):
+        return "_".join(layer.split("_")[:2])
     if layer.startswith("Conv_1"):
         return "Conv_1"
     if layer.startswith("expanded_conv"):
@@ -141,7 +147,7 @@ class HeadSwapped:
         return self.run(prepare_batch(images, self.input_size))
 
 
-def exported(network, folder: Path):
+def exported(network, folder: Path) -> Classifier:
     """A LiteRT runtime of ``network`` as ``training.export`` writes the served one."""
     from model.network import serving_model
     from model.runtime import Classifier
