@@ -67,10 +67,11 @@ except ModelFileError as exc:
     raise SystemExit(f"Cannot start the demo: {exc}") from None
 
 CARD_MD = SHIPPED_DIR / "MODEL_CARD.md"
-LEGEND_GRADCAM = ("Grad-CAM: the warmer (red) a region, the more it raised the score of the explained class. "
-                  "Both maps show roughly where the model looked, not proof of why (measured: model card).")
+LEGEND_GRADCAM = ("Grad-CAM: the warmer (red) a region, the more it raised the score of the explained class; "
+                  "read it as where the model looked, not proof of why.")
 LEGEND_LIME = ("LIME: outlined green regions support the explained class, red ones argue against it "
                "(5 strongest each).")
+CAPTION_GRADCAM, CAPTION_LIME = views.map_captions(LEGEND_GRADCAM, LEGEND_LIME)  # with the card's checks
 LEGEND_SIMILAR = ("What the model thinks the lesion resembles, not a diagnosis: HAM10000 training images "
                   "(CC BY-NC 4.0, Tschandl et al. 2018) nearest in the model's features.")
 SHORT_DISCLAIMER = "Not a medical device: no diagnosis. See a dermatologist about any lesion that worries you."
@@ -116,10 +117,10 @@ with gr.Blocks(title="Skin lesion classifier with explanations", analytics_enabl
                 with gr.Row():
                     with gr.Column(min_width=160):
                         gradcam = gr.Image(label="Grad-CAM", format="png", interactive=False, elem_id="gradcam")
-                        gr.Markdown(LEGEND_GRADCAM)
+                        gr.Markdown(CAPTION_GRADCAM, elem_id="gradcam-caption")
                     with gr.Column(min_width=160):
                         lime = gr.Image(label="LIME", format="png", interactive=False, elem_id="lime")
-                        gr.Markdown(LEGEND_LIME)
+                        gr.Markdown(CAPTION_LIME, elem_id="lime-caption")
                 similar_cases = gr.HTML(elem_id="similar")  # cards: every caption in full, on a phone too
                 # the API's /explain and /similar give the cases as a gallery: hidden on the page
                 similar = gr.Gallery(label="Similar confirmed cases: the training images the model finds closest "

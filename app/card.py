@@ -9,6 +9,7 @@ paths outside its cache, so linked images were broken.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 from model.card import not_dermoscopic_section
@@ -107,6 +108,9 @@ def reader_markdown(card: dict) -> str:
                   + f", against {_pct(centre['energy_in_box'])} for a blob in the image's centre that ignores "
                   "the model. Lesions sit near the centre, so read either map as roughly where the model "
                   "looked, not as proof of why it answered."]
+        served = card.get("sanity_checks", {}).get("served", {})
+        lines += [f"**{name}.** {text}" for name in ("Grad-CAM", "LIME")
+                  if (text := map_trust(card, name, served.get("Grad-CAM")))]
     rare = sorted(test["per_class"][c]["support"] for c in CLASSES)
     lines += ["### Limitations",
               "- One public data set (HAM10000), mostly fair skin, from two clinics; other dermatoscopes, "
@@ -116,6 +120,54 @@ def reader_markdown(card: dict) -> str:
               "- The full card, with every training run tried and every study, is `model/shipped/MODEL_CARD.md` "
               "in the repository (and below); the research record is `docs/experiments.md`."]
     return "\n\n".join(lines).replace("\n\n|", "\n|")
+
+
+def _versus(row: dict, baseline: str) -> tuple[str, str]:
+    """How a map's test ROAD compares with a baseline's on the same images: a verb phrase, and the figures."""
+    d = row[baseline]["road"]
+    low, high = d["ci95"]
+    phrase = "better than" if low > 0 else "worse than" if high < 0 else "no better than"
+    return phrase, f"{d['difference']:+.3f}, 95% interval {low:+.3f} to {high:+.3f}"
+
+
+def _sanity_clause(checks: dict, row: dict) -> str:
+    """What the sanity checks found for one map, in words, with the figure each verdict rests on."""
+    stages = [s for s in checks["stages"] if s in row]
+    least = max(stages, key=lambda s: row[s]["spearman"])  # where the map changed least
+    where = "its head" if least == "logits" else f"everything from its head down to {least}"
+    if row["verdict"]["model_randomisation"]:
+        text = (f"it changed when the model's weights were scrambled block by block (rank correlation with the "
+                f"trained map at most {row[least]['spearman']:.2f})")
+    else:
+        text = (f"it stayed much the same when {where} was scrambled (rank correlation {row[least]['spearman']:.2f} "
+                "with the trained map), so part of it shows the picture rather than the model's reasons")
+    shuffled = row["labels shuffled"]["spearman"]
+    return text + (f" and when the model was fitted to shuffled labels ({shuffled:.2f})"
+                   if row["verdict"]["label_randomisation"]
+                   else f", and it stayed alike when the model was fitted to shuffled labels ({shuffled:.2f})")
+
+
+def map_trust(card: Mapping, map_name: str, method: str | None = None) -> str:
+    """One sentence for a map's caption: how far the card's sanity checks and ROAD showed it can be trusted.
+
+    ``map_name``: "Grad-CAM" (``method``: the served candidate) or "LIME"; empty when the card measured neither.
+    """
+    checks = card.get("sanity_checks", {})
+    if map_name == "LIME":  # the segmentation the sanity checks measured is the served one (a test checks)
+        key, test = "LIME", card.get("lime_segmentations", {}).get("test", {})
+        road = test.get("faithfulness", {}).get(checks.get("served", {}).get("LIME"))
+    else:
+        key, test = method, card.get("cam_methods", {}).get("test", {})
+        road = test.get(method)
+    clauses = []
+    if isinstance(checks.get(key), dict):
+        clauses.append(_sanity_clause(checks, checks[key]))
+    if road and "minus_random" in road:
+        (random, by_random), (prior, by_prior) = _versus(road, "minus_random"), _versus(road, "minus_centre_prior")
+        clauses.append(f"by ROAD (its most and least important pixels removed and filled in from their neighbours), "
+                       f"on {test['images']} test images it picked the model's evidence {random} a random map "
+                       f"({by_random}) and {prior} a blob in the middle of the picture ({by_prior})")
+    return f"How far it held up (model card): {'; '.join(clauses)}." if clauses else ""
 
 
 def full_markdown(text: str) -> str:

@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 
 import explain as explanations  # its heavy parts load on first use
-from explain.gradcam import cam_map
+from explain.gradcam import cam_map, served_method
 from model import CLASSES, display_name, load_classifier
 from model.flags import Flags, flag
 from model.labels import class_index
@@ -47,6 +47,15 @@ def warm_up() -> None:
     similar_items(np.zeros((1, 1, classifier().head_kernel.shape[0]), np.float32))  # reads the 10 MB gallery
     if classifier().has_gradients:  # the served Grad-CAM's gradient model: checked and set up once
         classifier().gradients(np.zeros((*classifier().input_size, 3), np.float32), 0)
+
+
+def map_captions(gradcam_legend: str, lime_legend: str) -> tuple[str, str]:
+    """Each map's caption: what its colours mean, then how far the card showed it can be trusted."""
+    from .card import map_trust
+
+    card = classifier().card()
+    return tuple(f"{legend} {map_trust(card, name, served_method(classifier()))}".strip()
+                 for legend, name in ((gradcam_legend, "Grad-CAM"), (lime_legend, "LIME")))
 
 
 def model_version() -> str:

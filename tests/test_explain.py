@@ -168,6 +168,58 @@ def test_deletion_falls_fast_and_insertion_rises_fast_when_the_map_points_at_wha
     assert good["deletion"][1] < 0.6  # the patch is 8% of the pixels: the first tenth removes it
 
 
+def test_road_imputation_fills_removed_pixels_from_their_neighbours_and_keeps_the_rest():
+    from explain.quality import impute_linear
+
+    yy, xx = np.mgrid[:30, :40].astype(np.float32)
+    ramp = np.stack([yy / 30, xx / 40, (yy + xx) / 70], axis=-1)  # linear: each pixel is its neighbours' mean
+    image = ramp.copy()
+    image[10:20, 12:28] = 5.0  # a bright patch the model could read
+    removed = np.zeros((30, 40), bool)
+    removed[10:20, 12:28] = True
+    filled = impute_linear(image, removed, noise=0.0)
+    np.testing.assert_array_equal(filled[~removed], image[~removed])  # only the removed pixels change
+    np.testing.assert_allclose(filled[removed], ramp[removed], atol=1e-5)  # the surroundings continue inside
+    noisy = impute_linear(image, removed, noise=0.01, rng=np.random.default_rng(1))
+    assert 0.005 < np.std(noisy[removed] - ramp[removed]) < 0.02
+    corner = np.zeros((30, 40), bool)
+    corner[:5, :5] = True  # at the border only neighbours inside the image count: a flat skin stays flat
+    flat = np.full((30, 40, 3), 0.3, np.float32)
+    flat[corner] = -1.0
+    np.testing.assert_allclose(impute_linear(flat, corner, noise=0.0)[corner], 0.3, atol=1e-5)
+
+
+def test_road_falls_when_the_map_removes_what_the_model_reads_first():
+    from explain.quality import ROAD_PERCENTILES, road
+
+    image = np.full((60, 80, 3), 20, np.uint8)
+    image[10:30, 10:30] = 240  # the patch RegionModel reads
+    right = np.zeros((60, 80), np.float32)
+    right[10:30, 10:30] = 1.0
+    good = road(RegionModel(), image, right, label=0)
+    bad = road(RegionModel(), image, 1.0 - right, label=0)
+    assert len(good["morf"]) == len(good["lerf"]) == len(ROAD_PERCENTILES)
+    assert good["morf"][0] < 0.3  # the first tenth removes the patch: filled with the dark skin around it
+    assert good["road_morf"] < bad["road_morf"] - 0.3 and good["road_lerf"] > bad["road_lerf"] + 0.3
+    assert good["road"] == pytest.approx((good["road_lerf"] - good["road_morf"]) / 2)
+    assert good["road"] > 0.2 > -0.2 > bad["road"]
+
+
+def test_map_similarity_is_one_for_the_same_map_and_low_for_an_unrelated_one():
+    from explain.quality import centre_prior, map_similarity
+
+    prior = centre_prior((30, 40))
+    same = map_similarity(prior, 3 * prior + 1)  # ranks and scaled structure do not see scale or offset
+    assert same["spearman"] == pytest.approx(1.0) and same["ssim"] == pytest.approx(1.0)
+    assert map_similarity(prior, -prior)["spearman"] == pytest.approx(-1.0)
+    noise = np.random.default_rng(0).random((30, 40))
+    unrelated = map_similarity(prior, noise)
+    assert abs(unrelated["spearman"]) < 0.2 and unrelated["ssim"] < 0.3
+    flat = map_similarity(prior, np.zeros((30, 40)))
+    assert flat["spearman"] == 0.0 and flat["flat"] == 1.0 and unrelated["flat"] == 0.0  # a flat map keeps no ranking
+    assert map_similarity(prior, np.kron(prior, np.ones((2, 2))), size=(30, 40))["spearman"] > 0.99
+
+
 def test_lime_overlay_from_the_weights_alone_matches_the_one_with_segments():
     """The README's `lime_overlay(image, weights)` (what `lime_weights` returns) must draw the same picture."""
     from explain import lime_overlay

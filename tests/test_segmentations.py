@@ -49,4 +49,8 @@ def test_segmentations_study_writes_its_table_into_the_card(run_with_extra, shar
         assert set(SEGMENTATIONS) <= set(section[split])
         others = [n for n in SEGMENTATIONS if n != SEGMENTATION]
         assert all("minus_" + SEGMENTATION in section[split][n] for n in others)
-    assert "Which superpixels LIME perturbs" in (export / "MODEL_CARD.md").read_text()
+        faithfulness = section[split]["faithfulness"]  # ROAD and deletion, paired with both image-blind maps
+        assert {"centre prior", "random"} <= set(faithfulness)
+        assert all({"minus_centre_prior", "minus_random"} <= set(faithfulness[n]) for n in SEGMENTATIONS)
+    text = (export / "MODEL_CARD.md").read_text()
+    assert "Which superpixels LIME perturbs" in text and "ROAD (remove and debias" in text

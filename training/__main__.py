@@ -23,6 +23,8 @@ CAMs:     python -m training cams model/shipped --data DIR [--images 70]
           (the Grad-CAM candidates of explain.gradcam scored and timed side by side; into its card)
 Segmentations: python -m training segmentations model/shipped --data DIR [--images 35]
           (LIME's superpixel algorithms and scales scored and timed side by side; into its card)
+Sanity:   python -m training sanity model/shipped --data DIR [--images 14]
+          (the served Grad-CAM and LIME of randomised models and of a head fitted to shuffled labels; into its card)
 Gallery:  python -m training gallery model/shipped --data DIR
           (the similar-cases gallery from the training split, its embedding chosen on validation; into its card)
 Judge:    python -m training judge --baseline runs/A/export runs/B/export --candidate runs/C/export ... --data DIR

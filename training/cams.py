@@ -2,7 +2,8 @@
 
 Each candidate's map of the top class on a class-balanced sample of each split, scored as
 ``training.explanations`` scores the served maps (pointing game and mass in the lesion box,
-deletion and insertion), paired against the centred prior on the same images, with its cost:
+deletion and insertion) and by ROAD (removed pixels imputed from their neighbours), paired against
+the centred prior and a random map on the same images, with its cost:
 milliseconds for classify + map on this machine, the page's path (``explain.gradcam.cam_map``
 after one runtime pass). Choose on validation; the test split is reported.
 """
@@ -19,15 +20,15 @@ from model.card import read_json
 from model.labels import CLASSES
 
 from .card import record
-from .explanations import BASELINE, METRICS, boxed_sample, summarise
+from .explanations import BASELINES, METRICS, ROAD_METRICS, blind_maps, boxed_sample, faithfulness, summarise
 
-IMAGES_PER_SPLIT = 70  # 10 of each class where it has them
+IMAGES_PER_SPLIT = 70  # 10 of each class where it has them: about 15 s an image on 2 cores, mostly ROAD
 
 
-def score_image(clf, image: np.ndarray, box: tuple) -> list[dict]:
-    """Every candidate's metrics and cost on one image, and the centred prior's."""
+def score_image(clf, image: np.ndarray, box: tuple, rng: np.random.Generator) -> list[dict]:
+    """Every candidate's metrics and cost on one image, and the centred prior's and a random map's."""
     from explain.gradcam import METHODS, cam_map
-    from explain.quality import box_mask, centre_prior, deletion_insertion, energy_share, pointing_hit
+    from explain.quality import box_mask, energy_share, pointing_hit
     from model.preprocessing import prepare_batch
 
     mask = box_mask(image.shape[:2], box, image.shape[:2])
@@ -40,13 +41,12 @@ def score_image(clf, image: np.ndarray, box: tuple) -> list[dict]:
         label = int(probs[0].argmax())
         maps[method] = cam_map(clf, inputs[0], features[0], label, image.shape[:2], method)
         cost[method] = (time.perf_counter() - start) * 1000
-    maps[BASELINE], cost[BASELINE] = centre_prior(image.shape[:2]), float("nan")
+    for name, blind in blind_maps(image.shape[:2], rng).items():
+        maps[name], cost[name] = blind, float("nan")
     for method, saliency in maps.items():
-        faithfulness = deletion_insertion(clf, image, saliency, label)
         rows.append({"method": method, "explained": CLASSES[label], "ms": cost[method],
                      "pointing_hit": float(pointing_hit(saliency, mask)), "energy_in_box": energy_share(saliency, mask),
-                     "deletion_auc": faithfulness["deletion_auc"], "insertion_auc": faithfulness["insertion_auc"],
-                     "box_area": float(mask.mean())})
+                     **faithfulness(clf, image, saliency, label), "box_area": float(mask.mean())})
     return rows
 
 
@@ -61,18 +61,19 @@ def measure_exported(export_dir: str | Path, data: str | Path, images: int = IMA
     meta = card_split(read_json(export_dir), data, seed)
     ensure_gradient_model(export_dir, meta)
     clf = load_classifier(export_dir)
+    rng = np.random.default_rng(seed)
     rows = [{"split": name, "image_id": row.image_id, "lesion_id": row.lesion_id, **scored}
             for name, row, image, box in boxed_sample(meta, data, images, seed, "CAMs on")
-            for scored in score_image(clf, image, box)]
+            for scored in score_image(clf, image, box, rng)]
     frame = pd.DataFrame(rows)
     frame.to_csv(export_dir / "cam_methods.csv", index=False, float_format="%.5g")
     methods = (*frame.method.unique(),)
-    compared = tuple(m for m in methods if m != BASELINE)
+    compared = tuple(m for m in methods if m not in BASELINES)
     section = {"served": SERVED, "passes": {m: METHODS[m].passes for m in compared}, "per_image": "cam_methods.csv",
                "cell": f"{clf.input_size[0]}x{clf.input_size[1]} input, out_relu {_grid(clf)}"}
     for name in ("val", "test"):
         part = frame[frame.split == name]
-        section[name] = summarise(part, methods, compared, METRICS)
+        section[name] = summarise(part, methods, compared, (*METRICS, *ROAD_METRICS), BASELINES)
         section[name]["ms"] = {m: float(part[part.method == m].ms.median()) for m in compared}
     record(export_dir, {"cam_methods": section})
     return section

@@ -161,6 +161,110 @@ def _comparison_rows(section: dict, metrics: tuple[str, ...], digits: dict, extr
     return "\n".join(rows)
 
 
+def _paired(row: dict, baseline: str, metric: str) -> str:
+    d = row[baseline][metric]
+    return f"{d['difference']:+.3f} ({d['ci95'][0]:+.3f} to {d['ci95'][1]:+.3f})"
+
+
+def _road_table(section: dict) -> str:
+    """ROAD beside deletion for each candidate and the two image-blind maps (training/explanations.py's
+    ``faithfulness``): validation with its paired differences, then test's; empty for a card measured before ROAD."""
+    val, test = (section[split].get("faithfulness", section[split]) for split in ("val", "test"))
+    rows = []
+    for name, row in val.items():
+        if not (isinstance(row, dict) and "road" in row):
+            continue
+        chosen = section.get("chosen", section["served"])
+        mark = " (served)" if name == chosen else ""
+        pairs = [_paired(part[name], key, "road") if key in part[name] else "" for part in (val, test)
+                 for key in ("minus_centre_prior", "minus_random")]
+        rows.append(f"| {name}{mark} | {row['deletion_auc']:.3f} | {row['road_morf']:.3f} | {row['road_lerf']:.3f} | "
+                    f"{row['road']:+.3f} | {pairs[0]} | {pairs[1]} | {test[name]['road']:+.3f} | {pairs[2]} | "
+                    f"{pairs[3]} |")
+    if not rows:
+        return ""
+    header = ("| map | deletion | ROAD MoRF | ROAD LeRF | ROAD | minus centre prior | minus random | test ROAD | "
+              "test minus centre prior | test minus random |\n" + "|---" * 10 + "|\n")
+    return """
+ROAD (remove and debias, Rong et al. 2022): the removed pixels are filled from their neighbours
+(noisy linear imputation) rather than blurred, so the outline of what was removed tells the model
+nothing. Probability of the explained class with 10, 30, 50, 70 and 90% of the pixels removed, most
+relevant first (MoRF: lower is better) and least relevant first (LeRF: higher is better), each the mean
+over the five; ROAD is half of LeRF minus MoRF (higher is better). Validation, then test; the
+differences are paired with the centred prior and with a random map on the same images (95% interval
+over lesions). Deletion (blurred) is repeated for reading beside it.
+
+""" + header + "\n".join(rows) + "\n"
+
+
+def _sanity_section(card: dict) -> str:
+    """The maps under randomised models (training/sanity.py); empty if not measured."""
+    section = card.get("sanity_checks")
+    if not section:
+        return ""
+    heads = section["heads"]
+    shuffled, refit = heads["labels shuffled"], heads["labels refit"]
+    maps = [m for m, row in section.items() if isinstance(row, dict) and "verdict" in row]
+    maps = ["LIME", *(m for m in maps if m != "LIME")]
+    served = section["served"]["Grad-CAM"]
+    names = {m: f"{m} (served)" if m in (served, "LIME") else m for m in maps}
+    repeat = {"LIME": "seed 1"}
+    variants = ["the same map again", "centre prior", "labels refit", "labels shuffled",
+                *(s for s in section["stages"] if s in section[served])]
+
+    shown = {"the same map again": "the same map again", "centre prior": "a centred Gaussian (image-blind)",
+             "labels refit": "head refitted to the true labels", "labels shuffled": "head fitted to shuffled labels "
+             "(against the refitted head's map)"}
+
+    def cell(m: str, variant: str, metric: str) -> str:
+        row = section[m].get(repeat.get(m, "served runtime") if variant == "the same map again" else variant)
+        if not isinstance(row, dict):
+            return ""
+        low, high = row["ci95"][metric]
+        flat = f"; {row['flat']:.0%} flat" if row.get("flat") else ""
+        return f"{row[metric]:+.2f} ({low:+.2f} to {high:+.2f}){flat}" if metric == "spearman" else f"{row[metric]:.2f}"
+
+    def table(metric: str) -> str:
+        return (f"| compared with the trained map | {' | '.join(names[m] for m in maps)} |\n"
+                + "|---" * (len(maps) + 1) + "|\n"
+                + "\n".join(f"| {shown.get(v, 'random down to ' + v)} | " + " | ".join(cell(m, v, metric) for m in maps)
+                             + " |" for v in variants))
+
+    verdicts = "\n".join(f"- {names[m]}: " + ", ".join(
+        f"{k.replace('_', ' ')} **{'passed' if v else 'not passed'}**" for k, v in section[m]["verdict"].items())
+        for m in maps)
+    return f"""
+## Do the maps change when the model does? (sanity checks)
+Adebayo et al. (NeurIPS 2018): a map that shows the model's reasons changes when the model is
+destroyed. On {section['images']} images ({section['sample']}; validation and test together), each map of
+the trained model's top class is compared with the same map of: the model with its weights shuffled
+(each weight tensor's values permuted) block by block from the head down, cumulatively (a row per
+block: it and every block above it are random; LIME, served with {section['served']['LIME']} at
+{section['lime_samples']} samples, after {', '.join(section['lime_stages'])} only, as it costs a thousand model
+calls a map); and a head fitted on frozen features of {shuffled['train_images']} training images with their
+labels shuffled (training accuracy {shuffled['train_accuracy']:.1%}, validation balanced accuracy
+{shuffled['val_balanced_accuracy']:.3f}), against the same head fitted the same way to the true labels
+({refit['train_accuracy']:.1%}, {refit['val_balanced_accuracy']:.3f}; itself compared with the trained model).
+For reading them: "the same map again"
+is the served runtime's map (float16 gradients) for Grad-CAM and another seed for LIME (what unchanged
+looks like), and the centred Gaussian shows what an image-blind map shares with the trained map.
+`python -m training sanity`. The rule (docs/explanations.md): a check is passed when the upper end of
+the rank correlation's interval is below {section['ceiling']} and below the lower end of the same map
+again's, at every block (model randomisation) or for the shuffled labels (label randomisation).
+
+Spearman rank correlation with the trained model's map (mean, 95% interval over lesions; "flat": the share
+of maps left without any ranking, a constant map, which counts as 0):
+
+{table('spearman')}
+
+SSIM with the trained model's map (each scaled to [0, 1]; mean):
+
+{table('ssim')}
+
+{verdicts}
+"""
+
+
 def _cam_methods_section(card: dict) -> str:
     """Grad-CAM candidates side by side (training/cams.py); empty if not measured."""
     section = card.get("cam_methods")
@@ -180,7 +284,7 @@ measured by `python -m benchmarks`). The layer maps read the export's gradient m
 | map | pointing game | mass in box | deletion area | insertion area | ms | test (same four) |
 |---|---|---|---|---|---|---|
 {rows}
-"""
+""" + _road_table(section)
 
 
 def _size(card: dict) -> str:
@@ -214,7 +318,7 @@ interval over lesions, then the test split's (`python -m training segmentations`
 | segmentation | top-5 area in box | mass in box | deletion | insertion | seconds | superpixels | test (same five) |
 |---|---|---|---|---|---|---|---|
 {rows}
-"""
+""" + _road_table(section)
 
 
 def _robustness_section(card: dict) -> str:
@@ -525,8 +629,9 @@ Test-time augmentation (mean over 4 flips), validation balanced accuracy:
 {probe_text}"""
 
 
+# each renders its section, or "" without it
 STUDY_SECTIONS = (_external_section, _judged_section, _similar_section, _robustness_section, _explanations_section,
-                  _cam_methods_section, _segmentations_section)  # each renders its section, or "" without it
+                  _cam_methods_section, _segmentations_section, _sanity_section)
 
 
 def _soup_text(train: dict) -> str:

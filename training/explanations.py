@@ -89,39 +89,66 @@ def score_image(clf, image: np.ndarray, box: tuple, rng: np.random.Generator) ->
 
 
 BASELINE = "centre prior"  # what the model's maps must beat: lesions sit near the centre
+BASELINES = (BASELINE, "random")  # the studies that choose pair each candidate with both image-blind maps
+ROAD_METRICS = ("road_morf", "road_lerf", "road")  # explain.quality.road: MoRF, LeRF, half their difference
+FAITHFULNESS = ("deletion_auc", "insertion_auc", *ROAD_METRICS)
+
+
+def blind_maps(shape: tuple[int, int], rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """The two maps that ignore the model, each candidate's paired baselines: a centred Gaussian and noise."""
+    from explain.quality import centre_prior
+
+    return {BASELINE: centre_prior(shape), "random": rng.random(shape).astype(np.float32)}
+
+
+def faithfulness(clf, image: np.ndarray, saliency: np.ndarray, label: int) -> dict[str, float]:
+    """One map's deletion and insertion areas (blurred away) and ROAD's figures (imputed from the neighbours)."""
+    from explain.quality import deletion_insertion, road
+
+    blurred, imputed = deletion_insertion(clf, image, saliency, label), road(clf, image, saliency, label)
+    return {"deletion_auc": blurred["deletion_auc"], "insertion_auc": blurred["insertion_auc"],
+            **{k: imputed[k] for k in ROAD_METRICS}}
 
 
 def _mean(j: int, k: int, minus: int | None = None):
     """Statistic for the bootstrap: mean of metric k of method j (minus method ``minus``'s, image by image)."""
     def statistic(_, cube: np.ndarray) -> float:
         values = cube[:, j, k] if minus is None else cube[:, j, k] - cube[:, minus, k]
-        return float(np.nanmean(values))
+        values = values[~np.isnan(values)]
+        return float(values.mean()) if values.size else float("nan")
     return statistic
 
 
+def minus_key(baseline: str) -> str:
+    """The name under which a method's paired difference from ``baseline`` is stored."""
+    return "minus_" + baseline.replace(" ", "_")
+
+
 def summarise(scores: pd.DataFrame, methods: tuple[str, ...] = METHODS, compared: tuple[str, ...] = COMPARED,
-              metrics: tuple[str, ...] = METRICS, baseline: str = BASELINE) -> dict:
-    """Each method's mean metrics (95% bootstrap interval over lesions); ``compared`` also minus ``baseline``.
+              metrics: tuple[str, ...] = METRICS, baseline: str | tuple[str, ...] = BASELINE) -> dict:
+    """Each method's mean metrics (95% bootstrap interval over lesions); ``compared`` also minus each ``baseline``.
 
     ``scores``: one row per image and method (the per-image CSV), images in the same order for each
     method. The differences are paired (same images, same resamples): what makes an image hard for
-    every map cancels.
+    every map cancels. Several baselines (the centred prior and a random map) each get their own difference.
     """
+    baselines = (baseline,) if isinstance(baseline, str) else tuple(baseline)
     cube = np.stack([scores[scores.method == m][list(metrics)].to_numpy(float) for m in methods], axis=1)
     lesions = scores[scores.method == methods[0]].lesion_id.to_numpy()
-    base = methods.index(baseline)
     statistics = {(m, metric): _mean(j, k) for j, m in enumerate(methods) for k, metric in enumerate(metrics)}
-    statistics.update({(m, metric, baseline): _mean(methods.index(m), k, minus=base)
-                       for m in compared for k, metric in enumerate(metrics)})
+    statistics.update({(m, metric, b): _mean(methods.index(m), k, minus=methods.index(b))
+                       for b in baselines for m in compared if m != b for k, metric in enumerate(metrics)})
     bounds = bootstrap_intervals(np.zeros(len(cube)), cube, lesions, statistics)
-    summary: dict = {"images": len(cube), "box_area": float(scores[scores.method == baseline].box_area.mean())}
+    summary: dict = {"images": len(cube)}
+    if "box_area" in scores:
+        summary["box_area"] = float(scores[scores.method == baselines[0]].box_area.mean())
     for m in methods:  # laid out as the card's headline metrics: values, then "ci95" by name
         summary[m] = {metric: statistics[m, metric](None, cube) for metric in metrics}
         summary[m]["ci95"] = {metric: bounds[m, metric] for metric in metrics}
-    minus = "minus_" + baseline.replace(" ", "_")
-    for m in compared:
-        summary[m][minus] = {metric: {"difference": statistics[m, metric, baseline](None, cube),
-                                      "ci95": bounds[m, metric, baseline]} for metric in metrics}
+    for b in baselines:
+        for m in (m for m in compared if m != b):
+            summary[m][minus_key(b)] = {metric: {"difference": statistics[m, metric, b](None, cube),
+                                                 "ci95": bounds[m, metric, b]} for metric in metrics}
     return summary
 
 

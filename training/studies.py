@@ -57,6 +57,19 @@ def _gallery(built: dict) -> Iterable[str]:
     yield f"chosen on validation: {built['embedding']}; {built['images']} images, {built['bytes'] / 1e6:.1f} MB"
 
 
+def _sanity(measured: dict) -> Iterable[str]:
+    maps = [m for m, row in measured.items() if isinstance(row, dict) and "verdict" in row]
+    for m in maps:
+        for variant, row in measured[m].items():
+            if isinstance(row, dict) and "ci95" in row:
+                low, high = row["ci95"]["spearman"]
+                yield f"{m:<12} {variant:<16} rank correlation {row['spearman']:+.3f} ({low:+.3f} to {high:+.3f})  " \
+                      f"SSIM {row['ssim']:.3f}"
+    for m in maps:
+        checks = measured[m]["verdict"].items()
+        yield f"{m}: " + ", ".join(f"{k.replace('_', ' ')} {'passed' if v else 'not passed'}" for k, v in checks)
+
+
 @dataclass(frozen=True)
 class Study:
     name: str  # the subcommand
@@ -103,6 +116,9 @@ STUDIES: dict[str, Study] = {s.name: s for s in (
     Study("segmentations", "segmentations", "measure_exported", "lime_segmentations",
           "LIME's superpixel algorithms and scales scored and timed side by side", _side_by_side,
           sampled=True),
+    Study("sanity", "sanity", "measure_exported", "sanity_checks",
+          "the served Grad-CAM and LIME after randomising the model block by block and refitting its head to "
+          "shuffled labels (Adebayo et al. 2018)", _sanity, sampled=True),
     Study("gallery", "gallery", "build", "similar_cases",
           "the similar-cases gallery from the training split, its embedding chosen on validation", _gallery),
 )}
