@@ -47,6 +47,16 @@ def test_an_image_over_the_limit_is_refused_without_a_warning(hostile_files):
             load_image(hostile_files["bomb_90mp.png"][0])
 
 
+def test_an_image_over_the_limit_is_refused_where_warnings_are_ignored(hostile_files):
+    """The refusal does not rest on the process-wide warning filter alone (a host may reset the filters)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(ImageError, match="bomb_90mp.png: image too large"):
+            load_image(hostile_files["bomb_90mp.png"][0])
+
+
 def test_exif_rotation_gives_the_rotated_pixels(hostile_files):
     out = load_image(hostile_files["exif_rotated.jpg"][0])
     expected = np.rot90(lesion(), k=-1)  # orientation 6: rotate 90 degrees clockwise to display
