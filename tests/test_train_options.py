@@ -121,29 +121,60 @@ def test_unknown_balance_is_refused():
         _datasets(arrays, labels, Config(data="", out="", size=(20, 30), balance="oversample"))
 
 
-@pytest.mark.slow
-def test_ema_scores_and_keeps_the_averaged_weights(ham_folder, tmp_path):
-    """With a momentum near 1 the average stays where phase 2's first step left it, so phase 2's
-    two scored epochs agree, while a control run without it scores its moving raw weights."""
-    from model import load_classifier
+def _kept_weights(path) -> dict[str, np.ndarray]:
+    """Every array of a Keras ``.weights.h5`` file by its path inside the file."""
+    import h5py
+
+    arrays = {}
+    with h5py.File(path, "r") as fh:
+        fh.visititems(lambda name, node: arrays.update({name: node[()]}) if isinstance(node, h5py.Dataset) else None)
+    return arrays
+
+
+def _epochs_moved(out) -> float:
+    """The largest change of any weight between phase 2's two kept epochs (the weights as scored)."""
+    from training.config import epoch_weights
+
+    first, last = _kept_weights(out / epoch_weights(1)), _kept_weights(out / epoch_weights(2))
+    assert first.keys() == last.keys()
+    return max(float(np.abs(first[k] - last[k]).max()) for k in first if first[k].size)
+
+
+def _tiny_finetune(ham_folder, out, **options) -> dict:
+    """One head epoch and two kept fine-tuning epochs at a learning rate that moves the weights."""
     from training.train import Config, train
 
-    def history(ema: float, balance: str) -> dict:
-        cfg = Config(data=str(ham_folder), out=str(tmp_path / f"run_{ema}"), size=(64, 80), batch_size=8,
-                     head_epochs=1, finetune_epochs=2, warmup_epochs=1, finetune_lr=1e-2,
-                     finetune_from="block_15_expand", patience=None,
-                     workers=2, ema=ema, balance=balance)
-        card = train(cfg)
-        assert card["training"]["config"]["ema"] == ema and card["training"]["config"]["balance"] == balance
-        probs = load_classifier(tmp_path / f"run_{ema}" / "export").predict([np.zeros((150, 200, 3), np.uint8)])
-        assert abs(probs.sum() - 1) < 1e-5  # served through the softmax whatever the training loss
-        records = json.loads((tmp_path / f"run_{ema}" / "state.json").read_text())["history"]
-        return [h["val_loss"] for h in records if h["phase"] == "finetune"]
+    return train(Config(data=str(ham_folder), out=str(out), size=(64, 80), batch_size=8, head_epochs=1,
+                        finetune_epochs=2, warmup_epochs=1, finetune_lr=1e-2, finetune_from="block_15_expand",
+                        patience=None, workers=2, keep_epochs=True, **options))
 
-    averaged = history(0.999999, "logit_adjust")
-    assert abs(averaged[1] - averaged[0]) < 0.02
-    raw = history(0.0, "logit_adjust")
-    assert abs(raw[1] - raw[0]) > 0.1
+
+@pytest.fixture(scope="module")
+def raw_run(ham_folder, tmp_path_factory):
+    """Without EMA, logit-adjusted, phase 2's epochs averaged: the control of the EMA test and the
+    subject of the averaging test (one tiny run for both)."""
+    out = tmp_path_factory.mktemp("raw") / "run"
+    return out, _tiny_finetune(ham_folder, out, balance="logit_adjust", average_from=1)
+
+
+@pytest.mark.slow
+def test_ema_scores_and_keeps_the_averaged_weights(ham_folder, tmp_path, raw_run):
+    """With a momentum near 1 the average stays where phase 2's first step left it, so phase 2's two
+    scored epochs hold the same weights and agree, while the control run's scored weights move by
+    Adam's steps (about the learning rate each, whatever the loss surface)."""
+    from model import load_classifier
+
+    out = tmp_path / "run"
+    card = _tiny_finetune(ham_folder, out, ema=0.999999, balance="logit_adjust")
+    assert card["training"]["config"]["ema"] == 0.999999 and card["training"]["config"]["balance"] == "logit_adjust"
+    probs = load_classifier(out / "export").predict([np.zeros((150, 200, 3), np.uint8)])
+    assert abs(probs.sum() - 1) < 1e-5  # served through the softmax whatever the training loss
+    records = json.loads((out / "state.json").read_text())["history"]
+    losses = [h["val_loss"] for h in records if h["phase"] == "finetune"]
+    assert abs(losses[1] - losses[0]) < 0.02
+    averaged, raw = _epochs_moved(out), _epochs_moved(raw_run[0])
+    assert averaged < 1e-4 and raw > 1e-3, (averaged, raw)
+    assert raw_run[1]["training"]["config"]["ema"] == 0
 
 
 @pytest.mark.parametrize("train_bn", [False, True])
@@ -170,19 +201,15 @@ def test_train_bn_lets_a_step_move_batch_norm_statistics_only_when_asked(train_b
 
 
 @pytest.mark.slow
-def test_keep_epochs_saves_every_epoch_and_average_from_keeps_their_mean_as_the_model(ham_folder, tmp_path):
+def test_keep_epochs_saves_every_epoch_and_average_from_keeps_their_mean_as_the_model(raw_run):
     """``--keep-epochs`` leaves one weights file per phase-2 epoch; ``--average-from 1`` makes the
     mean of epochs 1..last the run's model (stochastic weight averaging), scored and named in the card."""
     import keras
 
     from model.network import build_network
     from training.config import epoch_weights
-    from training.train import Config, train
 
-    out = tmp_path / "run"
-    card = train(Config(data=str(ham_folder), out=str(out), size=(64, 80), batch_size=8, head_epochs=1,
-                        finetune_epochs=2, warmup_epochs=1, finetune_lr=1e-2, finetune_from="block_15_expand",
-                        patience=None, workers=2, keep_epochs=True, average_from=1))
+    out, card = raw_run
     assert sorted(p.name for p in out.glob("finetune.e*.weights.h5")) == [epoch_weights(1), epoch_weights(2)]
 
     def weights(name: str) -> list[np.ndarray]:
