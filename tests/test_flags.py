@@ -121,8 +121,8 @@ def test_shipped_card_matches_the_serving_path(clf):
 
 
 def test_shipped_model_has_its_temperature_built_in(clf):
-    from model.network import load_network
     from model.runtime import KERAS_FILE, SHIPPED_DIR
+    from training.network import load_network
 
     layer = load_network(SHIPPED_DIR / KERAS_FILE).get_layer("temperature")
     assert float(layer.scale) == pytest.approx(1.0 / clf.card()["temperature"], rel=1e-6)

@@ -80,3 +80,15 @@ def test_only_model_card_opens_the_model_card():
             if name in opening and any(word in text for word in ("CARD_FILE", "model_card", "card_path")):
                 found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {text.splitlines()[0]}")
     assert not found, found
+
+
+def test_nothing_under_model_imports_keras_or_tensorflow():
+    """model/ serves without TensorFlow: the Keras network lives in training/network.py."""
+    heavy = {"keras", "tensorflow", "tf_keras"}
+    found = []
+    for path in sorted((ROOT / "model").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
+            found += [f"{path.relative_to(ROOT)}:{node.lineno}: {n}" for n in names if n.split(".")[0] in heavy]
+    assert not found, found

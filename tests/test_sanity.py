@@ -12,8 +12,8 @@ import pytest
 
 @pytest.fixture(scope="module")
 def tiny(run_with_extra):
-    from model.network import load_network
     from model.runtime import KERAS_FILE
+    from training.network import load_network
 
     return load_network(run_with_extra / "export" / KERAS_FILE)
 
@@ -67,8 +67,8 @@ def test_a_randomised_models_map_is_less_like_the_trained_map_than_the_same_mode
 
 
 def test_a_swapped_head_with_the_trained_weights_is_the_runtime(run_with_extra, tiny):
-    from model.network import head_weights
     from model.runtime import load_classifier
+    from training.network import head_weights
     from training.sanity import HeadSwapped
 
     runtime = load_classifier(run_with_extra / "export")

@@ -81,12 +81,12 @@ def measure_exported(export_dir: str | Path, data: str | Path, images: int = IMA
 
 def ensure_gradient_model(export_dir: Path, meta: pd.DataFrame) -> None:
     """Write the export's gradient model (training/cam_export.py) from its .keras file, if it has none yet."""
-    from model.network import load_network
     from model.preprocessing import scale
     from model.runtime import CAM_FILE, KERAS_FILE
 
     from .cam_export import export_cam_model
     from .data import load_arrays
+    from .network import load_network
 
     if (export_dir / CAM_FILE).is_file():
         return

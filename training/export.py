@@ -10,8 +10,9 @@ import keras
 import numpy as np
 
 from model.card import read_json
-from model.network import serving_model
 from model.runtime import KERAS_FILE, LITERT_FILE, Classifier, sha256
+
+from .network import serving_model
 
 
 def export_model(network: keras.Model, out_dir: str | Path, check_images: np.ndarray) -> tuple[Classifier, dict]:

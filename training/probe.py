@@ -3,7 +3,7 @@
     python -m training probe --data ../shared/data/ham10000 --out runs/probe
 
 For each variant (none, Shades of Gray colour constancy, the seeds' grayscale + histogram
-equalisation: the layers of ``model.network.COLOUR``) the frozen ImageNet MobileNetV2 embeds the
+equalisation: the layers of ``training.network.COLOUR``) the frozen ImageNet MobileNetV2 embeds the
 train and validation splits (the same lesion-grouped split as training, seed 0) and a
 class-balanced logistic regression is fitted on train and scored on validation. Minutes instead
 of a fine-tuning run per variant: it measures what each input keeps of the information the
@@ -26,9 +26,9 @@ def probe(data: str, out: str, seed: int = 0, limit: int | None = None) -> dict:
     from sklearn.linear_model import LogisticRegression
 
     from model.metrics import classification_metrics
-    from model.network import COLOUR, IMAGENET_WEIGHTS
 
     from .data import load_arrays, read_split
+    from .network import COLOUR, IMAGENET_WEIGHTS
 
     meta = read_split(data, seed, limit)
     parts = {name: meta[meta.split == name] for name in ("train", "val")}

@@ -88,9 +88,8 @@ class KerasClassifier:
     def __init__(self, network, layers: tuple[str, ...] = CAM_LAYERS):
         import tensorflow as tf
 
-        from model.network import serving_model
-
         from .cam_export import cam_function
+        from .network import serving_model
 
         self.network = network
         self.input_size: tuple[int, int] = tuple(int(d) for d in network.input.shape[1:3])
@@ -149,8 +148,9 @@ class HeadSwapped:
 
 def exported(network, folder: Path) -> Classifier:
     """A LiteRT runtime of ``network`` as ``training.export`` writes the served one."""
-    from model.network import serving_model
     from model.runtime import Classifier
+
+    from .network import serving_model
 
     path = folder / f"randomised{len(list(folder.glob('*.tflite')))}.tflite"  # the last runtime may still map its file
     serving_model(network).export(str(path), format="litert", verbose=False)
@@ -210,7 +210,6 @@ def measure_exported(export_dir: str | Path, data: str | Path, images: int = IMA
     from explain.lime import SEGMENTATION, explain_lime
     from explain.quality import centre_prior, map_similarity
     from model.card import read_json
-    from model.network import head_weights, load_network
     from model.preprocessing import prepare_batch
     from model.runtime import KERAS_FILE, load_classifier
 
@@ -218,6 +217,7 @@ def measure_exported(export_dir: str | Path, data: str | Path, images: int = IMA
     from .card import record
     from .data import card_split, load_arrays
     from .explanations import balanced_sample
+    from .network import head_weights, load_network
 
     export_dir = Path(export_dir)
     meta = card_split(read_json(export_dir), data, seed)

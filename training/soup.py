@@ -88,12 +88,12 @@ def differing(configs: list[dict], names: list[str]) -> dict:
 def make_soup(paths: list[str | Path], out: str | Path) -> Path:
     """A run folder holding the uniform average of the members' weights (``member`` reads each
     path), scored on validation as a training run's best epoch is, ready for ``finish_run``."""
-    from model.network import build_network
     from model.preprocessing import scale
 
     from .config import SOUP_FILE, Config
     from .data import load_arrays
     from .evaluate import classification_metrics
+    from .network import build_network
     from .train import RunState
 
     members, out = [member(p) for p in paths], Path(out)

@@ -234,9 +234,8 @@ def train(cfg: Config) -> dict:
     """Run (or resume) training; returns the model card of the exported model ({} on a non-chief worker)."""
     import keras
 
-    from model.network import build_network
-
     from .distribute import check_batch, is_chief, make_strategy, remove_worker_dir, val_predictor, write_dir
+    from .network import build_network
 
     strategy = make_strategy(cfg.strategy)  # before any other TensorFlow op (multi-worker needs it)
     check_batch(cfg.batch_size, strategy)
@@ -415,7 +414,8 @@ class ScoredRun:
 def score_run(run_dir: str | Path):
     """(network with the best weights, ``ScoredRun``) of a run folder."""
     from model.metrics import fit_temperature, temper
-    from model.network import build_network
+
+    from .network import build_network
 
     out = Path(run_dir)
     cfg = Config(**{**before_options(), **json.loads((out / "config.json").read_text()), "out": str(out)})
@@ -564,12 +564,11 @@ def finish_run(run_dir: str | Path, recipes: list[str | Path] = (), probe: str |
     run folder; ``recipes`` (earlier run folders or model_card.json files) fill the card's recipe table,
     ``probe`` (a ``python -m training probe`` result) its colour-preprocessing table.
     """
-    from model.network import calibrated
-
     from .card import write_card
     from .export import export_model
     from .external import score as score_external
     from .external import validation_sets
+    from .network import calibrated
     from .not_dermoscopic import calibrate as calibrate_not_dermoscopic
     from .probe import read_results as read_probe
     from .recipes import ablation, recipe_summaries

@@ -31,9 +31,8 @@ def unpack(export_dir: str | Path, data: str | Path, out: str | Path) -> Path:
     """
     import keras
 
-    from model.network import build_network
-
     from .data import card_split
+    from .network import build_network
 
     export_dir, out = Path(export_dir), Path(out)
     card = read_json(export_dir)
