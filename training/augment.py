@@ -1,5 +1,8 @@
 """Training-time augmentation: TensorFlow ops for the tf.data pipeline of ``training.train``.
 
+Every ``random_*`` op lives here; ``training.studies.robustness`` measures the same shifts on a
+trained model, and ``training.mixing`` mixes pairs of images (CutMix, mixup).
+
 Every op takes a float (H, W, 3) image in [0, 1]. ``lesion_crop`` is the lesion-focused crop:
 a window that always holds the lesion's bounding box (``lesion_boxes.csv``), at a random zoom
 and position, so the network sees the lesion at varying scale with varying amounts of skin and
@@ -17,6 +20,7 @@ BOXES_FILE = "lesion_boxes.csv"
 MARGIN = 0.1  # the window holds the box grown by this share of its size
 UNKNOWN_BOX = (0.25, 0.25, 0.75, 0.75)  # images without a box (ISIC 2017): the middle, where lesions are
 DETAIL = 1.5  # lesion-cropped training images are decoded at this multiple of the input size
+EDGE = 0.03  # width of a vignette's soft edge, as a fraction of the half-diagonal (studies.robustness's too)
 
 
 def box_fractions(meta: pd.DataFrame, data_dir: str | Path) -> np.ndarray:
@@ -124,3 +128,47 @@ def random_degrade(image, probability: float, lowest: int = LOWEST_DETAIL, seed:
     blurred = tf.image.resize(tf.image.resize(image, small, method="area"), shape, method="bilinear")
     apply = tf.random.uniform([], seed=seed) < probability
     return tf.where(apply, tf.clip_by_value(blurred, 0.0, 1.0), image)
+
+
+def random_vignette(image, probability: float, seed: int | None = None):
+    """TensorFlow op for the training pipeline: a float (H, W, 3) image in [0, 1], vignetted with
+    ``probability``: radius 0.55-1.0 half-diagonals, centre moved up to 5% of the image's size."""
+    import tensorflow as tf
+
+    shape = tf.shape(image)
+    height, width = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
+    radius = tf.random.uniform([], 0.55, 1.0, seed=seed)
+    cy, cx = tf.unstack(tf.random.uniform([2], -0.05, 0.05, seed=seed))
+    yy, xx = tf.meshgrid(tf.range(height), tf.range(width), indexing="ij")
+    half = tf.sqrt(height**2 + width**2) / 2
+    dist = tf.sqrt((yy - (height - 1) / 2 - cy * height) ** 2 + (xx - (width - 1) / 2 - cx * width) ** 2) / half
+    weights = tf.clip_by_value((radius - dist) / EDGE, 0.0, 1.0)[:, :, None]
+    apply = tf.random.uniform([], seed=seed) < probability
+    return tf.where(apply, image * weights, image)
+
+
+def random_cast(image, strength: float, seed: int | None = None):
+    """TensorFlow op: a float (H, W, 3) image in [0, 1] times an exposure gain and a gain per
+    channel, each drawn from [1 - strength, 1 + strength], clipped to [0, 1]."""
+    import tensorflow as tf
+
+    exposure = tf.random.uniform([], 1 - strength, 1 + strength, seed=seed)
+    channels = tf.random.uniform([3], 1 - strength, 1 + strength, seed=seed)
+    return tf.clip_by_value(image * exposure * channels, 0.0, 1.0)
+
+
+def random_levels(image, probability: float, seed: int | None = None):
+    """TensorFlow op: with ``probability``, each channel of a float (H, W, 3) image in [0, 1] stretched so
+    that its own random low (0-3rd) and high (97th-100th) percentiles span [0, 1], as an editor's auto
+    levels does (``studies.robustness.auto_levels``), each channel drawn apart so the balance moves too."""
+    import tensorflow as tf
+
+    by_channel = tf.sort(tf.transpose(tf.reshape(image, [-1, 3])), axis=1)  # (3, pixels)
+    last = tf.cast(tf.shape(by_channel)[1] - 1, tf.float32)
+    low = tf.cast(tf.random.uniform([3], 0.0, 0.03, seed=seed) * last, tf.int32)
+    high = tf.cast(tf.random.uniform([3], 0.97, 1.0, seed=seed) * last, tf.int32)
+    lo = tf.gather(by_channel, low[:, None], batch_dims=1)[:, 0]
+    hi = tf.gather(by_channel, high[:, None], batch_dims=1)[:, 0]
+    stretched = tf.clip_by_value((image - lo) / tf.maximum(hi - lo, 1 / 255), 0.0, 1.0)
+    apply = tf.random.uniform([], seed=seed) < probability
+    return tf.where(apply, stretched, image)

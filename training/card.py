@@ -11,6 +11,7 @@ from model.flags import INPUT_SCORES
 from model.labels import CLASSES, NAMES
 
 from .config import EPOCH_PREFIX, recipe_phrases
+from .selection.rule import judged, per_set
 
 # the explanation-quality table's columns (training/explanations.py measures them)
 EXPLANATION_METRICS = ("pointing_hit", "energy_in_box", "deletion_auc", "insertion_auc")
@@ -432,16 +433,6 @@ runs, with 95% intervals that resample runs and lesions together (`python -m tra
 {rows}
 """
     return text
-
-
-def per_set(paired: dict) -> dict:
-    """The per-set entries of a candidate's paired differences (without G and the edited images' E)."""
-    return {k: v for k, v in paired.items() if k not in ("G", "edited")}
-
-
-def judged(difference: dict) -> dict:
-    """The balanced accuracy the rule judged a set on: over its counted classes from v25 on."""
-    return difference.get("rule_balanced_accuracy", difference["balanced_accuracy"])
 
 
 def _candidate_row(name: str, c: dict) -> str:

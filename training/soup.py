@@ -94,7 +94,7 @@ def make_soup(paths: list[str | Path], out: str | Path) -> Path:
     from .data import load_arrays
     from .evaluate import classification_metrics
     from .network import build_network
-    from .train import RunState
+    from .state import RunState
 
     members, out = [member(p) for p in paths], Path(out)
     configs = check_members(members)

@@ -102,7 +102,7 @@ def recalibrate(export_dir: str | Path, data: str | Path, seed: int = 0) -> dict
     from model.card import NOT_DERMOSCOPIC_KEY, NOT_DERMOSCOPIC_KEYS
     from model.preprocessing import scale
 
-    from .export import measure_in_place
+    from ..export import measure_in_place
 
     def measure(opened):
         inputs = {name: scale(x.astype(np.float32)) for name, x in opened.arrays.items()}

@@ -18,8 +18,8 @@ from model.card import read_json
 from model.labels import CLASSES
 from model.runtime import load_classifier, sha256
 
-from .data import card_split, load_arrays
-from .external import STATISTICS
+from ..data import card_split, load_arrays
+from ..external import STATISTICS
 
 K = 6
 THUMBNAIL = (60, 80)  # height, width: 4:3, about 2 KB as JPEG
@@ -92,7 +92,7 @@ def build(export_dir: str | Path, data: str | Path, seed: int = 0, thumbnail: tu
     """Measure the embeddings, write ``gallery.npz`` with the chosen one, record it in the card; returns the section."""
     from explain.similar import GALLERY_FILE, Gallery, pooled_features, save_gallery
 
-    from .card import record
+    from ..card import record
 
     export_dir = Path(export_dir)
     card = read_json(export_dir)

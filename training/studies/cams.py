@@ -19,7 +19,7 @@ import pandas as pd
 from model.card import read_json
 from model.labels import CLASSES
 
-from .card import record
+from ..card import record
 from .explanations import BASELINES, METRICS, ROAD_METRICS, blind_maps, boxed_sample, faithfulness, summarise
 
 IMAGES_PER_SPLIT = 70  # 10 of each class where it has them: about 15 s an image on 2 cores, mostly ROAD
@@ -55,7 +55,7 @@ def measure_exported(export_dir: str | Path, data: str | Path, images: int = IMA
     from explain.gradcam import METHODS, SERVED
     from model.runtime import load_classifier
 
-    from .data import card_split
+    from ..data import card_split
 
     export_dir = Path(export_dir)
     meta = card_split(read_json(export_dir), data, seed)
@@ -84,9 +84,9 @@ def ensure_gradient_model(export_dir: Path, meta: pd.DataFrame) -> None:
     from model.preprocessing import scale
     from model.runtime import CAM_FILE, KERAS_FILE
 
-    from .cam_export import export_cam_model
-    from .data import load_arrays
-    from .network import load_network
+    from ..cam_export import export_cam_model
+    from ..data import load_arrays
+    from ..network import load_network
 
     if (export_dir / CAM_FILE).is_file():
         return

@@ -182,8 +182,8 @@ def measure_exported(export_dir: str | Path, data: str | Path, images: int = IMA
     """Score the explanations of an exported model on ``images`` per split; into its card, in place."""
     from model.runtime import load_classifier
 
-    from .card import record
-    from .data import card_split
+    from ..card import record
+    from ..data import card_split
 
     export_dir = Path(export_dir)
     clf = load_classifier(export_dir)

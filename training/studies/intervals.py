@@ -36,7 +36,7 @@ def measure_exported(export_dir: str | Path, data: str | Path, seed: int = 0) ->
     For a model whose run folder is gone (the shipped one): its split is rebuilt from the data and
     the seed, and its answers are the exported runtime's. Nothing but the intervals changes.
     """
-    from .export import measure_in_place
+    from ..export import measure_in_place
 
     def measure(opened) -> dict:  # the card's metrics, each split's with its intervals
         threshold = opened.card["malignant_operating_point"]["threshold"]

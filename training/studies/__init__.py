@@ -102,9 +102,9 @@ class Study:
 
 
 STUDIES: dict[str, Study] = {s.name: s for s in (
-    Study("flags", "not_dermoscopic", "recalibrate", "not_dermoscopic",
+    Study("flags", "flags", "recalibrate", "not_dermoscopic",
           "recalibrate the not-dermoscopic flag of an exported model (the model is untouched)", _flags),
-    Study("robustness", "shifts", "measure_exported", "robustness",
+    Study("robustness", "robustness", "measure_exported", "robustness",
           "how vignettes and colour casts change an exported model's answers", _robustness),
     Study("intervals", "intervals", "measure_exported", "metrics",
           "95% lesion-bootstrap intervals of an exported model's figures (each split's ci95)", _intervals),

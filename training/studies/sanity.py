@@ -88,8 +88,8 @@ class KerasClassifier:
     def __init__(self, network, layers: tuple[str, ...] = CAM_LAYERS):
         import tensorflow as tf
 
-        from .cam_export import cam_function
-        from .network import serving_model
+        from ..cam_export import cam_function
+        from ..network import serving_model
 
         self.network = network
         self.input_size: tuple[int, int] = tuple(int(d) for d in network.input.shape[1:3])
@@ -150,7 +150,7 @@ def exported(network, folder: Path) -> Classifier:
     """A LiteRT runtime of ``network`` as ``training.export`` writes the served one."""
     from model.runtime import Classifier
 
-    from .network import serving_model
+    from ..network import serving_model
 
     path = folder / f"randomised{len(list(folder.glob('*.tflite')))}.tflite"  # the last runtime may still map its file
     serving_model(network).export(str(path), format="litert", verbose=False)
@@ -167,7 +167,7 @@ def fit_heads(runtime, train: pd.DataFrame, val: pd.DataFrame, seed: int) -> dic
 
     from model.metrics import classification_metrics
 
-    from .data import load_arrays
+    from ..data import load_arrays
 
     def pooled(part: pd.DataFrame) -> np.ndarray:
         images = load_arrays(list(part.path), runtime.input_size, desc="head features")
@@ -213,11 +213,11 @@ def measure_exported(export_dir: str | Path, data: str | Path, images: int = IMA
     from model.preprocessing import prepare_batch
     from model.runtime import KERAS_FILE, load_classifier
 
+    from ..card import record
+    from ..data import card_split, load_arrays
+    from ..network import head_weights, load_network
     from .cams import ensure_gradient_model
-    from .card import record
-    from .data import card_split, load_arrays
     from .explanations import balanced_sample
-    from .network import head_weights, load_network
 
     export_dir = Path(export_dir)
     meta = card_split(read_json(export_dir), data, seed)

@@ -19,18 +19,17 @@ from pathlib import Path
 
 import numpy as np
 
-from .external import (
+from ..external import (
     ISIC2017_DIR,
-    RULE_FIGURE,
     STATISTICS,
     EvalSet,
     ensemble_members,
     ensemble_predict,
     predict_files,
-    rule_statistic,
     trains_on_isic2017,
     validation_sets,
 )
+from .rule import RULE_FIGURE, rule_statistic
 
 RULE = "docs/selection-rule.md (from v35 on)"
 PRIMARY = ("isic2018_test_a", "balanced_accuracy")
@@ -163,7 +162,7 @@ def record(result: dict, export_dir: str | Path, label: str) -> None:
     how the model was chosen or which recipes were judged against it."""
     from model.card import read_json
 
-    from .card import record
+    from ..card import record
 
     judged = {**read_json(export_dir).get("judged", {}),
               label: {k: result[k] for k in ("rule", "baseline", "candidate", "differences", "checks", "passes",

@@ -68,8 +68,8 @@ def measure_exported(export_dir: str | Path, data: str | Path, images: int = IMA
     from explain.lime import SEGMENTATION, SEGMENTATIONS
     from model.runtime import load_classifier
 
-    from .card import record
-    from .data import card_split
+    from ..card import record
+    from ..data import card_split
 
     export_dir = Path(export_dir)
     clf = load_classifier(export_dir)

@@ -87,7 +87,7 @@ def score_test_split(export_dir: str | Path, data: str | Path, seed: int = 0):
     from model.risk import malignant_probability, operating_point
     from model.runtime import load_classifier
 
-    from .data import card_split, load_arrays
+    from ..data import card_split, load_arrays
 
     card = read_json(export_dir)
     meta = card_split(card, data, seed)
