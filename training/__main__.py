@@ -43,6 +43,10 @@ from collections.abc import Callable
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+# The command line is where imports wait inside functions: a subcommand imports what it runs when it runs,
+# so `--help`, `card` and the studies' help start in a second and load no TensorFlow (tests/test_studies.py,
+# tests/test_training_cli.py). Every other module of training/ imports at its top.
+
 
 def _size(text: str) -> tuple[int, int]:
     height, width = (int(v) for v in text.lower().split("x"))
@@ -274,10 +278,10 @@ def _study(study) -> Callable[[argparse.ArgumentParser], Callable[[argparse.Name
 
 
 def _doc(module: str, attribute: str = "__doc__") -> Callable[[], str]:
-    """A description read from a training module when its subcommand is built (not at every start)."""
-    import importlib
+    """A description read from a training module's source when its subcommand is built (not imported)."""
+    from .studies import constant
 
-    return lambda: getattr(importlib.import_module(f".{module}", __package__), attribute)
+    return lambda: constant(module, attribute)
 
 
 # subcommand -> (its description, when built; adds its arguments and returns what runs it)

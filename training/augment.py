@@ -15,6 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import tensorflow as tf
+
+from model.preprocessing import load_image
 
 BOXES_FILE = "lesion_boxes.csv"
 MARGIN = 0.1  # the window holds the box grown by this share of its size
@@ -29,8 +32,6 @@ def box_fractions(meta: pd.DataFrame, data_dir: str | Path) -> np.ndarray:
     Boxes are read from ``data_dir/lesion_boxes.csv`` in that folder's pixel coordinates; rows
     with no box (other sources) get ``UNKNOWN_BOX``.
     """
-    from model.preprocessing import load_image
-
     data_dir = Path(data_dir)
     path = data_dir / BOXES_FILE
     if not path.is_file():
@@ -59,8 +60,6 @@ def lesion_window(box, min_zoom: float, seed=None):
     The window keeps the image's aspect: both sides are the same share ``zoom`` of the image's,
     drawn uniformly in [min_zoom, 1] and raised to what the box needs.
     """
-    import tensorflow as tf
-
     box = tf.cast(box, tf.float32)
     top, left, bottom, right = box[0], box[1], box[2], box[3]
     grow_h, grow_w = (bottom - top) * MARGIN / 2, (right - left) * MARGIN / 2
@@ -75,8 +74,6 @@ def lesion_window(box, min_zoom: float, seed=None):
 
 def lesion_crop(image, box, min_zoom: float, size: tuple[int, int], seed=None):
     """``image`` cropped to a ``lesion_window`` and resized (antialiased) to ``size``."""
-    import tensorflow as tf
-
     shape = tf.cast(tf.shape(image)[:2], tf.float32)
     window = lesion_window(box, min_zoom, seed)
     y0 = tf.cast(tf.round(window[0] * shape[0]), tf.int32)
@@ -91,8 +88,6 @@ def lesion_crop(image, box, min_zoom: float, size: tuple[int, int], seed=None):
 
 def random_zoom_crop(image, size: tuple[int, int], low: float = 0.8):
     """The default crop: a random window of ``low``-1 of each side, anywhere, resized to ``size``."""
-    import tensorflow as tf
-
     zoom = tf.random.uniform([], low, 1.0)
     height, width = size
     crop = [tf.cast(height * zoom, tf.int32), tf.cast(width * zoom, tf.int32), 3]
@@ -101,8 +96,6 @@ def random_zoom_crop(image, size: tuple[int, int], low: float = 0.8):
 
 def colour_jitter(image):
     """Small brightness, contrast, saturation and hue changes (a camera's variation, not a cast)."""
-    import tensorflow as tf
-
     x = tf.image.random_brightness(image, 0.08)
     x = tf.image.random_contrast(x, 0.85, 1.15)
     x = tf.image.random_saturation(x, 0.85, 1.15)
@@ -119,8 +112,6 @@ def random_degrade(image, probability: float, lowest: int = LOWEST_DETAIL, seed:
     Applied to every source alike, so that a source whose images all lack detail (BCN20000 at 84x84)
     cannot teach the network that blur predicts its class mix.
     """
-    import tensorflow as tf
-
     shape = tf.shape(image)[:2]
     long_side = tf.cast(tf.reduce_max(shape), tf.float32)
     factor = tf.random.uniform([], tf.minimum(lowest / long_side, 1.0), 1.0, seed=seed)
@@ -133,8 +124,6 @@ def random_degrade(image, probability: float, lowest: int = LOWEST_DETAIL, seed:
 def random_vignette(image, probability: float, seed: int | None = None):
     """TensorFlow op for the training pipeline: a float (H, W, 3) image in [0, 1], vignetted with
     ``probability``: radius 0.55-1.0 half-diagonals, centre moved up to 5% of the image's size."""
-    import tensorflow as tf
-
     shape = tf.shape(image)
     height, width = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
     radius = tf.random.uniform([], 0.55, 1.0, seed=seed)
@@ -150,8 +139,6 @@ def random_vignette(image, probability: float, seed: int | None = None):
 def random_cast(image, strength: float, seed: int | None = None):
     """TensorFlow op: a float (H, W, 3) image in [0, 1] times an exposure gain and a gain per
     channel, each drawn from [1 - strength, 1 + strength], clipped to [0, 1]."""
-    import tensorflow as tf
-
     exposure = tf.random.uniform([], 1 - strength, 1 + strength, seed=seed)
     channels = tf.random.uniform([3], 1 - strength, 1 + strength, seed=seed)
     return tf.clip_by_value(image * exposure * channels, 0.0, 1.0)
@@ -161,8 +148,6 @@ def random_levels(image, probability: float, seed: int | None = None):
     """TensorFlow op: with ``probability``, each channel of a float (H, W, 3) image in [0, 1] stretched so
     that its own random low (0-3rd) and high (97th-100th) percentiles span [0, 1], as an editor's auto
     levels does (``studies.robustness.auto_levels``), each channel drawn apart so the balance moves too."""
-    import tensorflow as tf
-
     by_channel = tf.sort(tf.transpose(tf.reshape(image, [-1, 3])), axis=1)  # (3, pixels)
     last = tf.cast(tf.shape(by_channel)[1] - 1, tf.float32)
     low = tf.cast(tf.random.uniform([3], 0.0, 0.03, seed=seed) * last, tf.int32)

@@ -11,6 +11,7 @@ from model.flags import INPUT_SCORES
 from model.labels import CLASSES, NAMES
 
 from .config import EPOCH_PREFIX, recipe_phrases
+from .data import EXTRA_SOURCES
 from .selection.rule import judged, per_set
 
 # the explanation-quality table's columns (training/explanations.py measures them)
@@ -491,7 +492,6 @@ def _extra_sources(extra: dict) -> list[str]:
 def _extra_citation(data: dict) -> str:
     if not data.get("extra_train"):
         return ""
-    from .data import EXTRA_SOURCES
 
     return ("\nAlso trained on: " + "\n".join(EXTRA_SOURCES[s][1] for s in _extra_sources(data["extra_train"]))
             + "\nValidated on ISIC 2018 Task 3: Codella et al. 2019, arXiv:1902.03368.")

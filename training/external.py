@@ -31,7 +31,9 @@ from model.card import read_json
 from model.labels import CLASSES
 from model.metrics import bootstrap_intervals, expected_calibration_error, macro_auc, melanoma_recall, roc_auc
 from model.preprocessing import load_image
+from model.runtime import load_classifier
 
+from .card import record
 from .config import ENSEMBLE_JOIN
 from .data import read_split
 from .selection.rule import RULE, RULE_FIGURE, class_balanced_accuracy, generalisation, rule_classes, rule_statistic
@@ -158,10 +160,6 @@ def score(predict: Callable[[list[np.ndarray]], np.ndarray], sets: list[EvalSet]
 def measure_exported(export_dir: str | Path, data: str | Path, seed: int = 0,
                      external_root: str | Path | None = None) -> dict:
     """Score an exported model on every validation set into its card, in place (section ``external_validation``)."""
-    from model.runtime import load_classifier
-
-    from .card import record
-
     section, _ = score(load_classifier(export_dir).predict, validation_sets(data, seed, external_root))
     record(export_dir, {"external_validation": section})
     return section

@@ -18,10 +18,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from PIL import Image
 
+from model.card import DEFAULT_UNCERTAIN_BELOW
 from model.labels import CLASSES
+from model.metrics import expected_calibration_error, fit_temperature, group_accuracy, temper
 from model.preprocessing import scale
 
+from .card import write_card
 from .config import SOUP_FILE, Config, before_options
 from .data import EXTRA_SOURCES, SPLITS, load_arrays
 from .evaluate import (
@@ -34,13 +38,19 @@ from .evaluate import (
     plot_reliability,
     plot_roc_curves,
 )
+from .export import export_model
+from .external import score as score_external
+from .external import validation_sets
+from .network import build_network, calibrated
+from .recipes import ablation, read_probe, recipe_summaries
 from .state import RunState
+from .studies.flags import calibrate as calibrate_not_dermoscopic
+from .studies.intervals import split_intervals
+from .studies.robustness import robustness, runtime_predict
 
 
 def _image_size(path: str) -> str:
     """The stored size of the data set's images ("400x300 px"), which the recipe's crops draw detail from."""
-    from PIL import Image
-
     with Image.open(path) as image:
         return f"{image.width}x{image.height} px"
 
@@ -75,10 +85,6 @@ class ScoredRun:
 
 def score_run(run_dir: str | Path):
     """(network with the best weights, ``ScoredRun``) of a run folder."""
-    from model.metrics import fit_temperature, temper
-
-    from .network import build_network
-
     out = Path(run_dir)
     cfg = Config(**{**before_options(), **json.loads((out / "config.json").read_text()), "out": str(out)})
     cfg.size = tuple(cfg.size)
@@ -100,8 +106,6 @@ def score_run(run_dir: str | Path):
 
 def flip_tta(network, run: ScoredRun) -> dict:
     """Validation balanced accuracy with the mean over horizontal and vertical flips (test-time augmentation)."""
-    from model.metrics import temper
-
     x = run.inputs["val"]
     flipped = [x[:, :, ::-1], x[:, ::-1], x[:, ::-1, ::-1]]
     probs = [temper(p, run.temperature)
@@ -116,10 +120,6 @@ def flip_tta(network, run: ScoredRun) -> dict:
 
 def split_results(run: ScoredRun, threshold: float) -> dict:
     """Each split's metrics, calibration error and lesion-bootstrap intervals (at the operating point)."""
-    from model.metrics import expected_calibration_error
-
-    from .studies.intervals import split_intervals
-
     results = {}
     for name in ("val", "test"):
         results[name] = classification_metrics(run.labels[name], run.probs[name])
@@ -208,9 +208,6 @@ def operating_point_section(run: ScoredRun) -> dict:
 
 def uncertainty_section(run: ScoredRun) -> dict:
     """'Uncertain' below a calibrated top probability, and how right the model is on either side of it."""
-    from model.card import DEFAULT_UNCERTAIN_BELOW
-    from model.metrics import group_accuracy
-
     return {
         "threshold": DEFAULT_UNCERTAIN_BELOW,
         "rule": "uncertain when the calibrated top probability is below the threshold (more likely wrong than right)",
@@ -226,16 +223,6 @@ def finish_run(run_dir: str | Path, recipes: list[str | Path] = (), probe: str |
     run folder; ``recipes`` (earlier run folders or model_card.json files) fill the card's recipe table,
     ``probe`` (a ``python -m training probe`` result) its colour-preprocessing table.
     """
-    from .card import write_card
-    from .export import export_model
-    from .external import score as score_external
-    from .external import validation_sets
-    from .network import calibrated
-    from .probe import read_results as read_probe
-    from .recipes import ablation, recipe_summaries
-    from .studies.flags import calibrate as calibrate_not_dermoscopic
-    from .studies.robustness import robustness, runtime_predict
-
     network, run = score_run(run_dir)
     out, cfg, state = run.out, run.cfg, run.state
     for name, p in run.probs.items():

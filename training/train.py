@@ -13,20 +13,37 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+import keras
 import numpy as np
 import pandas as pd
+import tensorflow as tf
 
 from model.architecture import LOGITS_LAYER
 from model.labels import CLASSES
 from model.preprocessing import scale
 
-from .augment import DETAIL, box_fractions
+from .augment import (
+    DETAIL,
+    box_fractions,
+    colour_jitter,
+    lesion_crop,
+    random_cast,
+    random_degrade,
+    random_levels,
+    random_vignette,
+    random_zoom_crop,
+)
+from .averaging import load_average
 from .config import BALANCE, Config, epoch_weights
 from .data import SPLITS, load_arrays, read_bcn_train, read_isic2017_train, read_split
+from .distill import cached_teacher_probs, check_members
+from .distribute import check_batch, is_chief, make_strategy, remove_worker_dir, val_predictor, write_dir
 from .evaluate import (
     classification_metrics,
 )
 from .finish import finish_run
+from .mixing import mixer
+from .network import build_network
 from .state import RunState
 
 
@@ -43,8 +60,6 @@ def logit_adjusted_loss(labels: np.ndarray, label_smoothing: float = 0.0, tau: f
     The offset is used in training only, so the bare logits the model serves rank classes as a
     balanced-error classifier would, without the noisy gradients of large per-class weights.
     """
-    import keras
-
     counts = np.bincount(labels, minlength=len(CLASSES)).astype(np.float32)
     offset = tau * np.log(np.maximum(counts, 1) / counts.sum()).astype(np.float32)
     crossentropy = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=label_smoothing)
@@ -59,20 +74,6 @@ def _datasets(arrays, labels, cfg: Config, boxes: np.ndarray | None = None, teac
     """The augmented training set and plain val/test sets. ``boxes``: the training images' lesion
     boxes (``augment.box_fractions``), needed when ``cfg.lesion_crop`` is on; ``teacher``: (N, views,
     classes) soft targets (``distill.teacher_probs``), blended into the label by ``cfg.distill``."""
-    import keras
-    import tensorflow as tf
-
-    from .augment import (
-        colour_jitter,
-        lesion_crop,
-        random_cast,
-        random_degrade,
-        random_levels,
-        random_vignette,
-        random_zoom_crop,
-    )
-    from .mixing import mixer
-
     rotation = keras.layers.RandomRotation(0.5, fill_mode="reflect", seed=cfg.training_seed) if cfg.rotate else None
     if cfg.lesion_crop > 0 and boxes is None:
         raise ValueError("--lesion-crop needs the training images' lesion boxes")
@@ -144,8 +145,6 @@ def _datasets(arrays, labels, cfg: Config, boxes: np.ndarray | None = None, teac
 
 def _epoch_callback(state: RunState, phase: str, network, val_set, val_labels, out: Path, patience: int | None,
                     train_images: int, predict=None):
-    import keras
-
     predict = predict or (lambda dataset: network.predict(dataset, verbose=0))
 
     class EpochEval(keras.callbacks.Callback):
@@ -200,8 +199,6 @@ def _set_trainable(network, first_trainable: str | None, train_bn: bool = False)
     Batch norm stays frozen (ImageNet statistics, inference mode) unless ``train_bn``: then the
     trained part also learns its scales and moves its statistics towards dermoscopy's.
     """
-    import keras
-
     names = [layer.name for layer in network.layers]
     start = names.index(first_trainable) if first_trainable else names.index("avg_pool")
     for i, layer in enumerate(network.layers):
@@ -211,11 +208,6 @@ def _set_trainable(network, first_trainable: str | None, train_bn: bool = False)
 
 def train(cfg: Config) -> dict:
     """Run (or resume) training; returns the model card of the exported model ({} on a non-chief worker)."""
-    import keras
-
-    from .distribute import check_batch, is_chief, make_strategy, remove_worker_dir, val_predictor, write_dir
-    from .network import build_network
-
     strategy = make_strategy(cfg.strategy)  # before any other TensorFlow op (multi-worker needs it)
     check_batch(cfg.batch_size, strategy)
     out = write_dir(Path(cfg.out), strategy)  # non-chief workers: a temporary folder
@@ -259,8 +251,6 @@ def train(cfg: Config) -> dict:
     boxes = box_fractions(meta[meta.split == "train"], cfg.data) if cfg.lesion_crop > 0 else None
     teacher = None
     if cfg.teacher:
-        from .distill import cached_teacher_probs, check_members
-
         ham = meta[meta.source == "ham10000"] if "source" in meta else meta
         check_members(cfg.teacher, cfg.size, cfg.seed, {n: int((ham.split == n).sum()) for n in SPLITS})
         teacher = cached_teacher_probs(cfg.teacher, arrays["train"], out)
@@ -337,8 +327,6 @@ def train(cfg: Config) -> dict:
 def average_epochs(network, out: Path, state: RunState, first: int, val_set, val_labels) -> None:
     """Make the uniform average of phase 2's epochs ``first``..last the run's best weights, scored on
     validation as an epoch is (its figure is reported, it picked nothing)."""
-    from .averaging import load_average
-
     epochs = sorted(h["epoch"] for h in state.history if h["phase"] == "finetune" and h["epoch"] >= first)
     if not epochs:
         raise RuntimeError(f"phase 2 stopped before epoch {first}: nothing to average (lower --average-from)")

@@ -21,9 +21,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import cv2
 import numpy as np
 
+from model.metrics import classification_metrics
+
 from ..augment import EDGE
+from ..export import measure_in_place
 
 
 def _field(height: int, width: int, radius: float, cy: float = 0.0, cx: float = 0.0) -> np.ndarray:
@@ -67,8 +71,6 @@ def saturate(images: np.ndarray, factor: float) -> np.ndarray:
 
 def centre_crop(images: np.ndarray, share: float) -> np.ndarray:
     """uint8 (N, H, W, 3) images cropped to their central ``share`` of each side, resized back (a closer crop)."""
-    import cv2
-
     images = np.asarray(images)
     h, w = images.shape[1:3]
     ch, cw = round(h * share), round(w * share)
@@ -107,8 +109,6 @@ def robustness(predict: Callable[[np.ndarray], np.ndarray], images: np.ndarray, 
     ``predict`` takes uint8 (N, H, W, 3) images and returns (N, classes) probabilities;
     ``plain``: those of the unshifted images, when the caller already has them.
     """
-    from model.metrics import classification_metrics
-
     plain = (predict(images) if plain is None else np.asarray(plain)).argmax(axis=1)
     rows = []
     for name, shift in shifts.items():
@@ -132,8 +132,6 @@ def measure_exported(export_dir: str | Path, data: str | Path, seed: int = 0) ->
     For a model whose run folder is gone (the shipped one): its split is rebuilt from the data and
     the seed. The model files and every other figure stay as they are.
     """
-    from ..export import measure_in_place
-
     return measure_in_place(export_dir, data, seed, "robustness", lambda opened: {
         name: robustness(runtime_predict(opened.runtime), images, opened.labels[name])
         for name, images in opened.arrays.items()})
