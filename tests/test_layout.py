@@ -104,3 +104,25 @@ def test_nothing_under_model_imports_keras_or_tensorflow():
                 [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
             found += [f"{path.relative_to(ROOT)}:{node.lineno}: {n}" for n in names if n.split(".")[0] in heavy]
     assert not found, found
+
+
+# where an import may wait inside a function, each with its reason written beside it: the command lines
+# (start-up time), LiteRT (loads with a model) and Ray (after the variable Ray reads when imported)
+LATE_IMPORTS = {"training.__main__": None, "model.cli": None, "model.runtime": {"ai_edge_litert.interpreter"},
+                "model.ray_engine": {"ray"}}
+
+
+def test_training_and_model_import_at_the_top():
+    late = []
+    for name, path in _modules().items():
+        if name.split(".")[0] not in ("training", "model") or (name in LATE_IMPORTS and LATE_IMPORTS[name] is None):
+            continue
+        for function in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for node in ast.walk(function):
+                if isinstance(node, (ast.Import, ast.ImportFrom)):
+                    target = node.module if isinstance(node, ast.ImportFrom) else node.names[0].name
+                    if target not in LATE_IMPORTS.get(name, set()):
+                        late.append(f"{path.relative_to(ROOT)}:{node.lineno}: {target}")
+    assert not late, late
