@@ -160,9 +160,9 @@ def main() -> None:
     from explain.gradcam import served_method
     from explain.lime import BATCH_SIZE, SEGMENTATION, SEGMENTATIONS
     from model import load_classifier, load_image
-    from model.network import FEATURE_LAYER, LOGITS_LAYER, load_network
     from model.preprocessing import prepare_batch, resize, scale
     from model.runtime import KERAS_FILE, SHIPPED_DIR
+    from training.network import FEATURE_LAYER, LOGITS_LAYER, load_network
 
     rows: list[tuple[str, str, str]] = []
     clf = load_classifier(args.model)

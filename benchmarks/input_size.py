@@ -19,8 +19,8 @@ def write_export(size: tuple[int, int], out: str | Path, card_from: str | Path =
     import numpy as np
 
     from model.card import read_json, write_json
-    from model.network import build_network, calibrated
     from training.export import export_model
+    from training.network import build_network, calibrated
 
     out = Path(out)
     _, exported = export_model(calibrated(build_network(size), 1.0), out, np.zeros((2, *size, 3), np.float32))

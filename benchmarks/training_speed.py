@@ -52,7 +52,7 @@ def fine_tuning_step(
     """One ``train_on_batch`` of the whole network on fixed random images, and the model (for its resolved jit)."""
     import keras
 
-    from model.network import build_network
+    from training.network import build_network
 
     keras.mixed_precision.set_global_policy(policy)
     network = build_network(size, weights=None)

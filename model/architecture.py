@@ -1,7 +1,7 @@
 """What the network is called and made of, without importing Keras.
 
 Training's options, ``--help`` and the recipe table need these names; importing
-``model.network`` would load TensorFlow (seconds, and its log lines) just to print them.
+``training.network`` would load TensorFlow (seconds, and its log lines) just to print them.
 """
 
 from __future__ import annotations
@@ -18,4 +18,4 @@ IMAGENET_WEIGHTS = Path(
 )
 FEATURE_LAYER = "out_relu"  # last convolutional activation: what Grad-CAM explains
 LOGITS_LAYER = "logits"
-COLOUR_CHOICES = ("none", "shades_of_gray", "gray_equalised")  # the first layers of model.network.COLOUR
+COLOUR_CHOICES = ("none", "shades_of_gray", "gray_equalised")  # the first layers of training.network.COLOUR

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from .results import ERROR, EXTRA, HEADER, IMAGE_SUFFIXES, decode, result_rows, score_rows
 from .runtime import MAX_BATCH, ModelFileError, load_classifier
@@ -55,8 +56,6 @@ def predict_files(paths: list[Path], out, clf, workers: int = 4, progress: bool 
     A file that cannot be read gets a row with empty values and the reason in ``error`` (the
     app's batch CSV does the same), and a line on stderr.
     """
-    from tqdm import tqdm
-
     writer = csv.writer(out)
     writer.writerow(HEADER + EXTRA + [ERROR])
     blank = [""] * (len(HEADER) - 1 + len(EXTRA))
@@ -106,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         print("no image files found in " + " ".join(args.paths), file=sys.stderr)
     if args.engine == "ray":
         try:
+            # The command line's one import inside a function: Ray is optional (requirements-scale.txt) and
+            # takes seconds to load, so only --engine ray imports it (tests/test_ray.py).
             from .ray_engine import predict_files_ray
         except ImportError as exc:
             print(f"--engine ray needs Ray ({exc}): pip install -r requirements-scale.txt", file=sys.stderr)

@@ -7,6 +7,8 @@ from collections.abc import Callable, Hashable
 from pathlib import Path
 
 import numpy as np
+from matplotlib.figure import Figure
+from scipy.optimize import minimize_scalar
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from .labels import CLASSES
@@ -147,8 +149,6 @@ def confusion_figure(matrix, title: str = "Confusion matrix", stacked: bool = Fa
     ``stacked`` puts the two panels one above the other, at a larger type: a page scales the figure to its
     width, and side by side on a phone the numbers were 4 px high.
     """
-    from matplotlib.figure import Figure
-
     matrix = np.asarray(matrix)
     normalised = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
     fig = Figure(figsize=(5.2, 9.8) if stacked else (12, 5.2))
@@ -198,8 +198,6 @@ def temper(probs: np.ndarray, temperature: float) -> np.ndarray:
 
 def fit_temperature(labels: np.ndarray, probs: np.ndarray) -> float:
     """The temperature that minimises the negative log-likelihood (temperature scaling)."""
-    from scipy.optimize import minimize_scalar
-
     def nll(t: float) -> float:
         return float(-np.log(np.clip(temper(probs, t)[np.arange(len(labels)), labels], 1e-12, 1)).mean())
 

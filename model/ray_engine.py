@@ -67,7 +67,7 @@ def predict_files_ray(paths: list[Path], out: TextIO, model: str | None = None, 
         # A local instance serves this command alone: Ray's local-only mode (meant for macOS and
         # Windows, read when Ray is imported) keeps it on 127.0.0.1 instead of the network's address.
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    import ray
+    import ray  # here, not at the top: after the variable above, which Ray reads when it is imported
 
     started = not ray.is_initialized()
     if started:  # "local": a new instance even when another one runs here (Ray's default would join it)

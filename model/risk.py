@@ -14,6 +14,7 @@ import numpy as np
 
 from .card import DEFAULT_UNCERTAIN_BELOW, ModelCard
 from .labels import CLASSES, DESCRIPTIONS, MALIGNANT, NAMES
+from .runtime import shipped_card
 
 DISCLAIMER = (
     "Research and teaching demo, not a medical device: it gives no diagnosis and must not "
@@ -86,8 +87,6 @@ class Risk:
 
 def _card(card: ModelCard | Mapping | None) -> ModelCard:
     if card is None:
-        from .runtime import shipped_card
-
         card = shipped_card()
     return ModelCard.from_json(card)
 

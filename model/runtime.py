@@ -86,6 +86,8 @@ class Classifier:
     """MobileNetV2 skin-lesion classifier on LiteRT. Thread-safe; one interpreter per instance."""
 
     def __init__(self, litert_path: str | os.PathLike[str], num_threads: int | None = None):
+        # Imported here, not at the top: LiteRT loads when a model does, so the card, the labels and the
+        # risk summary (model.risk reads shipped_card from here) work without it (tests/test_risk.py).
         from ai_edge_litert.interpreter import Interpreter
 
         self.path = Path(litert_path)
@@ -193,7 +195,7 @@ class Classifier:
         return self._cam_runner
 
     def _load_gradient_runner(self):
-        from ai_edge_litert.interpreter import Interpreter
+        from ai_edge_litert.interpreter import Interpreter  # when a model loads: see __init__
 
         path = self.path.parent / CAM_FILE
         if not path.is_file():

@@ -103,9 +103,9 @@ def test_every_cam_method_keeps_the_contract_and_is_deterministic(cam_export, sh
 def test_layer_gradients_are_tensorflows(cam_export):
     """The runtime's gradients (LiteRT) against TensorFlow's on the exported .keras network."""
     from explain.gradcam import LayerCAM
-    from model.network import load_network
     from model.runtime import load_classifier
     from training.cam_export import cam_function
+    from training.network import load_network
 
     clf = load_classifier(cam_export)
     inputs = np.random.default_rng(1).uniform(-1, 1, (*clf.input_size, 3)).astype(np.float32)

@@ -144,9 +144,9 @@ def test_two_workers_train_as_one_and_only_the_chief_writes(ham_folder, tmp_path
     _assert_same_curve(_curve(mirrored_runs[2][0]), _curve(out))
 
     # the chief scored validation on every image in order: its best epoch's loss, recomputed here
-    from model.network import build_network
     from model.preprocessing import scale
     from training.data import load_arrays
+    from training.network import build_network
 
     split = pd.read_csv(out / "split.csv")
     val = split[split.split == "val"]

@@ -18,7 +18,7 @@ def _test_split(rows):
 
 
 def test_rule_prefers_correct_confident_unflagged_and_relaxes_in_order():
-    from training.examples import choose
+    from training.studies.examples import choose
 
     rows, probs = [], []
     def add(dx, p_of, dx_type="histo"):

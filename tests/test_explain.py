@@ -15,7 +15,7 @@ def gradcam_reference(network, batch: np.ndarray, index: int) -> np.ndarray:
     import keras
     import tensorflow as tf
 
-    from model.network import FEATURE_LAYER, LOGITS_LAYER
+    from training.network import FEATURE_LAYER, LOGITS_LAYER
 
     grad_model = keras.Model(
         network.input, [network.get_layer(FEATURE_LAYER).output, network.get_layer(LOGITS_LAYER).output]
@@ -34,8 +34,8 @@ def test_closed_form_gradcam_matches_gradient_tape(clf, examples, label):
     from explain.gradcam import cam_from_features
     from model import load_image
     from model.labels import class_index
-    from model.network import load_network
     from model.preprocessing import prepare_batch
+    from training.network import load_network
 
     network = load_network(SHIPPED_DIR / KERAS_FILE)
     for example in examples[:3]:

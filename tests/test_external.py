@@ -86,7 +86,8 @@ def _probs(labels: np.ndarray, right: float, seed: int) -> np.ndarray:
 
 
 def test_rule_keeps_a_candidate_that_gains_everywhere_and_refuses_one_that_loses_a_set():
-    from training.external import paired, verdict
+    from training.selection.choose import paired
+    from training.selection.rule import verdict
 
     sets = _sets()
     labels = sets[0].labels
@@ -107,7 +108,9 @@ def test_rule_keeps_a_candidate_that_gains_everywhere_and_refuses_one_that_loses
 def test_a_class_with_fewer_than_five_images_does_not_move_the_rule():
     """docs/selection-rule.md from v25 on: ISIC 2018 validation's one dermatofibroma moved its 7-class
     balanced accuracy by a seventh; the rule's figure counts only classes with at least 5 images."""
-    from training.external import EvalSet, paired, rule_classes, verdict
+    from training.external import EvalSet
+    from training.selection.choose import paired
+    from training.selection.rule import rule_classes, verdict
 
     labels = np.repeat(np.arange(7), [8, 15, 22, 1, 21, 40, 3])  # ISIC 2018 validation's shape, fewer naevi
     assert [CLASSES[k] for k in rule_classes(labels)] == ["akiec", "bcc", "bkl", "mel", "nv"]
@@ -124,7 +127,8 @@ def test_a_class_with_fewer_than_five_images_does_not_move_the_rule():
 
 
 def test_a_candidate_that_loses_melanomas_on_ham_fails_even_when_g_rises():
-    from training.external import paired, verdict
+    from training.selection.choose import paired
+    from training.selection.rule import verdict
 
     sets = _sets(n=300)
     labels = sets[0].labels
@@ -142,7 +146,8 @@ def test_a_candidate_that_loses_melanomas_on_ham_fails_even_when_g_rises():
 def test_a_model_robust_to_edits_passes_on_e_only_where_g_does_not_fall():
     """docs/selection-rule.md from v25 on: check 1 passes on G (+0.01), or on E (balanced accuracy under
     the editing shifts, +0.05 with its interval above 0) where G does not fall."""
-    from training.external import edited_balanced_accuracy, paired, paired_edited, verdict
+    from training.selection.choose import paired, paired_edited
+    from training.selection.rule import edited_balanced_accuracy, verdict
 
     sets = _sets(n=300)
     labels = sets[0].labels
@@ -187,7 +192,7 @@ def test_choose_a_model_against_itself_keeps_the_shipped_one_and_writes_nothing(
 
 
 def test_the_chosen_candidate_carries_its_figures_and_the_comparison_in_its_card(run_with_extra, shared_data):
-    from training.external import choose, record_choice
+    from training.selection.choose import choose, record_choice
 
     export = run_with_extra / "export"
     result = choose(export, [export], shared_data / "ham10000")
@@ -203,7 +208,8 @@ def test_the_chosen_candidate_carries_its_figures_and_the_comparison_in_its_card
 def test_a_candidate_trained_on_isic2017_is_judged_without_it_and_must_not_lose_on_ham():
     """docs/selection-rule.md from v24 on: a set the candidate's training data shares a source with
     leaves G, and the HAM10000 validation difference must not be negative."""
-    from training.external import counted, paired, verdict
+    from training.selection.choose import counted, paired
+    from training.selection.rule import verdict
 
     sets = _sets()
     labels = sets[0].labels

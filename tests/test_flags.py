@@ -92,7 +92,7 @@ def test_colour_score_flags_grey_pictures_and_spares_a_vignetted_lesion():
     vignette blacks out its corners (a high percentile over pixels, not the mean)."""
     from model.flags import colour_score
     from model.preprocessing import prepare_batch
-    from training.shifts import vignette
+    from training.studies.robustness import vignette
 
     rng = np.random.default_rng(2)
     lesion = np.clip(rng.normal((190, 130, 110), 15, (60, 80, 3)), 0, 255).astype(np.uint8)
@@ -109,7 +109,7 @@ def test_colour_score_flags_grey_pictures_and_spares_a_vignetted_lesion():
 def test_shipped_card_matches_the_serving_path(clf):
     """The card's OOD figure is reproduced by the LiteRT runtime on the same generated images."""
     from model.preprocessing import prepare_batch
-    from training.not_dermoscopic import non_dermoscopic_images
+    from training.studies.flags import non_dermoscopic_images
 
     card = clf.card()
     others = non_dermoscopic_images()
@@ -121,8 +121,8 @@ def test_shipped_card_matches_the_serving_path(clf):
 
 
 def test_shipped_model_has_its_temperature_built_in(clf):
-    from model.network import load_network
     from model.runtime import KERAS_FILE, SHIPPED_DIR
+    from training.network import load_network
 
     layer = load_network(SHIPPED_DIR / KERAS_FILE).get_layer("temperature")
     assert float(layer.scale) == pytest.approx(1.0 / clf.card()["temperature"], rel=1e-6)

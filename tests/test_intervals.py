@@ -35,7 +35,7 @@ def test_bootstrap_resamples_lesions_so_copies_do_not_narrow_the_interval():
 
 def test_paired_difference_sees_a_small_sure_gain_that_separate_intervals_hide():
     from model.metrics import bootstrap_intervals
-    from training.intervals import paired_differences
+    from training.studies.intervals import paired_differences
 
     labels, probs, lesions = _lesion_predictions()
     better = probs.copy()

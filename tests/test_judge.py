@@ -24,7 +24,7 @@ def _runs(labels: np.ndarray, rights: list[float], seed: int) -> np.ndarray:
 
 def test_a_recipe_is_its_runs_mean_and_a_better_recipe_has_an_interval_above_zero():
     from training.external import STATISTICS
-    from training.judge import recipe_difference
+    from training.selection.judge import recipe_difference
 
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 7, 400)
@@ -43,7 +43,7 @@ def test_a_recipe_is_its_runs_mean_and_a_better_recipe_has_an_interval_above_zer
 def test_the_interval_widens_when_a_recipe_s_runs_disagree():
     """Resampling runs is what makes one lucky draw unable to carry a recipe."""
     from training.external import STATISTICS
-    from training.judge import recipe_difference
+    from training.selection.judge import recipe_difference
 
     rng = np.random.default_rng(3)
     labels = rng.integers(0, 7, 400)
@@ -57,8 +57,8 @@ def test_the_interval_widens_when_a_recipe_s_runs_disagree():
 
 def test_judge_refuses_a_recipe_against_itself_and_caches_each_model_s_answers(run_with_extra, shared_data, tmp_path,
                                                                              monkeypatch, capsys):
-    from training import judge as judge_module
     from training.__main__ import main as training_cli
+    from training.selection import judge as judge_module
 
     export = str(run_with_extra / "export")
     out, cache = tmp_path / "verdict.json", tmp_path / "cache"
@@ -87,7 +87,7 @@ def test_judge_refuses_a_recipe_against_itself_and_caches_each_model_s_answers(r
 def test_judge_needs_the_primary_set(run_with_extra, tmp_path):
     from conftest import make_ham_folder
 
-    from training.judge import judge
+    from training.selection.judge import judge
 
     data = tmp_path / "data"
 
@@ -124,7 +124,7 @@ def test_a_recorded_verdict_shows_in_the_card(run_with_extra, shared_data, tmp_p
 
 def test_isic2017_is_no_guard_when_the_baseline_trained_on_its_train_part(run_with_extra, shared_data, tmp_path,
                                                                          monkeypatch):
-    from training import judge as judge_module
+    from training.selection import judge as judge_module
 
     export = str(run_with_extra / "export")
     baseline = f"{export}+{export}"  # the same answers under another name: only the baseline "trained on it"

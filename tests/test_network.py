@@ -37,7 +37,7 @@ def _shades_of_gray(images: np.ndarray, power: int = 6) -> np.ndarray:
 
 
 def test_shades_of_gray_layer_matches_the_reference_and_undoes_a_cast():
-    from model.network import ShadesOfGray
+    from training.network import ShadesOfGray
 
     scenes = _scenes()
     layer = ShadesOfGray()
@@ -51,7 +51,7 @@ def test_shades_of_gray_layer_matches_the_reference_and_undoes_a_cast():
 
 
 def test_grey_scenes_under_a_strong_cast_come_out_grey():
-    from model.network import ShadesOfGray
+    from training.network import ShadesOfGray
 
     rng = np.random.default_rng(0)
     scene = rng.uniform(60, 200, (2, 30, 40, 1)).repeat(3, axis=-1)
@@ -64,7 +64,7 @@ def test_grey_scenes_under_a_strong_cast_come_out_grey():
 def test_gray_equalised_layer_matches_opencv_and_spreads_a_dull_histogram():
     import cv2
 
-    from model.network import GrayEqualised
+    from training.network import GrayEqualised
 
     scenes = _scenes()
     out = np.asarray(GrayEqualised()(scale(scenes.astype(np.float32))))
@@ -80,9 +80,9 @@ def test_gray_equalised_layer_matches_opencv_and_spreads_a_dull_histogram():
 @pytest.mark.parametrize("colour", ["none", "shades_of_gray", "gray_equalised"])
 def test_exported_network_keeps_its_colour_handling(colour, tmp_path):
     """The layer travels in the .keras and LiteRT files: a cast moves the answers only without it."""
-    from model.network import build_network, load_network
     from model.runtime import KERAS_FILE
     from training.export import export_model
+    from training.network import build_network, load_network
 
     network = build_network((64, 80), colour=colour)  # ImageNet features: random ones answer alike
     dense = network.get_layer("logits")
@@ -105,7 +105,7 @@ def test_exported_network_keeps_its_colour_handling(colour, tmp_path):
 
 
 def test_unknown_colour_is_refused():
-    from model.network import build_network
+    from training.network import build_network
 
     with pytest.raises(ValueError, match="colour"):
         build_network((64, 80), weights=None, colour="grey_world")

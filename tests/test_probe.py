@@ -6,7 +6,7 @@ import json
 
 
 def test_colour_probe_scores_every_variant(ham_folder, tmp_path):
-    from model.network import COLOUR
+    from training.network import COLOUR
     from training.probe import probe
 
     results = probe(str(ham_folder), str(tmp_path / "probe"))

@@ -14,7 +14,7 @@ from model.runtime import KERAS_FILE, SHIPPED_DIR
 
 @pytest.fixture(scope="module")
 def keras_model():
-    from model.network import load_network
+    from training.network import load_network
 
     return load_network(SHIPPED_DIR / KERAS_FILE)
 
@@ -53,7 +53,7 @@ def test_run_follows_the_input_shape_and_back(clf, examples):
 
 def test_litert_matches_keras(clf, keras_model, examples):
     from model import load_image
-    from model.network import serving_model
+    from training.network import serving_model
 
     batch = prepare_batch([load_image(e["path"]) for e in examples], clf.input_size)
     ref_probs, ref_features = serving_model(keras_model).predict(batch, verbose=0)
@@ -64,7 +64,7 @@ def test_litert_matches_keras(clf, keras_model, examples):
 
 def test_head_kernel_read_from_flatbuffer_is_the_dense_layer(clf, keras_model):
     """The flatbuffer's kernel is the dense layer's, up to the temperature the converter may fold in."""
-    from model.network import head_weights
+    from training.network import head_weights
 
     kernel, _ = head_weights(keras_model)
     temperature = clf.card()["temperature"]

@@ -12,8 +12,8 @@ import pytest
 
 @pytest.fixture(scope="module")
 def tiny(run_with_extra):
-    from model.network import load_network
     from model.runtime import KERAS_FILE
+    from training.network import load_network
 
     return load_network(run_with_extra / "export" / KERAS_FILE)
 
@@ -21,7 +21,7 @@ def tiny(run_with_extra):
 def test_the_cascade_names_every_layer_with_weights_and_shuffling_keeps_the_values(tiny):
     import keras
 
-    from training.sanity import STAGES, block_of, shuffle_block
+    from training.studies.sanity import STAGES, block_of, shuffle_block
 
     weighted = [layer.name for layer in tiny.layers if layer.get_weights()]
     assert {block_of(name) for name in weighted} == set(STAGES)  # all randomised by the last stage, none left over
@@ -42,7 +42,7 @@ def test_a_randomised_models_map_is_less_like_the_trained_map_than_the_same_mode
     from explain.gradcam import SERVED, cam_map
     from explain.quality import map_similarity
     from model.preprocessing import load_image, prepare_batch
-    from training.sanity import STAGES, KerasClassifier, shuffle_block
+    from training.studies.sanity import STAGES, KerasClassifier, shuffle_block
 
     copy = keras.models.clone_model(tiny)
     copy.set_weights(tiny.get_weights())
@@ -67,9 +67,9 @@ def test_a_randomised_models_map_is_less_like_the_trained_map_than_the_same_mode
 
 
 def test_a_swapped_head_with_the_trained_weights_is_the_runtime(run_with_extra, tiny):
-    from model.network import head_weights
     from model.runtime import load_classifier
-    from training.sanity import HeadSwapped
+    from training.network import head_weights
+    from training.studies.sanity import HeadSwapped
 
     runtime = load_classifier(run_with_extra / "export")
     temperature = json.loads((run_with_extra / "export" / "model_card.json").read_text())["temperature"]
@@ -83,8 +83,8 @@ def test_a_swapped_head_with_the_trained_weights_is_the_runtime(run_with_extra, 
 
 def test_sanity_study_writes_its_section_into_the_card(run_with_extra, shared_data, tmp_path):
     from explain.gradcam import METHODS, SERVED
-    from training.sanity import STAGES, measure_exported
     from training.studies import STUDIES
+    from training.studies.sanity import STAGES, measure_exported
 
     export = tmp_path / "export"
     shutil.copytree(run_with_extra / "export", export)

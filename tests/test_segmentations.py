@@ -9,7 +9,7 @@ import pytest
 
 
 def test_top_support_in_box_reads_the_five_strongest_supporting_superpixels():
-    from training.segmentations import top_support_in_box
+    from training.studies.segmentations import top_support_in_box
 
     segments = np.repeat(np.arange(8), 10)[None, :].repeat(4, axis=0)  # 8 vertical bands of 10 columns
     weights_of = np.array([0.9, 0.8, -1.0, 0.7, 0.6, 0.5, 0.1, 0.0])  # top five positive: 0, 1, 3, 4, 5
@@ -38,7 +38,7 @@ def test_segmentations_study_writes_its_table_into_the_card(run_with_extra, shar
     import shutil
 
     from explain.lime import SEGMENTATION, SEGMENTATIONS
-    from training.segmentations import measure_exported
+    from training.studies.segmentations import measure_exported
 
     export = tmp_path / "export"
     shutil.copytree(run_with_extra / "export", export)

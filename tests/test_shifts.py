@@ -6,7 +6,7 @@ import numpy as np
 
 
 def test_vignette_blacks_out_the_corners_and_keeps_the_centre():
-    from training.shifts import vignette
+    from training.studies.robustness import vignette
 
     images = np.full((2, 150, 200, 3), 200, np.uint8)
     black = [float((vignette(images, r)[0, ..., 0] == 0).mean()) for r in (1.0, 0.8, 0.6)]
@@ -16,7 +16,7 @@ def test_vignette_blacks_out_the_corners_and_keeps_the_centre():
 
 
 def test_cast_scales_each_channel_and_clips():
-    from training.shifts import cast
+    from training.studies.robustness import cast
 
     image = np.full((1, 4, 4, 3), 200, np.uint8)
     assert cast(image, (1.1, 1.0, 0.5))[0, 0, 0].tolist() == [220, 200, 100]
@@ -26,7 +26,7 @@ def test_cast_scales_each_channel_and_clips():
 def test_cast_augmentation_changes_colours_within_its_range():
     import tensorflow as tf
 
-    from training.shifts import random_cast
+    from training.augment import random_cast
 
     image = tf.fill((8, 8, 3), 0.5)
     out = np.stack([np.asarray(random_cast(image, 0.2))[0, 0] for _ in range(30)])
@@ -36,7 +36,7 @@ def test_cast_augmentation_changes_colours_within_its_range():
 
 
 def test_vignette_robustness_tells_a_model_that_reads_the_corners_from_one_that_does_not():
-    from training.shifts import SHIFTS, robustness
+    from training.studies.robustness import SHIFTS, robustness
 
     rng = np.random.default_rng(0)
     images = rng.integers(100, 255, (20, 60, 80, 3), dtype=np.uint8)
@@ -56,7 +56,7 @@ def test_vignette_robustness_tells_a_model_that_reads_the_corners_from_one_that_
 
 
 def test_the_editing_shifts_do_what_an_editor_does():
-    from training.shifts import auto_levels, centre_crop, saturate
+    from training.studies.robustness import auto_levels, centre_crop, saturate
 
     rng = np.random.default_rng(0)
     dull = rng.integers(90, 140, (2, 30, 40, 3)).astype(np.uint8)
@@ -78,7 +78,7 @@ def test_the_editing_shifts_do_what_an_editor_does():
 def test_random_levels_stretch_each_channel_or_leave_the_image_alone():
     import tensorflow as tf
 
-    from training.shifts import random_levels
+    from training.augment import random_levels
 
     rng = np.random.default_rng(0)
     dull = (0.3 + 0.2 * rng.random((30, 40, 3))).astype(np.float32)

@@ -23,9 +23,9 @@ def make_member(root: Path, name: str, data: Path, seed: int, **options) -> Path
     """A finished-looking run folder: config, the lesion-grouped split, random best weights, state."""
     import keras
 
-    from model.network import build_network
     from training.config import Config
     from training.data import read_split
+    from training.network import build_network
 
     out = root / name
     out.mkdir(parents=True)
@@ -42,7 +42,7 @@ def make_member(root: Path, name: str, data: Path, seed: int, **options) -> Path
 
 
 def weights_of(run: Path) -> list[np.ndarray]:
-    from model.network import build_network
+    from training.network import build_network
 
     network = build_network(SIZE, weights=None)
     network.load_weights(run / "best.weights.h5")
@@ -122,8 +122,8 @@ def test_one_runs_epochs_average_as_a_soup_that_costs_that_run_once(members, tmp
     """``soup runs/a runs/a/finetune.weights.h5``: a run's best and last epochs (weight averaging within a run)."""
     import keras
 
-    from model.network import build_network
     from training.__main__ import main as training_cli
+    from training.network import build_network
     from training.soup import check_members, member
 
     run = Path(shutil.copytree(members[0], tmp_path / "a"))

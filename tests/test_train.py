@@ -36,7 +36,7 @@ def tiny_run(ham_folder, tmp_path_factory):
 @pytest.fixture(scope="module")
 def evaluated(tiny_run):
     """``python -m training evaluate``'s card for the run, beside an earlier recipe and a colour probe."""
-    from training.train import finish_run
+    from training.finish import finish_run
 
     out, _, card, _ = tiny_run
     old_config = {**json.loads((out / "config.json").read_text()), "finetune_lr": 1.0}
@@ -108,7 +108,7 @@ def test_evaluate_beside_an_earlier_recipe_names_what_differed(evaluated, tiny_r
 
 
 def test_the_flag_recalibrated_from_the_export_alone_gives_the_runs_figures(evaluated, export_copy, ham_folder):
-    from training.not_dermoscopic import recalibrate
+    from training.studies.flags import recalibrate
 
     compared, _ = evaluated
     before = json.loads((export_copy / "model_card.json").read_text())
@@ -131,7 +131,7 @@ def test_the_flag_recalibrated_from_the_export_alone_gives_the_runs_figures(eval
 def test_the_robustness_table_is_in_the_card_and_measured_again_from_the_export(evaluated, export_copy,
                                                                                  ham_folder):
     from training.__main__ import main as training_cli
-    from training.shifts import SHIFTS
+    from training.studies.robustness import SHIFTS
 
     compared, _ = evaluated
     assert [r["shift"] for r in compared["robustness"]["test"]] == list(SHIFTS)
@@ -221,7 +221,7 @@ def test_an_export_unpacked_into_a_run_folder_is_re_carded_with_the_same_figures
                                                                                 tmp_path):
     """`python -m training unpack`: a shipped model whose run folder is gone is re-scored by today's code."""
     from training.__main__ import main as training_cli
-    from training.train import finish_run
+    from training.finish import finish_run
 
     before = json.loads((export_copy / "model_card.json").read_text())
     run = tmp_path / "unpacked"

@@ -183,7 +183,7 @@ def test_train_bn_lets_a_step_move_batch_norm_statistics_only_when_asked(train_b
     towards the training images' and trains the scales, in the trained part of the network only."""
     import keras
 
-    from model.network import build_network
+    from training.network import build_network
     from training.train import _set_trainable
 
     network = build_network((32, 32), weights=None)
@@ -206,8 +206,8 @@ def test_keep_epochs_saves_every_epoch_and_average_from_keeps_their_mean_as_the_
     mean of epochs 1..last the run's model (stochastic weight averaging), scored and named in the card."""
     import keras
 
-    from model.network import build_network
     from training.config import epoch_weights
+    from training.network import build_network
 
     out, card = raw_run
     assert sorted(p.name for p in out.glob("finetune.e*.weights.h5")) == [epoch_weights(1), epoch_weights(2)]

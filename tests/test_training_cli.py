@@ -16,7 +16,7 @@ NOT_RECIPE = {"data", "out", "weights", "command", "workers", "limit"}  # where 
 
 def test_the_default_command_trains_the_shipped_recipe():
     from training.__main__ import train_parser
-    from training.train import Config, before_options
+    from training.config import Config, before_options
 
     args = train_parser().parse_args(["--data", "../shared/data/ham10000", "--out", "runs/mine"])  # as the README
     trained = {k: v for k, v in asdict(Config(**vars(args))).items() if k not in NOT_RECIPE}

@@ -43,6 +43,10 @@ from collections.abc import Callable
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+# The command line is where imports wait inside functions: a subcommand imports what it runs when it runs,
+# so `--help`, `card` and the studies' help start in a second and load no TensorFlow (tests/test_studies.py,
+# tests/test_training_cli.py). Every other module of training/ imports at its top.
+
 
 def _size(text: str) -> tuple[int, int]:
     height, width = (int(v) for v in text.lower().split("x"))
@@ -105,7 +109,7 @@ def _compare(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], 
     parser.add_argument("--split", choices=("val", "test"), default="val", help="the split the runs are compared on")
 
     def run(args):
-        from .intervals import compare_runs
+        from .studies.intervals import compare_runs
 
         for name, differences in compare_runs(args.runs, args.split).items():
             print(f"{name} - {args.runs[0]} ({args.split}): " + "; ".join(
@@ -157,19 +161,18 @@ def _choose(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], N
         import json
         from pathlib import Path
 
-        from . import external
-        from .card import judged, per_set
+        from .selection import choose, rule
 
-        result = external.choose(args.export, args.candidates, args.data, args.seed, args.external_root)
+        result = choose.choose(args.export, args.candidates, args.data, args.seed, args.external_root)
         print(f"shipped {result['shipped']['version']}: G {result['shipped']['G']:.3f}, "
               f"E {result['shipped']['E']:.3f}")
         for name, c in result["candidates"].items():
             e = c["paired"]["edited"]
-            shipped_g = external.generalisation({k: result["shipped"]["sets"][k] for k in c["G_sets"]})
+            shipped_g = rule.generalisation({k: result["shipped"]["sets"][k] for k in c["G_sets"]})
             print(f"{name}: G {c['G']:.3f} over {', '.join(c['G_sets'])} (shipped {shipped_g:.3f}: "
                   f"{c['paired']['G']:+.3f}); " + "; ".join(
-                f"{k} {judged(v)['difference']:+.3f} ({judged(v)['ci95'][0]:+.3f} to "
-                f"{judged(v)['ci95'][1]:+.3f})" for k, v in per_set(c["paired"]).items())
+                f"{k} {rule.judged(v)['difference']:+.3f} ({rule.judged(v)['ci95'][0]:+.3f} to "
+                f"{rule.judged(v)['ci95'][1]:+.3f})" for k, v in rule.per_set(c["paired"]).items())
                 + f"; E {c['E']:.3f} ({e['difference']:+.3f}, {e['ci95'][0]:+.3f} to {e['ci95'][1]:+.3f})"
                 + ("" if c["shippable"] else " (an ensemble: scored, never chosen)"))
             for check, ok in c["checks"].items():
@@ -178,9 +181,9 @@ def _choose(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], N
         if args.out:
             Path(args.out).write_text(json.dumps(result, indent=1))
         if result["chosen"]:
-            external.record_choice(result)
+            choose.record_choice(result)
         elif args.record_rejected:
-            external.record_rejected(result)
+            choose.record_rejected(result)
 
     return run
 
@@ -192,7 +195,7 @@ def _examples(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace],
     parser.add_argument("--seed", type=int, default=0, help="the split's seed (the card names it)")
 
     def run(args):
-        from .examples import write_examples
+        from .studies.examples import write_examples
 
         for row in write_examples(args.export, args.data, args.out, args.seed):
             print(f"{row['file']}  {row['caption']}")
@@ -216,7 +219,7 @@ def _judge(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], No
         import json
         from pathlib import Path
 
-        from .judge import judge, record, report
+        from .selection.judge import judge, record, report
 
         result = judge(args.baseline, args.candidate, args.data, args.seed, args.external_root, args.cache,
                        args.resamples)
@@ -275,10 +278,10 @@ def _study(study) -> Callable[[argparse.ArgumentParser], Callable[[argparse.Name
 
 
 def _doc(module: str, attribute: str = "__doc__") -> Callable[[], str]:
-    """A description read from a training module when its subcommand is built (not at every start)."""
-    import importlib
+    """A description read from a training module's source when its subcommand is built (not imported)."""
+    from .studies import constant
 
-    return lambda: getattr(importlib.import_module(f".{module}", __package__), attribute)
+    return lambda: constant(module, attribute)
 
 
 # subcommand -> (its description, when built; adds its arguments and returns what runs it)
@@ -289,10 +292,10 @@ SUBCOMMANDS: dict[str, tuple[Callable[[], str], Callable]] = {
     "compare": (lambda: "Paired differences of runs from the first, with intervals.", _compare),
     "external": (_doc("external"), _external),
     "choose": (_doc("external"), _choose),
-    "examples": (_doc("examples", "RULE"), _examples),
+    "examples": (_doc("studies.examples", "RULE"), _examples),
     "probe": (_doc("probe"), _probe),
     "unpack": (_doc("unpack"), _unpack),
-    "judge": (_doc("judge"), _judge),
+    "judge": (_doc("selection.judge"), _judge),
 }
 
 

@@ -1,5 +1,8 @@
 """Training-time augmentation: TensorFlow ops for the tf.data pipeline of ``training.train``.
 
+Every ``random_*`` op lives here; ``training.studies.robustness`` measures the same shifts on a
+trained model, and ``training.mixing`` mixes pairs of images (CutMix, mixup).
+
 Every op takes a float (H, W, 3) image in [0, 1]. ``lesion_crop`` is the lesion-focused crop:
 a window that always holds the lesion's bounding box (``lesion_boxes.csv``), at a random zoom
 and position, so the network sees the lesion at varying scale with varying amounts of skin and
@@ -12,11 +15,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import tensorflow as tf
+
+from model.preprocessing import load_image
 
 BOXES_FILE = "lesion_boxes.csv"
 MARGIN = 0.1  # the window holds the box grown by this share of its size
 UNKNOWN_BOX = (0.25, 0.25, 0.75, 0.75)  # images without a box (ISIC 2017): the middle, where lesions are
 DETAIL = 1.5  # lesion-cropped training images are decoded at this multiple of the input size
+EDGE = 0.03  # width of a vignette's soft edge, as a fraction of the half-diagonal (studies.robustness's too)
 
 
 def box_fractions(meta: pd.DataFrame, data_dir: str | Path) -> np.ndarray:
@@ -25,8 +32,6 @@ def box_fractions(meta: pd.DataFrame, data_dir: str | Path) -> np.ndarray:
     Boxes are read from ``data_dir/lesion_boxes.csv`` in that folder's pixel coordinates; rows
     with no box (other sources) get ``UNKNOWN_BOX``.
     """
-    from model.preprocessing import load_image
-
     data_dir = Path(data_dir)
     path = data_dir / BOXES_FILE
     if not path.is_file():
@@ -55,8 +60,6 @@ def lesion_window(box, min_zoom: float, seed=None):
     The window keeps the image's aspect: both sides are the same share ``zoom`` of the image's,
     drawn uniformly in [min_zoom, 1] and raised to what the box needs.
     """
-    import tensorflow as tf
-
     box = tf.cast(box, tf.float32)
     top, left, bottom, right = box[0], box[1], box[2], box[3]
     grow_h, grow_w = (bottom - top) * MARGIN / 2, (right - left) * MARGIN / 2
@@ -71,8 +74,6 @@ def lesion_window(box, min_zoom: float, seed=None):
 
 def lesion_crop(image, box, min_zoom: float, size: tuple[int, int], seed=None):
     """``image`` cropped to a ``lesion_window`` and resized (antialiased) to ``size``."""
-    import tensorflow as tf
-
     shape = tf.cast(tf.shape(image)[:2], tf.float32)
     window = lesion_window(box, min_zoom, seed)
     y0 = tf.cast(tf.round(window[0] * shape[0]), tf.int32)
@@ -87,8 +88,6 @@ def lesion_crop(image, box, min_zoom: float, size: tuple[int, int], seed=None):
 
 def random_zoom_crop(image, size: tuple[int, int], low: float = 0.8):
     """The default crop: a random window of ``low``-1 of each side, anywhere, resized to ``size``."""
-    import tensorflow as tf
-
     zoom = tf.random.uniform([], low, 1.0)
     height, width = size
     crop = [tf.cast(height * zoom, tf.int32), tf.cast(width * zoom, tf.int32), 3]
@@ -97,8 +96,6 @@ def random_zoom_crop(image, size: tuple[int, int], low: float = 0.8):
 
 def colour_jitter(image):
     """Small brightness, contrast, saturation and hue changes (a camera's variation, not a cast)."""
-    import tensorflow as tf
-
     x = tf.image.random_brightness(image, 0.08)
     x = tf.image.random_contrast(x, 0.85, 1.15)
     x = tf.image.random_saturation(x, 0.85, 1.15)
@@ -115,8 +112,6 @@ def random_degrade(image, probability: float, lowest: int = LOWEST_DETAIL, seed:
     Applied to every source alike, so that a source whose images all lack detail (BCN20000 at 84x84)
     cannot teach the network that blur predicts its class mix.
     """
-    import tensorflow as tf
-
     shape = tf.shape(image)[:2]
     long_side = tf.cast(tf.reduce_max(shape), tf.float32)
     factor = tf.random.uniform([], tf.minimum(lowest / long_side, 1.0), 1.0, seed=seed)
@@ -124,3 +119,41 @@ def random_degrade(image, probability: float, lowest: int = LOWEST_DETAIL, seed:
     blurred = tf.image.resize(tf.image.resize(image, small, method="area"), shape, method="bilinear")
     apply = tf.random.uniform([], seed=seed) < probability
     return tf.where(apply, tf.clip_by_value(blurred, 0.0, 1.0), image)
+
+
+def random_vignette(image, probability: float, seed: int | None = None):
+    """TensorFlow op for the training pipeline: a float (H, W, 3) image in [0, 1], vignetted with
+    ``probability``: radius 0.55-1.0 half-diagonals, centre moved up to 5% of the image's size."""
+    shape = tf.shape(image)
+    height, width = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
+    radius = tf.random.uniform([], 0.55, 1.0, seed=seed)
+    cy, cx = tf.unstack(tf.random.uniform([2], -0.05, 0.05, seed=seed))
+    yy, xx = tf.meshgrid(tf.range(height), tf.range(width), indexing="ij")
+    half = tf.sqrt(height**2 + width**2) / 2
+    dist = tf.sqrt((yy - (height - 1) / 2 - cy * height) ** 2 + (xx - (width - 1) / 2 - cx * width) ** 2) / half
+    weights = tf.clip_by_value((radius - dist) / EDGE, 0.0, 1.0)[:, :, None]
+    apply = tf.random.uniform([], seed=seed) < probability
+    return tf.where(apply, image * weights, image)
+
+
+def random_cast(image, strength: float, seed: int | None = None):
+    """TensorFlow op: a float (H, W, 3) image in [0, 1] times an exposure gain and a gain per
+    channel, each drawn from [1 - strength, 1 + strength], clipped to [0, 1]."""
+    exposure = tf.random.uniform([], 1 - strength, 1 + strength, seed=seed)
+    channels = tf.random.uniform([3], 1 - strength, 1 + strength, seed=seed)
+    return tf.clip_by_value(image * exposure * channels, 0.0, 1.0)
+
+
+def random_levels(image, probability: float, seed: int | None = None):
+    """TensorFlow op: with ``probability``, each channel of a float (H, W, 3) image in [0, 1] stretched so
+    that its own random low (0-3rd) and high (97th-100th) percentiles span [0, 1], as an editor's auto
+    levels does (``studies.robustness.auto_levels``), each channel drawn apart so the balance moves too."""
+    by_channel = tf.sort(tf.transpose(tf.reshape(image, [-1, 3])), axis=1)  # (3, pixels)
+    last = tf.cast(tf.shape(by_channel)[1] - 1, tf.float32)
+    low = tf.cast(tf.random.uniform([3], 0.0, 0.03, seed=seed) * last, tf.int32)
+    high = tf.cast(tf.random.uniform([3], 0.97, 1.0, seed=seed) * last, tf.int32)
+    lo = tf.gather(by_channel, low[:, None], batch_dims=1)[:, 0]
+    hi = tf.gather(by_channel, high[:, None], batch_dims=1)[:, 0]
+    stretched = tf.clip_by_value((image - lo) / tf.maximum(hi - lo, 1 / 255), 0.0, 1.0)
+    apply = tf.random.uniform([], seed=seed) < probability
+    return tf.where(apply, stretched, image)

@@ -11,10 +11,15 @@ against TensorFlow's own gradients on the same input.
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
+import keras
 import numpy as np
+import tensorflow as tf
+from ai_edge_litert.interpreter import Interpreter
 
+from explain.gradcam import LayerCAM
 from model.architecture import LOGITS_LAYER
 from model.runtime import CAM_FILE, CAM_LAYERS, CAM_SIGNATURE, sha256
 
@@ -26,7 +31,6 @@ def _register_builtin_gradients() -> None:
     global _REGISTERED
     if _REGISTERED:
         return
-    import tensorflow as tf
 
     @tf.RegisterGradient("Relu6BuiltinGrad")
     def _relu6(op, grad):
@@ -64,9 +68,6 @@ def _register_builtin_gradients() -> None:
 
 def cam_function(network, layers: tuple[str, ...] = CAM_LAYERS, builtin: bool = True):
     """tf.function (image (1, H, W, 3), onehot (1, 7)) -> each layer's activations and d(onehot . logits)/d them."""
-    import keras
-    import tensorflow as tf
-
     if builtin:
         _register_builtin_gradients()
     height, width = network.input.shape[1:3]
@@ -97,13 +98,6 @@ def export_cam_model(network, out_dir: str | Path, check_images: np.ndarray, lay
     largest value where a ReLU6 flips, but the maps built from them agree (the check records the
     lowest correlation of each layer's LayerCAM map with TensorFlow's, and the largest gradient difference).
     """
-    import tempfile
-
-    import tensorflow as tf
-    from ai_edge_litert.interpreter import Interpreter
-
-    from explain.gradcam import LayerCAM
-
     out_dir = Path(out_dir)
     cam, inner = cam_function(network, layers)
     module = tf.Module()

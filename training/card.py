@@ -11,6 +11,8 @@ from model.flags import INPUT_SCORES
 from model.labels import CLASSES, NAMES
 
 from .config import EPOCH_PREFIX, recipe_phrases
+from .data import EXTRA_SOURCES
+from .selection.rule import judged, per_set
 
 # the explanation-quality table's columns (training/explanations.py measures them)
 EXPLANATION_METRICS = ("pointing_hit", "energy_in_box", "deletion_auc", "insertion_auc")
@@ -434,16 +436,6 @@ runs, with 95% intervals that resample runs and lesions together (`python -m tra
     return text
 
 
-def per_set(paired: dict) -> dict:
-    """The per-set entries of a candidate's paired differences (without G and the edited images' E)."""
-    return {k: v for k, v in paired.items() if k not in ("G", "edited")}
-
-
-def judged(difference: dict) -> dict:
-    """The balanced accuracy the rule judged a set on: over its counted classes from v25 on."""
-    return difference.get("rule_balanced_accuracy", difference["balanced_accuracy"])
-
-
 def _candidate_row(name: str, c: dict) -> str:
     sets = per_set(c["paired"])
     diffs = "; ".join(f"{k} {judged(v)['difference']:+.3f} "
@@ -500,7 +492,6 @@ def _extra_sources(extra: dict) -> list[str]:
 def _extra_citation(data: dict) -> str:
     if not data.get("extra_train"):
         return ""
-    from .data import EXTRA_SOURCES
 
     return ("\nAlso trained on: " + "\n".join(EXTRA_SOURCES[s][1] for s in _extra_sources(data["extra_train"]))
             + "\nValidated on ISIC 2018 Task 3: Codella et al. 2019, arXiv:1902.03368.")

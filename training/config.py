@@ -14,9 +14,12 @@ from dataclasses import dataclass, field, fields
 from model.architecture import COLOUR_CHOICES, IMAGENET_WEIGHTS
 from model.preprocessing import INPUT_SIZE
 
-from .distribute import STRATEGIES
-from .mixing import MIX, MIX_NAMES
-
+# the choices of --strategy (training.distribute) and --mix (training.mixing): here, so that options,
+# --help and the recipe table read them without loading TensorFlow
+STRATEGIES = ("none", "mirrored", "multiworker")
+MIX = ("none", "cutmix", "mixup")
+MIX_NAMES = {"cutmix": "CutMix (a random box of another training image, Beta(1, 1) area)",
+             "mixup": "MixUp (a blend with another training image, Beta(0.2, 0.2) weight)"}
 EPOCH_PREFIX = "finetune.e"  # --keep-epochs / --average-from save phase 2's epoch N as finetune.eNN.weights.h5
 
 

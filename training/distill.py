@@ -16,7 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from model.card import read_json
 from model.labels import CLASSES
+from model.runtime import load_classifier
 
 from .external import ensemble_members
 
@@ -34,8 +36,6 @@ def check_members(teacher: str, size: tuple[int, int], seed: int, images: dict[s
     A member trained on another split would pass what it learnt from the student's validation images
     into the student's targets, and the choice made on them would flatter it.
     """
-    from model.card import read_json
-
     for member in members(teacher):
         card = read_json(member)
         member_seed = card.get("training", {}).get("config", {}).get("seed", 0)
@@ -55,8 +55,6 @@ def views(images: np.ndarray) -> list[np.ndarray]:
 
 def teacher_probs(teacher: str, images: np.ndarray, batch: int = 64) -> np.ndarray:
     """(N, len(VIEWS), classes): the members' mean probabilities for each image in each flip, as served."""
-    from model.runtime import load_classifier
-
     runtimes = [load_classifier(m) for m in members(teacher)]
     out = np.zeros((len(images), len(VIEWS), len(CLASSES)), np.float32)
     for v, flipped in enumerate(views(images)):

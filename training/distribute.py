@@ -18,15 +18,12 @@ import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+import keras
 import numpy as np
+import tensorflow as tf
 
-if TYPE_CHECKING:
-    import keras
-    import tensorflow as tf
-
-STRATEGIES = ("none", "mirrored", "multiworker")
+from .config import STRATEGIES
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
@@ -35,8 +32,6 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     (``MultiWorkerMirroredStrategy`` sets up the collective ops when it is created, which
     TensorFlow refuses once the runtime has started.)
     """
-    import tensorflow as tf
-
     if name == "none":
         return tf.distribute.get_strategy()
     if name == "mirrored":
@@ -57,8 +52,6 @@ def _multi_worker_strategy() -> tf.distribute.MultiWorkerMirroredStrategy:
     reduces each tensor of the structure alone, a scalar across replicas only: the same result
     ``MirroredStrategy`` gives.
     """
-    import tensorflow as tf
-
     class MultiWorkerMirrored(tf.distribute.MultiWorkerMirroredStrategy):
         def reduce(self, reduce_op, value, axis):
             def one(v):
@@ -79,7 +72,6 @@ def val_predictor(network: keras.Model, strategy: tf.distribute.Strategy) -> Cal
     """
     if task(strategy)[0] is None:
         return lambda dataset: network.predict(dataset, verbose=0)
-    import tensorflow as tf
 
     forward = tf.function(lambda x: network(x, training=False), reduce_retracing=True)
     return lambda dataset: np.concatenate([forward(x).numpy() for x in dataset])

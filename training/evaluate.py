@@ -7,24 +7,29 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
+from sklearn.metrics import roc_auc_score, roc_curve
 
+from explain.gradcam import cam_from_features, upsample
+from explain.overlays import gradcam_overlay
 from model.labels import CLASSES
 from model.metrics import (  # noqa: F401 - re-exported for training code and tests
     at_threshold,
     classification_metrics,
+    expected_calibration_error,
     macro_auc,
     operating_point,
     plot_confusion_matrix,
 )
+from model.risk import MALIGNANT_INDEX, malignant_probability
 
 
 def plot_history(history: list[dict], path: str | Path) -> None:
     """Training loss and validation metrics per epoch, phases marked."""
-    import matplotlib
-
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     x = np.arange(1, len(history) + 1)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
@@ -48,17 +53,11 @@ def plot_history(history: list[dict], path: str | Path) -> None:
 
 
 def _figure(figsize: tuple[float, float]):
-    from matplotlib.figure import Figure
-
     return Figure(figsize=figsize)
 
 
 def plot_roc_curves(labels: np.ndarray, probs: np.ndarray, path: str | Path, title: str = "ROC curves") -> None:
     """One-vs-rest ROC curve per class, and malignant (mel+bcc+akiec) vs benign, AUC in the legend."""
-    from sklearn.metrics import roc_auc_score, roc_curve
-
-    from model.risk import MALIGNANT_INDEX, malignant_probability
-
     fig = _figure((12, 5.2))
     per_class, risk = fig.subplots(1, 2)
     for k, name in enumerate(CLASSES):
@@ -85,8 +84,6 @@ def plot_roc_curves(labels: np.ndarray, probs: np.ndarray, path: str | Path, tit
 def plot_reliability(labels: np.ndarray, raw: np.ndarray, calibrated: np.ndarray, path: str | Path,
                      bins: int = 15, title: str = "Reliability") -> None:
     """Accuracy against confidence in equal-width bins, before and after temperature scaling."""
-    from model.metrics import expected_calibration_error
-
     edges = np.linspace(0, 1, bins + 1)
     centres = (edges[:-1] + edges[1:]) / 2
     fig = _figure((11, 4.6))
@@ -120,9 +117,6 @@ def plot_misclassified(images: np.ndarray, labels: np.ndarray, probs: np.ndarray
 
     Returns the indices shown. ``features`` are the runtime's ``out_relu`` maps for ``images``.
     """
-    from explain.gradcam import cam_from_features, upsample
-    from explain.overlays import gradcam_overlay
-
     pred = probs.argmax(1)
     wrong = np.flatnonzero(pred != labels)
     shown = wrong[np.argsort(-probs[wrong, pred[wrong]])][:count].tolist()

@@ -10,8 +10,11 @@ import keras
 import numpy as np
 
 from model.card import read_json
-from model.network import serving_model
-from model.runtime import KERAS_FILE, LITERT_FILE, Classifier, sha256
+from model.runtime import KERAS_FILE, LITERT_FILE, Classifier, load_classifier, sha256
+
+from .card import record
+from .data import card_split, load_arrays
+from .network import serving_model
 
 
 def export_model(network: keras.Model, out_dir: str | Path, check_images: np.ndarray) -> tuple[Classifier, dict]:
@@ -58,10 +61,6 @@ def open_export(export_dir: str | Path, data: str | Path, seed: int = 0) -> Open
     For a model whose run folder is gone (the shipped one): the split is rebuilt from the data
     and the seed (``card_split`` checks it against the card), so its figures can be measured again.
     """
-    from model.runtime import load_classifier
-
-    from .data import card_split, load_arrays
-
     export_dir = Path(export_dir)
     card = read_json(export_dir)
     meta = card_split(card, data, seed)
@@ -83,8 +82,6 @@ def measure_in_place(export_dir: str | Path, data: str | Path, seed: int, key: s
     The model files and every other section stay as they are; ``replaces``: older names of the
     section, dropped. Returns the section.
     """
-    from .card import record
-
     section = measure(open_export(export_dir, data, seed))
     record(export_dir, {key: section}, remove=replaces)
     return section

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-MIX = ("none", "cutmix", "mixup")
-MIX_NAMES = {"cutmix": "CutMix (a random box of another training image, Beta(1, 1) area)",
-             "mixup": "MixUp (a blend with another training image, Beta(0.2, 0.2) weight)"}
+import keras
+import tensorflow as tf
+
+from .config import MIX
 
 
 def mixer(kind: str, share: float, seed: int = 0) -> Callable | None:
@@ -24,8 +25,6 @@ def mixer(kind: str, share: float, seed: int = 0) -> Callable | None:
         raise ValueError(f"mix must be one of {MIX}, not {kind!r}")
     if kind == "none" or share <= 0:
         return None
-    import keras
-    import tensorflow as tf
 
     layer = keras.layers.CutMix(factor=1.0, seed=seed) if kind == "cutmix" else keras.layers.MixUp(alpha=0.2, seed=seed)
 

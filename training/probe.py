@@ -3,7 +3,7 @@
     python -m training probe --data ../shared/data/ham10000 --out runs/probe
 
 For each variant (none, Shades of Gray colour constancy, the seeds' grayscale + histogram
-equalisation: the layers of ``model.network.COLOUR``) the frozen ImageNet MobileNetV2 embeds the
+equalisation: the layers of ``training.network.COLOUR``) the frozen ImageNet MobileNetV2 embeds the
 train and validation splits (the same lesion-grouped split as training, seed 0) and a
 class-balanced logistic regression is fitted on train and scored on validation. Minutes instead
 of a fine-tuning run per variant: it measures what each input keeps of the information the
@@ -15,21 +15,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import keras
 import numpy as np
+from sklearn.linear_model import LogisticRegression
 
 from model.labels import CLASSES
+from model.metrics import classification_metrics
 from model.preprocessing import INPUT_SIZE, scale
+
+from .data import load_arrays, read_split
+from .network import COLOUR, IMAGENET_WEIGHTS
 
 
 def probe(data: str, out: str, seed: int = 0, limit: int | None = None) -> dict:
-    import keras
-    from sklearn.linear_model import LogisticRegression
-
-    from model.metrics import classification_metrics
-    from model.network import COLOUR, IMAGENET_WEIGHTS
-
-    from .data import load_arrays, read_split
-
     meta = read_split(data, seed, limit)
     parts = {name: meta[meta.split == name] for name in ("train", "val")}
     arrays = {name: load_arrays(list(p.path), INPUT_SIZE, desc=f"loading {name}") for name, p in parts.items()}
@@ -51,8 +49,3 @@ def probe(data: str, out: str, seed: int = 0, limit: int | None = None) -> dict:
     Path(out).mkdir(parents=True, exist_ok=True)
     (Path(out) / "probe.json").write_text(json.dumps({"classes": list(CLASSES), "results": results}, indent=2))
     return results
-
-
-def read_results(path: str | Path) -> dict:
-    """The per-variant results of a ``probe.json`` (what a model card's colour_probe holds)."""
-    return json.loads(Path(path).read_text())["results"]

@@ -91,12 +91,16 @@ def add_to_card(card_path: str | Path, sources: list[str | Path], probe: str | P
     card = read_json(card_path)
     sections = {}
     if probe:
-        from .probe import read_results
-
-        sections["colour_probe"] = read_results(probe)
+        sections["colour_probe"] = read_probe(probe)
     added = {s["name"]: s for source in sources for s in recipe_summaries(source)}
     earlier = [added.pop(s["name"], s) for s in recipe_summaries(card_path)[1:]]  # replaced in place
     sections["ablation"] = ablation(card_config(card), card["training"]["best_epoch"],
                                     earlier + list(added.values()), card["training"].get("train_seconds"))
     record(card_file(card_path).parent, sections)
     return sections["ablation"]
+
+
+def read_probe(path: str | Path) -> dict:
+    """The per-variant results of a ``python -m training probe`` result, ``probe.json`` (what a model card's
+    colour_probe holds): read here, so that editing a card loads no Keras."""
+    return json.loads(Path(path).read_text())["results"]

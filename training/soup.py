@@ -24,7 +24,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from model.preprocessing import scale
+
 from .averaging import load_average
+from .config import SOUP_FILE, Config, before_options, compared_options
+from .data import load_arrays
+from .evaluate import classification_metrics
+from .network import build_network
+from .state import RunState
 
 # what the members must share for their weights to be averaged, beside the very same split.csv: the
 # network, its input, the initialisation, and the frozen batch-norm statistics (a member that trained them has its own)
@@ -52,8 +59,6 @@ def member(path: str | Path) -> Member:
 
 def check_members(members: list[Member | str | Path]) -> list[dict]:
     """The members' configs, once they are shown to share ``SHARED`` and the very same split."""
-    from .config import before_options
-
     members = [m if isinstance(m, Member) else member(m) for m in members]
     if len(members) < 2:
         raise ValueError("a soup needs at least two members (run folders or weights files)")
@@ -79,8 +84,6 @@ def check_members(members: list[Member | str | Path]) -> list[dict]:
 
 def differing(configs: list[dict], names: list[str]) -> dict:
     """The recipe options the members do not share, each with every member's value."""
-    from .config import compared_options
-
     return {k: dict(zip(names, (c.get(k) for c in configs), strict=True)) for k in sorted(compared_options())
             if len({json.dumps(c.get(k)) for c in configs}) > 1}
 
@@ -88,14 +91,6 @@ def differing(configs: list[dict], names: list[str]) -> dict:
 def make_soup(paths: list[str | Path], out: str | Path) -> Path:
     """A run folder holding the uniform average of the members' weights (``member`` reads each
     path), scored on validation as a training run's best epoch is, ready for ``finish_run``."""
-    from model.network import build_network
-    from model.preprocessing import scale
-
-    from .config import SOUP_FILE, Config
-    from .data import load_arrays
-    from .evaluate import classification_metrics
-    from .train import RunState
-
     members, out = [member(p) for p in paths], Path(out)
     configs = check_members(members)
     if out.exists():

@@ -8,54 +8,43 @@ test metrics and figures (computed once, at the end), and the exported model fil
 from __future__ import annotations
 
 import json
-import os
-import platform
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
+import keras
 import numpy as np
 import pandas as pd
+import tensorflow as tf
 
 from model.architecture import LOGITS_LAYER
 from model.labels import CLASSES
 from model.preprocessing import scale
 
-from .augment import DETAIL, box_fractions
-from .config import BALANCE, SOUP_FILE, Config, before_options, epoch_weights
-from .data import EXTRA_SOURCES, SPLITS, load_arrays, read_bcn_train, read_isic2017_train, read_split
-from .evaluate import (
-    at_threshold,
-    classification_metrics,
-    operating_point,
-    plot_confusion_matrix,
-    plot_history,
-    plot_misclassified,
-    plot_reliability,
-    plot_roc_curves,
+from .augment import (
+    DETAIL,
+    box_fractions,
+    colour_jitter,
+    lesion_crop,
+    random_cast,
+    random_degrade,
+    random_levels,
+    random_vignette,
+    random_zoom_crop,
 )
-
-
-class RunState:
-    """Progress of a run, saved after every epoch so an interrupted run resumes."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        data = json.loads(path.read_text()) if path.is_file() else {}
-        self.history: list[dict] = data.get("history", [])
-        self.phases_done: list[str] = data.get("phases_done", [])
-        self.best: dict | None = data.get("best")
-        self.seconds: float = data.get("seconds", 0.0)
-
-    def save(self) -> None:
-        data = {
-            "history": self.history,
-            "phases_done": self.phases_done,
-            "best": self.best,
-            "seconds": self.seconds,
-        }
-        self.path.write_text(json.dumps(data, indent=2))
+from .averaging import load_average
+from .config import BALANCE, Config, epoch_weights
+from .data import SPLITS, load_arrays, read_bcn_train, read_isic2017_train, read_split
+from .distill import cached_teacher_probs, check_members
+from .distribute import check_batch, is_chief, make_strategy, remove_worker_dir, val_predictor, write_dir
+from .evaluate import (
+    classification_metrics,
+)
+from .finish import finish_run
+from .mixing import mixer
+from .network import build_network
+from .state import RunState
 
 
 def class_weights(labels: np.ndarray) -> np.ndarray:
@@ -71,8 +60,6 @@ def logit_adjusted_loss(labels: np.ndarray, label_smoothing: float = 0.0, tau: f
     The offset is used in training only, so the bare logits the model serves rank classes as a
     balanced-error classifier would, without the noisy gradients of large per-class weights.
     """
-    import keras
-
     counts = np.bincount(labels, minlength=len(CLASSES)).astype(np.float32)
     offset = tau * np.log(np.maximum(counts, 1) / counts.sum()).astype(np.float32)
     crossentropy = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=label_smoothing)
@@ -87,13 +74,6 @@ def _datasets(arrays, labels, cfg: Config, boxes: np.ndarray | None = None, teac
     """The augmented training set and plain val/test sets. ``boxes``: the training images' lesion
     boxes (``augment.box_fractions``), needed when ``cfg.lesion_crop`` is on; ``teacher``: (N, views,
     classes) soft targets (``distill.teacher_probs``), blended into the label by ``cfg.distill``."""
-    import keras
-    import tensorflow as tf
-
-    from .augment import colour_jitter, lesion_crop, random_degrade, random_zoom_crop
-    from .mixing import mixer
-    from .shifts import random_cast, random_levels, random_vignette
-
     rotation = keras.layers.RandomRotation(0.5, fill_mode="reflect", seed=cfg.training_seed) if cfg.rotate else None
     if cfg.lesion_crop > 0 and boxes is None:
         raise ValueError("--lesion-crop needs the training images' lesion boxes")
@@ -165,8 +145,6 @@ def _datasets(arrays, labels, cfg: Config, boxes: np.ndarray | None = None, teac
 
 def _epoch_callback(state: RunState, phase: str, network, val_set, val_labels, out: Path, patience: int | None,
                     train_images: int, predict=None):
-    import keras
-
     predict = predict or (lambda dataset: network.predict(dataset, verbose=0))
 
     class EpochEval(keras.callbacks.Callback):
@@ -221,8 +199,6 @@ def _set_trainable(network, first_trainable: str | None, train_bn: bool = False)
     Batch norm stays frozen (ImageNet statistics, inference mode) unless ``train_bn``: then the
     trained part also learns its scales and moves its statistics towards dermoscopy's.
     """
-    import keras
-
     names = [layer.name for layer in network.layers]
     start = names.index(first_trainable) if first_trainable else names.index("avg_pool")
     for i, layer in enumerate(network.layers):
@@ -232,12 +208,6 @@ def _set_trainable(network, first_trainable: str | None, train_bn: bool = False)
 
 def train(cfg: Config) -> dict:
     """Run (or resume) training; returns the model card of the exported model ({} on a non-chief worker)."""
-    import keras
-
-    from model.network import build_network
-
-    from .distribute import check_batch, is_chief, make_strategy, remove_worker_dir, val_predictor, write_dir
-
     strategy = make_strategy(cfg.strategy)  # before any other TensorFlow op (multi-worker needs it)
     check_batch(cfg.batch_size, strategy)
     out = write_dir(Path(cfg.out), strategy)  # non-chief workers: a temporary folder
@@ -281,8 +251,6 @@ def train(cfg: Config) -> dict:
     boxes = box_fractions(meta[meta.split == "train"], cfg.data) if cfg.lesion_crop > 0 else None
     teacher = None
     if cfg.teacher:
-        from .distill import cached_teacher_probs, check_members
-
         ham = meta[meta.source == "ham10000"] if "source" in meta else meta
         check_members(cfg.teacher, cfg.size, cfg.seed, {n: int((ham.split == n).sum()) for n in SPLITS})
         teacher = cached_teacher_probs(cfg.teacher, arrays["train"], out)
@@ -359,8 +327,6 @@ def train(cfg: Config) -> dict:
 def average_epochs(network, out: Path, state: RunState, first: int, val_set, val_labels) -> None:
     """Make the uniform average of phase 2's epochs ``first``..last the run's best weights, scored on
     validation as an epoch is (its figure is reported, it picked nothing)."""
-    from .averaging import load_average
-
     epochs = sorted(h["epoch"] for h in state.history if h["phase"] == "finetune" and h["epoch"] >= first)
     if not epochs:
         raise RuntimeError(f"phase 2 stopped before epoch {first}: nothing to average (lower --average-from)")
@@ -376,239 +342,3 @@ def average_epochs(network, out: Path, state: RunState, first: int, val_set, val
           f"val_auc {metrics['macro_auc']:.4f}", flush=True)
 
 
-def _image_size(path: str) -> str:
-    """The stored size of the data set's images ("400x300 px"), which the recipe's crops draw detail from."""
-    from PIL import Image
-
-    with Image.open(path) as image:
-        return f"{image.width}x{image.height} px"
-
-
-def throughput(history: list[dict]) -> dict:
-    """Median training images per second of each phase (validation passes excluded), where the run measured it."""
-    phases = {}
-    for record in history:
-        if "train_images_per_second" in record:
-            phases.setdefault(record["phase"], []).append(record["train_images_per_second"])
-    return {phase: {"median_images_per_second": float(np.median(v)), "epochs": len(v)} for phase, v in phases.items()}
-
-
-@dataclass
-class ScoredRun:
-    """A finished run's validation and test splits, scored once by its best weights.
-
-    What every card section reads; the test split is scored here only, after every choice.
-    """
-
-    out: Path
-    cfg: Config
-    state: RunState
-    meta: pd.DataFrame
-    arrays: dict[str, np.ndarray]  # uint8 images at the input size
-    inputs: dict[str, np.ndarray]  # the same, scaled for the network
-    labels: dict[str, np.ndarray]
-    raw: dict[str, np.ndarray]  # the Keras network's probabilities, before calibration
-    temperature: float  # fitted on validation
-    probs: dict[str, np.ndarray]  # calibrated
-
-
-def score_run(run_dir: str | Path):
-    """(network with the best weights, ``ScoredRun``) of a run folder."""
-    from model.metrics import fit_temperature, temper
-    from model.network import build_network
-
-    out = Path(run_dir)
-    cfg = Config(**{**before_options(), **json.loads((out / "config.json").read_text()), "out": str(out)})
-    cfg.size = tuple(cfg.size)
-    meta = pd.read_csv(out / "split.csv")
-    network = build_network(cfg.size, weights=None, dropout=cfg.dropout, colour=cfg.colour)
-    network.load_weights(out / "best.weights.h5")
-    arrays, inputs, labels, raw = {}, {}, {}, {}
-    for name in ("val", "test"):
-        part = meta[meta.split == name]
-        arrays[name] = load_arrays(list(part.path), cfg.size, cfg.workers, desc=f"loading {name}")
-        inputs[name] = scale(arrays[name].astype(np.float32))
-        labels[name] = part.label.to_numpy()
-        raw[name] = network.predict(inputs[name], batch_size=64, verbose=0)
-    temperature = fit_temperature(labels["val"], raw["val"])  # built into the exported model
-    probs = {name: temper(p, temperature) for name, p in raw.items()}
-    return network, ScoredRun(out, cfg, RunState(out / "state.json"), meta, arrays, inputs, labels, raw,
-                              temperature, probs)
-
-
-def flip_tta(network, run: ScoredRun) -> dict:
-    """Validation balanced accuracy with the mean over horizontal and vertical flips (test-time augmentation)."""
-    from model.metrics import temper
-
-    x = run.inputs["val"]
-    flipped = [x[:, :, ::-1], x[:, ::-1], x[:, ::-1, ::-1]]
-    probs = [temper(p, run.temperature)
-             for p in [run.raw["val"], *(network.predict(v, batch_size=64, verbose=0) for v in flipped)]]
-    labels = run.labels["val"]
-    return {
-        "val_balanced_accuracy_single": classification_metrics(labels, probs[0])["balanced_accuracy"],
-        "val_balanced_accuracy_4_flips": classification_metrics(labels, np.mean(probs, 0))["balanced_accuracy"],
-        "cost": "4 model calls per image",
-    }
-
-
-def split_results(run: ScoredRun, threshold: float) -> dict:
-    """Each split's metrics, calibration error and lesion-bootstrap intervals (at the operating point)."""
-    from model.metrics import expected_calibration_error
-
-    from .intervals import split_intervals
-
-    results = {}
-    for name in ("val", "test"):
-        results[name] = classification_metrics(run.labels[name], run.probs[name])
-        results[name]["ece_uncalibrated"] = expected_calibration_error(run.labels[name], run.raw[name])
-        results[name]["ece"] = expected_calibration_error(run.labels[name], run.probs[name])
-        lesions = run.meta[run.meta.split == name].lesion_id.to_numpy()
-        results[name]["ci95"] = split_intervals(run.labels[name], run.probs[name], lesions, threshold)
-    return results
-
-
-def draw_figures(run: ScoredRun, results: dict, test_features: np.ndarray, head_kernel: np.ndarray) -> list[int]:
-    """The run's figures (into its folder; the export copies them); returns the misclassified test images shown."""
-    out, labels, probs = run.out, run.labels, run.probs
-    for name in ("val", "test"):
-        plot_confusion_matrix(results[name]["confusion_matrix"], out / f"confusion_{name}.png",
-                              f"Confusion matrix, {name} split ({len(probs[name])} images)")
-    plot_history(run.state.history, out / "training_curves.png")
-    n_test = len(labels["test"])
-    plot_roc_curves(labels["test"], probs["test"], out / "roc_test.png", f"ROC curves, test split ({n_test} images)")
-    plot_reliability(labels["test"], run.raw["test"], probs["test"], out / "reliability_test.png",
-                     title="Reliability, test split")
-    return plot_misclassified(run.arrays["test"], labels["test"], probs["test"], test_features, head_kernel,
-                              out / "misclassified_test.png")
-
-
-def model_section(run: ScoredRun) -> dict:
-    """What the model is: name, version (the run's name), classes, input, preprocessing, architecture."""
-    return {
-        "name": "skin_mobilenetv2",
-        "version": run.out.name,
-        "classes": list(CLASSES),
-        "input_size": {"height": run.cfg.size[0], "width": run.cfg.size[1]},
-        "preprocessing": "RGB, whole image resized to the input size (no crop), scaled to [-1, 1]"
-        + {"none": "", "shades_of_gray": ", Shades of Gray colour constancy (p = 6) as the network's first layer",
-           "gray_equalised": ", grayscale and histogram equalisation as the network's first layer"}[run.cfg.colour],
-        "architecture": "MobileNetV2 1.0 (ImageNet) -> global average pooling -> dropout -> dense(7) "
-        "-> temperature scaling -> softmax",
-        "temperature": run.temperature,
-    }
-
-
-def data_section(run: ScoredRun) -> dict:
-    """The images each split holds (HAM10000's, and the extra training images, counted apart)."""
-    meta = run.meta
-    ham = meta.source.eq("ham10000") if "source" in meta else pd.Series(True, index=meta.index)
-    return {
-        "dataset": "HAM10000 (Tschandl et al., Sci. Data 5, 180161, 2018), CC BY-NC 4.0",
-        "images": {n: int(((meta.split == n) & ham).sum()) for n in SPLITS},
-        "lesions": {n: int(meta[(meta.split == n) & ham].lesion_id.nunique()) for n in SPLITS},
-        **({"extra_train": {"dataset": "; ".join(EXTRA_SOURCES[s][0] for s in sorted(set(meta[~ham].source))),
-                            "images": int((~ham).sum()),
-                            **{dx: int(n) for dx, n in meta[~ham].dx.value_counts().items()},
-                            "sources": {s: int(n) for s, n in meta[~ham].source.value_counts().items()}}}
-           if (~ham).any() else {}),
-        "split": f"by lesion_id, stratified by dx, 70/15/15, seed {run.cfg.seed}",
-        "image_size": _image_size(meta[ham].path.iloc[0]),
-    }
-
-
-def training_section(run: ScoredRun) -> dict:
-    """How it was trained: the config, best epoch, time, throughput, machine and command."""
-    return {
-        "config": {k: v for k, v in asdict(run.cfg).items() if k not in ("data", "out", "weights")},
-        "best_epoch": run.state.best,
-        "train_seconds": round(run.state.seconds, 1),
-        "throughput": throughput(run.state.history),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
-        "command": run.cfg.command,
-        **({"soup": json.loads(soup.read_text())} if (soup := run.out / SOUP_FILE).is_file() else {}),
-    }
-
-
-def operating_point_section(run: ScoredRun) -> dict:
-    """The malignant threshold, chosen on validation for >= 90% sensitivity, and what it gives on test."""
-    point = operating_point(run.labels["val"], run.probs["val"], sensitivity=0.90)
-    test_point = at_threshold(run.labels["test"], run.probs["test"], point["threshold"])
-    return {
-        "threshold": point["threshold"],
-        "chosen_on": "chosen on the validation split for >= 90% sensitivity to mel + bcc + akiec",
-        "val_sensitivity": point.get("sensitivity"),
-        "val_specificity": point.get("specificity"),
-        "test_sensitivity": test_point["sensitivity"],
-        "test_specificity": test_point["specificity"],
-    }
-
-
-def uncertainty_section(run: ScoredRun) -> dict:
-    """'Uncertain' below a calibrated top probability, and how right the model is on either side of it."""
-    from model.card import DEFAULT_UNCERTAIN_BELOW
-    from model.metrics import group_accuracy
-
-    return {
-        "threshold": DEFAULT_UNCERTAIN_BELOW,
-        "rule": "uncertain when the calibrated top probability is below the threshold (more likely wrong than right)",
-        **{name: group_accuracy(run.labels[name], run.probs[name], DEFAULT_UNCERTAIN_BELOW)
-           for name in ("val", "test")},
-    }
-
-
-def finish_run(run_dir: str | Path, recipes: list[str | Path] = (), probe: str | Path | None = None) -> dict:
-    """Score the best weights on validation and (once) test, calibrate, export, then the card's sections.
-
-    Also ``python -m training evaluate RUN [--recipes OTHER ...]``: it reads everything from the
-    run folder; ``recipes`` (earlier run folders or model_card.json files) fill the card's recipe table,
-    ``probe`` (a ``python -m training probe`` result) its colour-preprocessing table.
-    """
-    from model.network import calibrated
-
-    from .card import write_card
-    from .export import export_model
-    from .external import score as score_external
-    from .external import validation_sets
-    from .not_dermoscopic import calibrate as calibrate_not_dermoscopic
-    from .probe import read_results as read_probe
-    from .recipes import ablation, recipe_summaries
-    from .shifts import robustness, runtime_predict
-
-    network, run = score_run(run_dir)
-    out, cfg, state = run.out, run.cfg, run.state
-    for name, p in run.probs.items():
-        np.save(out / f"{name}_probs.npy", p)
-    point = operating_point_section(run)
-    results = split_results(run, point["threshold"])
-    # the flags and every figure below come from the exported runtime itself, so they match what ships
-    runtime, exported = export_model(calibrated(network, run.temperature), out / "export", run.inputs["test"][:8])
-    outputs = {name: runtime.run(run.inputs[name]) for name in run.arrays}
-    shown = draw_figures(run, results, outputs["test"].features, runtime.head_kernel)
-    test_ids = run.meta[run.meta.split == "test"].image_id.to_numpy()
-    results["test"]["misclassified_shown"] = [str(test_ids[i]) for i in shown]
-    (out / "metrics.json").write_text(json.dumps(results, indent=2))
-
-    card = {
-        **model_section(run),
-        "data": data_section(run),
-        "training": training_section(run),
-        "metrics": {split: {k: v for k, v in m.items() if k not in ("confusion_matrix", "misclassified_shown")}
-                    for split, m in results.items()},
-        "confusion_matrix_test": results["test"]["confusion_matrix"],
-        "malignant_operating_point": point,
-        "uncertainty": uncertainty_section(run),
-        "not_dermoscopic": calibrate_not_dermoscopic(runtime, run.inputs,
-                                                     {name: o.features for name, o in outputs.items()}),
-        "ablation": ablation(cfg, state.best, [s for c in recipes for s in recipe_summaries(c)], state.seconds),
-        "test_time_augmentation": flip_tta(network, run),  # measured on validation only
-        "robustness": {name: robustness(runtime_predict(runtime), run.arrays[name], run.labels[name],
-                                        plain=outputs[name].probs) for name in run.arrays},
-        "external_validation": score_external(runtime.predict, validation_sets(cfg.data, cfg.seed))[0],
-        "colour_probe": read_probe(probe) if probe else None,
-        **exported,
-    }
-    write_card(out / "export", card, figures_from=out)
-    print(json.dumps({s: {k: round(results[s][k], 4) for k in ("accuracy", "balanced_accuracy", "macro_auc")}
-                      for s in results}, indent=2))
-    return card

@@ -13,11 +13,14 @@ import json
 import shutil
 from pathlib import Path
 
+import keras
+
 from model.card import read_json
 from model.runtime import KERAS_FILE
 
 from .config import Config, before_options
-from .data import read_split
+from .data import card_split, read_split
+from .network import build_network
 
 CURVES = "training_curves.png"
 
@@ -29,12 +32,6 @@ def unpack(export_dir: str | Path, data: str | Path, out: str | Path) -> Path:
     the weights are the uncalibrated network's (the export's temperature layer is left out, as
     ``evaluate`` fits it again on validation).
     """
-    import keras
-
-    from model.network import build_network
-
-    from .data import card_split
-
     export_dir, out = Path(export_dir), Path(out)
     card = read_json(export_dir)
     training = card["training"]

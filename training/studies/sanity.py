@@ -27,17 +27,26 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+import tensorflow as tf
+from sklearn.linear_model import LogisticRegression
 
-from model.runtime import CAM_LAYERS, Output
+from explain.gradcam import METHODS, SERVED, cam_map
+from explain.lime import SEGMENTATION, explain_lime
+from explain.quality import centre_prior, map_similarity
+from model.card import read_json
+from model.metrics import classification_metrics
+from model.preprocessing import prepare_batch
+from model.runtime import CAM_LAYERS, KERAS_FILE, Classifier, Output, load_classifier
 
-from .explanations import summarise
-
-if TYPE_CHECKING:
-    from model.runtime import Classifier
+from ..cam_export import cam_function
+from ..card import record
+from ..data import card_split, load_arrays
+from ..network import head_weights, load_network, serving_model
+from .cams import ensure_gradient_model
+from .explanations import balanced_sample, summarise
 
 IMAGES_PER_SPLIT = 14  # 2 of each class: 22 min on 2 quiet cores, mostly LIME at 1000 samples, 7 times an image
 TRAIN_IMAGES = 1400  # training images the label-randomisation heads are fitted on (200 of each class where it has them)
@@ -86,12 +95,6 @@ class KerasClassifier:
     has_gradients = True
 
     def __init__(self, network, layers: tuple[str, ...] = CAM_LAYERS):
-        import tensorflow as tf
-
-        from model.network import serving_model
-
-        from .cam_export import cam_function
-
         self.network = network
         self.input_size: tuple[int, int] = tuple(int(d) for d in network.input.shape[1:3])
         serving = serving_model(network)
@@ -108,8 +111,6 @@ class KerasClassifier:
         return Output(probs.numpy(), features.numpy())
 
     def predict_with_features(self, images) -> Output:
-        from model.preprocessing import prepare_batch
-
         return self.run(prepare_batch(images, self.input_size))
 
     def gradients(self, inputs: np.ndarray, index: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -142,16 +143,11 @@ class HeadSwapped:
         return Output((probs / probs.sum(axis=1, keepdims=True)).astype(np.float32), features)
 
     def predict_with_features(self, images) -> Output:
-        from model.preprocessing import prepare_batch
-
         return self.run(prepare_batch(images, self.input_size))
 
 
 def exported(network, folder: Path) -> Classifier:
     """A LiteRT runtime of ``network`` as ``training.export`` writes the served one."""
-    from model.network import serving_model
-    from model.runtime import Classifier
-
     path = folder / f"randomised{len(list(folder.glob('*.tflite')))}.tflite"  # the last runtime may still map its file
     serving_model(network).export(str(path), format="litert", verbose=False)
     return Classifier(path, num_threads=2)
@@ -163,12 +159,6 @@ def fit_heads(runtime, train: pd.DataFrame, val: pd.DataFrame, seed: int) -> dic
     Each with its training accuracy (how far it learnt its labels) and its validation balanced
     accuracy (what it learnt that holds beyond them).
     """
-    from sklearn.linear_model import LogisticRegression
-
-    from model.metrics import classification_metrics
-
-    from .data import load_arrays
-
     def pooled(part: pd.DataFrame) -> np.ndarray:
         images = load_arrays(list(part.path), runtime.input_size, desc="head features")
         return np.concatenate([runtime.run_uint8(images[i : i + 32]).features.mean(axis=(1, 2))
@@ -206,19 +196,6 @@ def measure_exported(export_dir: str | Path, data: str | Path, images: int = IMA
     Every Grad-CAM candidate of ``explain.gradcam.METHODS`` is checked (a few model calls a map), so
     the rule that chooses among them can read the checks; LIME with the served segmentation.
     """
-    from explain.gradcam import METHODS, SERVED, cam_map
-    from explain.lime import SEGMENTATION, explain_lime
-    from explain.quality import centre_prior, map_similarity
-    from model.card import read_json
-    from model.network import head_weights, load_network
-    from model.preprocessing import prepare_batch
-    from model.runtime import KERAS_FILE, load_classifier
-
-    from .cams import ensure_gradient_model
-    from .card import record
-    from .data import card_split, load_arrays
-    from .explanations import balanced_sample
-
     export_dir = Path(export_dir)
     meta = card_split(read_json(export_dir), data, seed)
     ensure_gradient_model(export_dir, meta)  # the served Grad-CAM's, as `cams` writes it

@@ -13,13 +13,18 @@ import io
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
+from sklearn.decomposition import PCA
 
+from explain.similar import GALLERY_FILE, Gallery, pooled_features, project, save_gallery
 from model.card import read_json
 from model.labels import CLASSES
+from model.preprocessing import resize
 from model.runtime import load_classifier, sha256
 
-from .data import card_split, load_arrays
-from .external import STATISTICS
+from ..card import record
+from ..data import card_split, load_arrays
+from ..external import STATISTICS
 
 K = 6
 THUMBNAIL = (60, 80)  # height, width: 4:3, about 2 KB as JPEG
@@ -34,15 +39,12 @@ def fit_projection(kind: str, pooled: np.ndarray) -> tuple[np.ndarray, np.ndarra
     channels = pooled.shape[1]
     if kind in ("cosine", "euclidean"):
         return np.zeros(channels, np.float32), np.eye(channels, dtype=np.float32)
-    from sklearn.decomposition import PCA
 
     pca = PCA(n_components=int(kind.rsplit("_", 1)[1]), whiten=True, random_state=0).fit(pooled)
     return pca.mean_.astype(np.float32), (pca.components_.T / np.sqrt(pca.explained_variance_)).astype(np.float32)
 
 
 def _embed(kind: str, pooled: np.ndarray, mean: np.ndarray, projection: np.ndarray) -> np.ndarray:
-    from explain.similar import project
-
     return pooled if kind == "euclidean" else project(pooled, mean, projection)
 
 
@@ -75,10 +77,6 @@ def retrieval_metrics(gallery_labels: np.ndarray, labels: np.ndarray, index: np.
 
 
 def _thumbnails(images: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    from PIL import Image
-
-    from model.preprocessing import resize
-
     chunks = []
     for image in images:
         buffer = io.BytesIO()
@@ -90,10 +88,6 @@ def _thumbnails(images: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, 
 
 def build(export_dir: str | Path, data: str | Path, seed: int = 0, thumbnail: tuple[int, int] = THUMBNAIL) -> dict:
     """Measure the embeddings, write ``gallery.npz`` with the chosen one, record it in the card; returns the section."""
-    from explain.similar import GALLERY_FILE, Gallery, pooled_features, save_gallery
-
-    from .card import record
-
     export_dir = Path(export_dir)
     card = read_json(export_dir)
     clf = load_classifier(export_dir)

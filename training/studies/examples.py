@@ -14,7 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
+from model.card import read_json
+from model.flags import flag
 from model.labels import CLASSES, MALIGNANT, NAMES
+from model.preprocessing import scale
+from model.risk import malignant_probability, operating_point
+from model.runtime import load_classifier
+
+from ..data import card_split, load_arrays
 
 RULE = (
     "From the test split of the model's own training run (lesions it never saw), one image per "
@@ -80,14 +87,6 @@ def _row(test, i: int, role: str, pred: np.ndarray, probs: np.ndarray, caption: 
 
 def score_test_split(export_dir: str | Path, data: str | Path, seed: int = 0):
     """The export's test split and, per image, its probabilities and the app's three flags (LiteRT, as served)."""
-
-    from model.card import read_json
-    from model.flags import flag
-    from model.preprocessing import scale
-    from model.risk import malignant_probability, operating_point
-    from model.runtime import load_classifier
-
-    from .data import card_split, load_arrays
 
     card = read_json(export_dir)
     meta = card_split(card, data, seed)

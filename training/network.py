@@ -1,6 +1,6 @@
 """The MobileNetV2 classifier as a Keras model (training, export, reference outputs).
 
-Importing this module imports Keras; the serving path (``model.runtime``) does not.
+Importing this module imports Keras, which is why it lives in training: nothing under model/ does.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from pathlib import Path
 
 import keras
 
-from .architecture import COLOUR_CHOICES, FEATURE_LAYER, IMAGENET_WEIGHTS, LOGITS_LAYER, REPO_ROOT  # noqa: F401
-from .labels import CLASSES
-from .preprocessing import INPUT_SIZE
+from model.architecture import COLOUR_CHOICES, FEATURE_LAYER, IMAGENET_WEIGHTS, LOGITS_LAYER, REPO_ROOT  # noqa: F401
+from model.labels import CLASSES
+from model.preprocessing import INPUT_SIZE
 
 
 @keras.saving.register_keras_serializable(package="skin")

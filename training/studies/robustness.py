@@ -4,8 +4,8 @@ In HAM10000 few images have a vignette (black outside a circular field of view: 
 often melanomas (8.9%) and benign keratoses (6.8%) than naevi (2.2%): a model can learn black
 corners as a sign of the class. Other clinics' dermatoscopes vignette most images, and their
 light and cameras give other colour casts and exposures. Training can add them at random
-(``--vignette P``, ``--cast C``, ``--levels P``), and every card measures how each shift changes the
-answers.
+(``--vignette P``, ``--cast C``, ``--levels P``: ``training.augment``'s ``random_*``), and every
+card measures how each shift changes the answers.
 
 Images handed on by a third party are often edited as well: levels stretched per channel (which
 also white-balances), saturation raised, the lesion cropped closer. The team measured the shipped
@@ -21,9 +21,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import cv2
 import numpy as np
 
-EDGE = 0.03  # width of the vignette's soft edge, as a fraction of the half-diagonal
+from model.metrics import classification_metrics
+
+from ..augment import EDGE
+from ..export import measure_in_place
 
 
 def _field(height: int, width: int, radius: float, cy: float = 0.0, cx: float = 0.0) -> np.ndarray:
@@ -67,8 +71,6 @@ def saturate(images: np.ndarray, factor: float) -> np.ndarray:
 
 def centre_crop(images: np.ndarray, share: float) -> np.ndarray:
     """uint8 (N, H, W, 3) images cropped to their central ``share`` of each side, resized back (a closer crop)."""
-    import cv2
-
     images = np.asarray(images)
     h, w = images.shape[1:3]
     ch, cw = round(h * share), round(w * share)
@@ -99,50 +101,6 @@ def edited(predict: Callable[[np.ndarray], np.ndarray], images: np.ndarray) -> n
     return np.stack([predict(SHIFTS[name](images)) for name in EDITS], axis=1)
 
 
-def random_vignette(image, probability: float, seed: int | None = None):
-    """TensorFlow op for the training pipeline: a float (H, W, 3) image in [0, 1], vignetted with
-    ``probability``: radius 0.55-1.0 half-diagonals, centre moved up to 5% of the image's size."""
-    import tensorflow as tf
-
-    shape = tf.shape(image)
-    height, width = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
-    radius = tf.random.uniform([], 0.55, 1.0, seed=seed)
-    cy, cx = tf.unstack(tf.random.uniform([2], -0.05, 0.05, seed=seed))
-    yy, xx = tf.meshgrid(tf.range(height), tf.range(width), indexing="ij")
-    half = tf.sqrt(height**2 + width**2) / 2
-    dist = tf.sqrt((yy - (height - 1) / 2 - cy * height) ** 2 + (xx - (width - 1) / 2 - cx * width) ** 2) / half
-    weights = tf.clip_by_value((radius - dist) / EDGE, 0.0, 1.0)[:, :, None]
-    apply = tf.random.uniform([], seed=seed) < probability
-    return tf.where(apply, image * weights, image)
-
-
-def random_cast(image, strength: float, seed: int | None = None):
-    """TensorFlow op: a float (H, W, 3) image in [0, 1] times an exposure gain and a gain per
-    channel, each drawn from [1 - strength, 1 + strength], clipped to [0, 1]."""
-    import tensorflow as tf
-
-    exposure = tf.random.uniform([], 1 - strength, 1 + strength, seed=seed)
-    channels = tf.random.uniform([3], 1 - strength, 1 + strength, seed=seed)
-    return tf.clip_by_value(image * exposure * channels, 0.0, 1.0)
-
-
-def random_levels(image, probability: float, seed: int | None = None):
-    """TensorFlow op: with ``probability``, each channel of a float (H, W, 3) image in [0, 1] stretched so
-    that its own random low (0-3rd) and high (97th-100th) percentiles span [0, 1], as an editor's auto
-    levels does (``auto_levels``), each channel drawn apart so the balance moves too."""
-    import tensorflow as tf
-
-    by_channel = tf.sort(tf.transpose(tf.reshape(image, [-1, 3])), axis=1)  # (3, pixels)
-    last = tf.cast(tf.shape(by_channel)[1] - 1, tf.float32)
-    low = tf.cast(tf.random.uniform([3], 0.0, 0.03, seed=seed) * last, tf.int32)
-    high = tf.cast(tf.random.uniform([3], 0.97, 1.0, seed=seed) * last, tf.int32)
-    lo = tf.gather(by_channel, low[:, None], batch_dims=1)[:, 0]
-    hi = tf.gather(by_channel, high[:, None], batch_dims=1)[:, 0]
-    stretched = tf.clip_by_value((image - lo) / tf.maximum(hi - lo, 1 / 255), 0.0, 1.0)
-    apply = tf.random.uniform([], seed=seed) < probability
-    return tf.where(apply, stretched, image)
-
-
 def robustness(predict: Callable[[np.ndarray], np.ndarray], images: np.ndarray, labels: np.ndarray,
                shifts: dict[str, Callable[[np.ndarray], np.ndarray]] = SHIFTS,
                plain: np.ndarray | None = None) -> list[dict]:
@@ -151,8 +109,6 @@ def robustness(predict: Callable[[np.ndarray], np.ndarray], images: np.ndarray, 
     ``predict`` takes uint8 (N, H, W, 3) images and returns (N, classes) probabilities;
     ``plain``: those of the unshifted images, when the caller already has them.
     """
-    from model.metrics import classification_metrics
-
     plain = (predict(images) if plain is None else np.asarray(plain)).argmax(axis=1)
     rows = []
     for name, shift in shifts.items():
@@ -176,8 +132,6 @@ def measure_exported(export_dir: str | Path, data: str | Path, seed: int = 0) ->
     For a model whose run folder is gone (the shipped one): its split is rebuilt from the data and
     the seed. The model files and every other figure stay as they are.
     """
-    from .export import measure_in_place
-
     return measure_in_place(export_dir, data, seed, "robustness", lambda opened: {
         name: robustness(runtime_predict(opened.runtime), images, opened.labels[name])
         for name, images in opened.arrays.items()})

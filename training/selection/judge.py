@@ -19,18 +19,21 @@ from pathlib import Path
 
 import numpy as np
 
-from .external import (
+from model.card import read_json
+from model.runtime import LITERT_FILE, load_classifier
+
+from .. import card
+from ..external import (
     ISIC2017_DIR,
-    RULE_FIGURE,
     STATISTICS,
     EvalSet,
     ensemble_members,
     ensemble_predict,
     predict_files,
-    rule_statistic,
     trains_on_isic2017,
     validation_sets,
 )
+from .rule import RULE_FIGURE, rule_statistic
 
 RULE = "docs/selection-rule.md (from v35 on)"
 PRIMARY = ("isic2018_test_a", "balanced_accuracy")
@@ -44,8 +47,6 @@ Statistic = Callable[[np.ndarray, np.ndarray], float]
 
 def _fingerprint(export: str) -> str:
     """What a cached answer is keyed on: the bytes of every member's LiteRT model."""
-    from model.runtime import LITERT_FILE
-
     digest = hashlib.sha256()
     for member in ensemble_members(export):
         digest.update(hashlib.sha256((Path(member) / LITERT_FILE).read_bytes()).digest())
@@ -57,8 +58,6 @@ def run_probs(export: str, sets: list[EvalSet], cache: Path | None = None) -> di
 
     With ``cache``, answers are kept per model file and set, so a run scored once is not scored again.
     """
-    from model.runtime import load_classifier
-
     key = _fingerprint(export)
     out, predict = {}, None
     for s in sets:
@@ -161,11 +160,7 @@ def report(result: dict) -> list[str]:
 def record(result: dict, export_dir: str | Path, label: str) -> None:
     """Keep a verdict in an export's card (section ``judged``, one entry per comparison), for the card to show
     how the model was chosen or which recipes were judged against it."""
-    from model.card import read_json
-
-    from .card import record
-
     judged = {**read_json(export_dir).get("judged", {}),
               label: {k: result[k] for k in ("rule", "baseline", "candidate", "differences", "checks", "passes",
                                              "resamples")}}
-    record(export_dir, {"judged": judged})
+    card.record(export_dir, {"judged": judged})

@@ -16,10 +16,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from explain.gradcam import METHODS, SERVED, cam_map
+from explain.quality import box_mask, energy_share, pointing_hit
 from model.card import read_json
 from model.labels import CLASSES
+from model.preprocessing import prepare_batch, scale
+from model.runtime import CAM_FILE, KERAS_FILE, load_classifier
 
-from .card import record
+from ..cam_export import export_cam_model
+from ..card import record
+from ..data import card_split, load_arrays
+from ..network import load_network
 from .explanations import BASELINES, METRICS, ROAD_METRICS, blind_maps, boxed_sample, faithfulness, summarise
 
 IMAGES_PER_SPLIT = 70  # 10 of each class where it has them: about 15 s an image on 2 cores, mostly ROAD
@@ -27,10 +34,6 @@ IMAGES_PER_SPLIT = 70  # 10 of each class where it has them: about 15 s an image
 
 def score_image(clf, image: np.ndarray, box: tuple, rng: np.random.Generator) -> list[dict]:
     """Every candidate's metrics and cost on one image, and the centred prior's and a random map's."""
-    from explain.gradcam import METHODS, cam_map
-    from explain.quality import box_mask, energy_share, pointing_hit
-    from model.preprocessing import prepare_batch
-
     mask = box_mask(image.shape[:2], box, image.shape[:2])
     rows = []
     maps, cost = {}, {}
@@ -52,11 +55,6 @@ def score_image(clf, image: np.ndarray, box: tuple, rng: np.random.Generator) ->
 
 def measure_exported(export_dir: str | Path, data: str | Path, images: int = IMAGES_PER_SPLIT, seed: int = 0) -> dict:
     """Score every CAM candidate of an exported model on ``images`` per split; into its card (``cam_methods``)."""
-    from explain.gradcam import METHODS, SERVED
-    from model.runtime import load_classifier
-
-    from .data import card_split
-
     export_dir = Path(export_dir)
     meta = card_split(read_json(export_dir), data, seed)
     ensure_gradient_model(export_dir, meta)
@@ -81,13 +79,6 @@ def measure_exported(export_dir: str | Path, data: str | Path, images: int = IMA
 
 def ensure_gradient_model(export_dir: Path, meta: pd.DataFrame) -> None:
     """Write the export's gradient model (training/cam_export.py) from its .keras file, if it has none yet."""
-    from model.network import load_network
-    from model.preprocessing import scale
-    from model.runtime import CAM_FILE, KERAS_FILE
-
-    from .cam_export import export_cam_model
-    from .data import load_arrays
-
     if (export_dir / CAM_FILE).is_file():
         return
     network = load_network(export_dir / KERAS_FILE)

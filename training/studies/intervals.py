@@ -10,8 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from model.metrics import HEADLINE, at_threshold, bootstrap_intervals
+
+from ..export import measure_in_place
 
 
 def split_intervals(labels: np.ndarray, probs: np.ndarray, lesions: np.ndarray, threshold: float) -> dict:
@@ -36,8 +39,6 @@ def measure_exported(export_dir: str | Path, data: str | Path, seed: int = 0) ->
     For a model whose run folder is gone (the shipped one): its split is rebuilt from the data and
     the seed, and its answers are the exported runtime's. Nothing but the intervals changes.
     """
-    from .export import measure_in_place
-
     def measure(opened) -> dict:  # the card's metrics, each split's with its intervals
         threshold = opened.card["malignant_operating_point"]["threshold"]
         metrics = opened.card["metrics"]
@@ -73,8 +74,6 @@ def compare_runs(runs: list[str | Path], split: str = "val") -> dict[str, dict]:
     Reads each run folder's ``split.csv`` and ``{split}_probs.npy`` (calibrated, written by
     finish_run); the runs must share the split image for image.
     """
-    import pandas as pd
-
     folders = [Path(run) for run in runs]
     metas = [pd.read_csv(folder / "split.csv") for folder in folders]
     part = metas[0][metas[0].split == split]

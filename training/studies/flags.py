@@ -10,7 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import skimage.data
 from PIL import Image, ImageDraw
+
+from model.card import NOT_DERMOSCOPIC_KEY, NOT_DERMOSCOPIC_KEYS
+from model.flags import INPUT_SCORES, energy_score, not_dermoscopic, structure_score
+from model.preprocessing import prepare_batch, scale
+
+from ..export import measure_in_place
 
 SKIMAGE_IMAGES = ("astronaut", "brick", "camera", "cat", "chelsea", "clock", "coffee", "coins", "colorwheel",
                   "grass", "gravel", "horse", "hubble_deep_field", "immunohistochemistry", "logo", "moon",
@@ -27,8 +34,6 @@ def _rgb(array: np.ndarray) -> np.ndarray:
 
 
 def non_dermoscopic_images(seed: int = 0) -> list[tuple[str, np.ndarray]]:
-    import skimage.data
-
     rng = np.random.default_rng(seed)
     images = []
     for name in SKIMAGE_IMAGES:
@@ -65,9 +70,6 @@ def calibrate(runtime, inputs: dict[str, np.ndarray], features: dict[str, np.nda
     each, detail and colour the lowest 0.5% (flat or grey images are rare in dermoscopy but
     common among the rest).
     """
-    from model.flags import INPUT_SCORES, energy_score, not_dermoscopic, structure_score
-    from model.preprocessing import prepare_batch
-
     others = non_dermoscopic_images()
     inputs = {**inputs, "other": prepare_batch([img for _, img in others], runtime.input_size)}
     features = {**features, "other": runtime.run(inputs["other"])[1]}
@@ -99,11 +101,6 @@ def recalibrate(export_dir: str | Path, data: str | Path, seed: int = 0) -> dict
     and the seed, and must give the card's image counts. Only the card's ``not_dermoscopic``
     section changes (an old card's ``ood`` one goes); the model files and every other figure stay.
     """
-    from model.card import NOT_DERMOSCOPIC_KEY, NOT_DERMOSCOPIC_KEYS
-    from model.preprocessing import scale
-
-    from .export import measure_in_place
-
     def measure(opened):
         inputs = {name: scale(x.astype(np.float32)) for name, x in opened.arrays.items()}
         features = {name: opened.runtime.run(x).features for name, x in inputs.items()}

@@ -17,8 +17,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from explain.lime import SEGMENTATION, SEGMENTATIONS, explain_lime
+from explain.quality import box_mask, energy_share
 from model.labels import CLASSES
+from model.runtime import load_classifier
 
+from ..card import record
+from ..data import card_split
 from .explanations import BASELINES, FAITHFULNESS, blind_maps, boxed_sample, faithfulness, summarise
 
 IMAGES_PER_SPLIT = 35  # 5 of each class where it has them: about 1.5 s per explanation on 2 cores, ROAD 1.5 s a map
@@ -43,9 +48,6 @@ def top_support_in_box(weights: np.ndarray, segments: np.ndarray, mask: np.ndarr
 
 def score_image(clf, image: np.ndarray, box: tuple, samples: int, rng: np.random.Generator) -> list[dict]:
     """Every segmentation's metrics on one image; then the centred prior's and a random map's faithfulness."""
-    from explain.lime import SEGMENTATIONS, explain_lime
-    from explain.quality import box_mask, energy_share
-
     mask = box_mask(image.shape[:2], box, image.shape[:2])
     rows = []
     for name in SEGMENTATIONS:
@@ -65,12 +67,6 @@ def score_image(clf, image: np.ndarray, box: tuple, samples: int, rng: np.random
 def measure_exported(export_dir: str | Path, data: str | Path, images: int = IMAGES_PER_SPLIT, seed: int = 0,
                      samples: int = 1000) -> dict:
     """Score every segmentation on ``images`` per split of an exported model; into its card (``lime_segmentations``)."""
-    from explain.lime import SEGMENTATION, SEGMENTATIONS
-    from model.runtime import load_classifier
-
-    from .card import record
-    from .data import card_split
-
     export_dir = Path(export_dir)
     clf = load_classifier(export_dir)
     card = clf.card().to_json()

@@ -1,23 +1,42 @@
 """The studies that measure an exported model on its own split and write a section of its card.
 
-Each is declared once here: its subcommand, the module and function that measure (imported only
-when that study runs, so a command that only edits JSON loads no Keras), the card section it
+Each is declared once here: its subcommand, the module in this package and the function that
+measure (imported by name only when that study runs: this table is part of the command line,
+whose ``--help`` and JSON-only commands load no Keras), the card section it
 writes, whether it scores a sample of ``--images`` per split, and how its result is printed.
 ``python -m training`` generates one subcommand per study from this table
 (``python -m training STUDY EXPORT --data DIR [--seed S] [--images N]``).
 
 To add a study: a module with ``measure_exported(export_dir, data, [images,] seed) -> section``
 that writes ``card[key]`` (``training.card.record``; ``training.export.measure_in_place`` does the
-opening and the writing), a ``render`` of that section in ``training/card.py``, and a row here.
+opening and the writing) in this package, a ``render`` of that section in ``training/card.py``, and a
+row here.
 ``Study.measure`` checks that the section it declares is the one the card holds afterwards.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
+
+from model.card import read_json
+
+
+def constant(module: str, name: str = "__doc__"):
+    """A string or number a training module defines (``name``; its docstring by default), read from its
+    source, not imported: ``--help`` shows it without loading the module's Keras."""
+    path = Path(__file__).resolve().parent.parent.joinpath(*module.split("."))
+    tree = ast.parse((path / "__init__.py" if path.is_dir() else path.with_suffix(".py")).read_text())
+    if name == "__doc__":
+        return ast.get_docstring(tree, clean=False)
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
+            return ast.literal_eval(node.value)
+    raise AttributeError(f"training.{module} defines no {name}")
 
 
 def _flags(ood: dict) -> Iterable[str]:
@@ -73,7 +92,7 @@ def _sanity(measured: dict) -> Iterable[str]:
 @dataclass(frozen=True)
 class Study:
     name: str  # the subcommand
-    module: str  # in the training package
+    module: str  # in this package (training.studies)
     function: str  # (export_dir, data, [images,] seed) -> the card section it wrote
     key: str  # the card section
     help: str
@@ -84,12 +103,10 @@ class Study:
         return importlib.import_module(f".{self.module}", __package__)
 
     def default_images(self) -> int | None:
-        return self.loaded().IMAGES_PER_SPLIT if self.sampled else None
+        return constant(f"studies.{self.module}", "IMAGES_PER_SPLIT") if self.sampled else None
 
     def measure(self, export: str, data: str, seed: int = 0, images: int | None = None) -> dict:
         """Run the study on an export; its section, as the card now holds it under ``key``."""
-        from model.card import read_json
-
         action = getattr(self.loaded(), self.function)
         if not self.sampled:
             section = action(export, data, seed=seed)
@@ -102,9 +119,9 @@ class Study:
 
 
 STUDIES: dict[str, Study] = {s.name: s for s in (
-    Study("flags", "not_dermoscopic", "recalibrate", "not_dermoscopic",
+    Study("flags", "flags", "recalibrate", "not_dermoscopic",
           "recalibrate the not-dermoscopic flag of an exported model (the model is untouched)", _flags),
-    Study("robustness", "shifts", "measure_exported", "robustness",
+    Study("robustness", "robustness", "measure_exported", "robustness",
           "how vignettes and colour casts change an exported model's answers", _robustness),
     Study("intervals", "intervals", "measure_exported", "metrics",
           "95% lesion-bootstrap intervals of an exported model's figures (each split's ci95)", _intervals),

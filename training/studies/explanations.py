@@ -10,13 +10,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from explain.gradcam import grad_cam
+from explain.lime import explain_lime
+from explain.quality import box_mask, centre_prior, deletion_insertion, energy_share, pointing_hit, road
 from model.labels import CLASSES
 from model.metrics import bootstrap_intervals
 from model.preprocessing import load_image
+from model.runtime import load_classifier
+
+from ..card import record
+from ..data import card_split
 
 BOXES_FILE = "lesion_boxes.csv"
 METRICS = ("pointing_hit", "energy_in_box", "deletion_auc", "insertion_auc")
@@ -54,10 +63,6 @@ def boxed_sample(meta: pd.DataFrame, data: str | Path, images: int, seed: int = 
 
 def saliency_maps(clf, image: np.ndarray, rng: np.random.Generator) -> tuple[int, dict[str, np.ndarray]]:
     """The top class and each method's map at the image's size."""
-    from explain.gradcam import grad_cam
-    from explain.lime import explain_lime
-    from explain.quality import centre_prior
-
     lime = explain_lime(clf, image)
     shape = image.shape[:2]
     return lime.label, {
@@ -70,8 +75,6 @@ def saliency_maps(clf, image: np.ndarray, rng: np.random.Generator) -> tuple[int
 
 def score_image(clf, image: np.ndarray, box: tuple, rng: np.random.Generator) -> tuple[int, dict, dict]:
     """The explained class, each method's four metrics on one image, and its deletion and insertion curves."""
-    from explain.quality import box_mask, deletion_insertion, energy_share, pointing_hit
-
     label, maps = saliency_maps(clf, image, rng)
     mask = box_mask(image.shape[:2], box, image.shape[:2])
     scores, curves = {}, {}
@@ -96,15 +99,11 @@ FAITHFULNESS = ("deletion_auc", "insertion_auc", *ROAD_METRICS)
 
 def blind_maps(shape: tuple[int, int], rng: np.random.Generator) -> dict[str, np.ndarray]:
     """The two maps that ignore the model, each candidate's paired baselines: a centred Gaussian and noise."""
-    from explain.quality import centre_prior
-
     return {BASELINE: centre_prior(shape), "random": rng.random(shape).astype(np.float32)}
 
 
 def faithfulness(clf, image: np.ndarray, saliency: np.ndarray, label: int) -> dict[str, float]:
     """One map's deletion and insertion areas (blurred away) and ROAD's figures (imputed from the neighbours)."""
-    from explain.quality import deletion_insertion, road
-
     blurred, imputed = deletion_insertion(clf, image, saliency, label), road(clf, image, saliency, label)
     return {"deletion_auc": blurred["deletion_auc"], "insertion_auc": blurred["insertion_auc"],
             **{k: imputed[k] for k in ROAD_METRICS}}
@@ -154,10 +153,7 @@ def summarise(scores: pd.DataFrame, methods: tuple[str, ...] = METHODS, compared
 
 def plot_curves(curves: dict[str, list], path: Path) -> None:
     """Mean deletion and insertion curves of each method (test split)."""
-    import matplotlib
-
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), sharey=True)
     for method, pairs in curves.items():
@@ -180,11 +176,6 @@ SCORES_FILE = "explanations.csv"  # one row per image and map: the card's figure
 
 def measure_exported(export_dir: str | Path, data: str | Path, images: int = IMAGES_PER_SPLIT, seed: int = 0) -> dict:
     """Score the explanations of an exported model on ``images`` per split; into its card, in place."""
-    from model.runtime import load_classifier
-
-    from .card import record
-    from .data import card_split
-
     export_dir = Path(export_dir)
     clf = load_classifier(export_dir)
     card = clf.card().to_json()
