@@ -59,7 +59,7 @@ def map_captions(gradcam_legend: str, lime_legend: str) -> tuple[str, str]:
 
 
 def model_version() -> str:
-    return classifier().card().get("version", "unknown")
+    return classifier().card().version
 
 
 def probabilities(probs: np.ndarray) -> dict[str, float]:
