@@ -5,7 +5,7 @@ study); a student needs the headline figures, what the flags mean and where the 
 The full card has one renderer, training's (``training/card.py`` writes MODEL_CARD.md from the JSON
 card): the tab shows that file as it was rendered (``full_markdown`` only takes out its figure links),
 never a second rendering of it. ``reader_markdown`` is the student's summary above it, read from the
-typed card. Its figures are shown through Gradio
+typed card. Figures come from the one list, ``model.card.FIGURES``, and are shown through Gradio
 components, never as Markdown links: the server refuses paths outside its cache, so linked images were
 broken.
 """
@@ -16,20 +16,10 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from model.card import ModelCard, SplitMetrics
+from model.card import FIGURES, ModelCard, SplitMetrics
 from model.labels import CLASSES, MALIGNANT, display_name
 
-FIGURES = (  # file in the export folder, caption
-    ("confusion_test.png", "Confusion matrix on the test split: counts and row-normalised (recall on the diagonal)"),
-    ("roc_test.png", "ROC curves per class, and malignant against benign"),
-    ("reliability_test.png", "Reliability diagram: predicted confidence against accuracy, before and after "
-                             "temperature scaling"),
-    ("misclassified_test.png", "The test images the model got wrong most confidently, with the Grad-CAM of "
-                               "the class it chose"),
-    ("explanations_test.png", "Deletion and insertion curves: how fast the class's probability falls (rises) as "
-                              "the map's top pixels are blurred away (put back)"),
-    ("training_curves.png", "Training curves on the validation split"),
-)
+__all__ = ["FIGURES", "figures", "full_markdown", "map_trust", "reader_markdown"]
 
 
 def _pct(value: float) -> str:
@@ -182,7 +172,7 @@ def full_markdown(text: str) -> str:
     A wrapped line that starts with a number and a full stop ("1009. No lesion") renders as an
     ordered list; where it continues a line that is not itself numbered, it is escaped.
     """
-    names = "|".join(re.escape(name) for name, _ in FIGURES)
+    names = "|".join(re.escape(figure.file) for figure in FIGURES)
     kept = []
     for line in text.splitlines():
         if re.search(rf"\]\(({names})\)", line):
@@ -196,4 +186,4 @@ def full_markdown(text: str) -> str:
 
 def figures(export_dir: Path) -> list[tuple[Path, str]]:
     """The card's figures that exist beside the model, with their captions."""
-    return [(export_dir / name, caption) for name, caption in FIGURES if (export_dir / name).is_file()]
+    return [(export_dir / f.file, f.caption) for f in FIGURES if (export_dir / f.file).is_file()]

@@ -9,7 +9,7 @@ malignant operating point, the uncertainty threshold, the not-dermoscopic thresh
 cases, the served Grad-CAM and LIME segmentation). Every field has a default, so an older card, or none,
 loads. The research sections stay as the studies wrote them: a ``ModelCard`` is also a read-only mapping
 over the JSON (``card.section("sanity_checks")``, ``card["training"]["command"]``), so a reader of the
-JSON and a reader of the card see the same keys.
+JSON and a reader of the card see the same keys. ``FIGURES`` names the figures a card ships beside it.
 """
 
 from __future__ import annotations
@@ -209,6 +209,37 @@ class ServedMeasurements:
         if not isinstance(section, Mapping):
             return None
         return cls(served=section.get("served"), val=section.get("val") or {}, test=section.get("test") or {})
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A figure shipped beside the card: its file in the export folder, the app's caption, the link's words in
+    MODEL_CARD.md (None: the study that draws it links it in its own section) and, for the two MODEL_CARD.md
+    shows inline, the image's alt text. ``from_run``: drawn by the training run (``finish_run``) and copied
+    into the export with the card; otherwise drawn by a study straight into the export."""
+
+    file: str
+    caption: str
+    link: str | None = None
+    alt: str | None = None
+    from_run: bool = True
+
+
+FIGURES = (  # the one list: the app's model-card tab and MODEL_CARD.md both show these, in this order
+    Figure("confusion_test.png", "Confusion matrix on the test split: counts and row-normalised (recall on the "
+           "diagonal)", link="Confusion matrix, counts and row-normalised", alt="confusion matrix"),
+    Figure("roc_test.png", "ROC curves per class, and malignant against benign",
+           link="ROC curves per class and malignant vs benign"),
+    Figure("reliability_test.png", "Reliability diagram: predicted confidence against accuracy, before and after "
+           "temperature scaling", link="Reliability diagram before and after temperature scaling"),
+    Figure("misclassified_test.png", "The test images the model got wrong most confidently, with the Grad-CAM of "
+           "the class it chose", link="Most confidently misclassified images with the Grad-CAM of the predicted class"),
+    Figure("explanations_test.png", "Deletion and insertion curves: how fast the class's probability falls (rises) "
+           "as the map's top pixels are blurred away (put back)", from_run=False),  # training/explanations.py
+    Figure("training_curves.png", "Training curves on the validation split", link="Training curves (validation)",
+           alt="training curves"),
+)
+RUN_FIGURES = tuple(f.file for f in FIGURES if f.from_run)  # what a training run draws and its export ships
 
 
 # the card's JSON section of the not-dermoscopic flag; cards written before it had one name used "ood"
