@@ -13,12 +13,14 @@ from PIL import Image
 
 import explain as explanations  # its heavy parts load on first use
 from explain.gradcam import cam_map, served_method
+from explain.similar import CONFIRMED_BY, cases_for, gallery_of
 from model import CLASSES, display_name, load_classifier
 from model.flags import Flags, flag
 from model.labels import class_index
 from model.preprocessing import has_transparency, prepare_batch
 from model.risk import DISCLAIMER, assess, percent
 
+from .card import map_trust
 from .errors import user_error, user_facing
 from .examples import EXAMPLES, true_diagnosis
 from .uploads import read_upload, upload_source
@@ -41,7 +43,7 @@ def warm_up() -> None:
 
     The app calls this once it is serving, so start-up is not slowed and the first upload is not either.
     """
-    import model.metrics  # noqa: F401  (scikit-learn, for the batch tab)
+    import model.metrics  # noqa: F401  (scikit-learn, for the batch tab: a start-up exception, app/__init__.py)
 
     explanations.load_all()
     classifier().predict([np.zeros((*classifier().input_size, 3), np.uint8)])  # XNNPACK set-up
@@ -52,8 +54,6 @@ def warm_up() -> None:
 
 def map_captions(gradcam_legend: str, lime_legend: str) -> tuple[str, str]:
     """Each map's caption: what its colours mean, then how far the card showed it can be trusted."""
-    from .card import map_trust
-
     card = classifier().card()
     return tuple(f"{legend} {map_trust(card, name, served_method(classifier()))}".strip()
                  for legend, name in ((gradcam_legend, "Grad-CAM"), (lime_legend, "LIME")))
@@ -194,8 +194,6 @@ def similar_cases(features: np.ndarray) -> list[dict]:
     """The similar confirmed cases (``explain.similar.cases_for``'s dicts, with ``confirmed_by`` in words), from the
     runtime's (h, w, C) features. A model exported without a gallery gives none: the rest of the answer does not
     depend on it."""
-    from explain.similar import CONFIRMED_BY, cases_for, gallery_of
-
     try:
         gallery = gallery_of(classifier())
     except FileNotFoundError:
@@ -351,7 +349,7 @@ def report(upload, target: str = TOP_CLASS, opacity: float = DEFAULT_OPACITY, li
     that does not say its class, is refused rather than drawn beside the Grad-CAM: two maps of two classes
     side by side read as one explanation.
     """
-    from .report import make_report
+    from .report import make_report  # matplotlib: a start-up exception (app/__init__.py)
 
     analysis = analyse(upload, target)  # the opacity is checked where the map is drawn, as it always was
     lime = None
