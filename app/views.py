@@ -227,8 +227,8 @@ class Analysis:
     probs: np.ndarray  # (7,)
     features: np.ndarray  # (h, w, C) out_relu features
     index: int  # the class the maps explain: the target, or the top class
-    opacity: float | None = None  # Grad-CAM's, checked; None: not given (``gradcam(opacity)`` takes one)
-    num_samples: int | None = None  # LIME's, checked; None: not given
+    opacity: float | None = None  # Grad-CAM's, checked; None: not given to ``analyse`` (``gradcam(opacity)``)
+    num_samples: int | None = None  # LIME's, checked; None: not given to ``analyse``
 
     @property
     def explained(self) -> str:
@@ -271,14 +271,17 @@ class Analysis:
         return explained_caption(self.index, self.probs, self.target)
 
 
-def analyse(upload, target: str | None = TOP_CLASS, opacity=None, num_samples=None) -> Analysis:
+NOT_GIVEN = object()  # a setting a view does not pass to ``analyse`` (None is a value, and refused)
+
+
+def analyse(upload, target: str | None = TOP_CLASS, opacity=NOT_GIVEN, num_samples=NOT_GIVEN) -> Analysis:
     """The one pass every view starts with: read the upload, check the settings given (LIME's samples, then
     the opacity: in the order the API has always checked them), run the model once, pick the class to explain.
 
     Raises the user-facing errors of each step (an unreadable file, a bad setting, an unknown class)."""
     image = read_upload(upload)
-    num_samples = None if num_samples is None else _samples(num_samples)
-    opacity = None if opacity is None else opacity_value(opacity)
+    num_samples = None if num_samples is NOT_GIVEN else _samples(num_samples)
+    opacity = None if opacity is NOT_GIVEN else opacity_value(opacity)
     inputs, probs, features = run_model(image)
     return Analysis(upload=upload, target=target, image=image, inputs=inputs, probs=probs[0], features=features[0],
                     index=target_index(target, probs[0]), opacity=opacity, num_samples=num_samples)

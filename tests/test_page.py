@@ -149,6 +149,9 @@ def test_one_analysis_serves_every_view_and_only_the_views_showing_grad_cam_pay_
     assert analysis.gradcam().info["Explains"] == "nv" and analysis.cam is analysis.cam  # drawn once
     with pytest.raises(AttributeError):
         analysis.index = 0  # frozen: every view reads the same pass
+    for opacity, samples, refused in ((None, 100, "opacity must be a number"), (0.3, None, "samples must be a whole")):
+        with pytest.raises(gr.Error, match=refused):  # a setting sent as None is refused, not taken as "not given"
+            views.analyse(path, "nv", opacity, samples)
 
     def no_gradients(*args, **kwargs):
         raise AssertionError("a view that shows no Grad-CAM made its gradient pass")
