@@ -161,7 +161,7 @@ def run_batch(files, labels_file=None, progress=gr.Progress()):
         summary += f"; and {len(failed) - len(shown)} more (see the error column)." if len(failed) > 10 else "."
     figure = None
     if labels is not None and good_truth:
-        from model.metrics import classification_metrics, confusion_figure  # scikit-learn: loaded when needed
+        from model.metrics import classification_metrics, confusion_figure  # a start-up exception: app/__init__
 
         truth, probs = np.array(good_truth), np.stack(good_probs)
         metrics = classification_metrics(truth, probs)

@@ -1,9 +1,13 @@
-"""The "Model card" tab: a reader's version of the shipped card, and its figures as Gradio images.
+"""The "Model card" tab: a reader's version of the shipped card, the full card, and its figures as Gradio images.
 
 ``MODEL_CARD.md`` is written for whoever trains the next model (a 19-row recipe table, every
 study); a student needs the headline figures, what the flags mean and where the model fails.
-Its figures are shown through Gradio components, never as Markdown links: the server refuses
-paths outside its cache, so linked images were broken.
+The full card has one renderer, training's (``training/card.py`` writes MODEL_CARD.md from the JSON
+card): the tab shows that file as it was rendered (``full_markdown`` only takes out its figure links),
+never a second rendering of it. ``reader_markdown`` is the student's summary above it, read from the
+typed card. Figures come from the one list, ``model.card.FIGURES``, and are shown through Gradio
+components, never as Markdown links: the server refuses paths outside its cache, so linked images were
+broken.
 """
 
 from __future__ import annotations
@@ -12,93 +16,84 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from model.card import not_dermoscopic_section
+from model.card import FIGURES, ModelCard, SplitMetrics
 from model.labels import CLASSES, MALIGNANT, display_name
 
-FIGURES = (  # file in the export folder, caption
-    ("confusion_test.png", "Confusion matrix on the test split: counts and row-normalised (recall on the diagonal)"),
-    ("roc_test.png", "ROC curves per class, and malignant against benign"),
-    ("reliability_test.png", "Reliability diagram: predicted confidence against accuracy, before and after "
-                             "temperature scaling"),
-    ("misclassified_test.png", "The test images the model got wrong most confidently, with the Grad-CAM of "
-                               "the class it chose"),
-    ("explanations_test.png", "Deletion and insertion curves: how fast the class's probability falls (rises) as "
-                              "the map's top pixels are blurred away (put back)"),
-    ("training_curves.png", "Training curves on the validation split"),
-)
+__all__ = ["FIGURES", "figures", "full_markdown", "map_trust", "reader_markdown"]
 
 
 def _pct(value: float) -> str:
     return f"{value:.0%}"
 
 
-def _ci(metrics: dict, key: str) -> str:
-    low, high = metrics.get("ci95", {}).get(key, (None, None))
+def _ci(metrics: SplitMetrics, key: str) -> str:
+    low, high = metrics.interval(key) or (None, None)
     return "" if low is None else f"{low:.3f}-{high:.3f}"
 
 
-def reader_markdown(card: dict) -> str:
+def reader_markdown(card: ModelCard | Mapping) -> str:
     """The card in a student's terms: what the model is, how well it does, when not to trust it."""
     if not card:
         return "No model card found."
-    test, val = card["metrics"]["test"], card["metrics"]["val"]
-    data = card["data"]
-    point = card.get("malignant_operating_point", {})
-    size = card.get("input_size", {})
+    card = ModelCard.from_json(card)
+    test, val = card.metrics["test"], card.metrics["val"]
+    data = card.data
+    point = card.operating_point
+    height, width = (card.input_size.height, card.input_size.width) if card.input_size else ("?", "?")
+    version = card.version if "version" in card else "?"
     lines = [
-        f"## Model card: {card.get('name', 'model')} ({card.get('version', '?')})",
+        f"## Model card: {card.name} ({version})",
         "**Not a medical device.** A research and teaching model; it gives no diagnosis.",
         f"A MobileNetV2 (ImageNet weights, fine-tuned) that reads a dermatoscopic image resized to "
-        f"{size.get('height', '?')}x{size.get('width', '?')} px and gives the probability of 7 diagnoses. "
-        f"Trained on HAM10000 ({sum(data['images'].values()):,} images of {sum(data['lesions'].values()):,} "
+        f"{height}x{width} px and gives the probability of 7 diagnoses. "
+        f"Trained on HAM10000 ({sum(data.images.values()):,} images of {sum(data.lesions.values()):,} "
         "lesions), split by lesion so that no lesion is in two splits: every choice was made on the "
-        f"validation split, and the test split ({data['images']['test']:,} images of "
-        f"{data['lesions']['test']:,} lesions) was scored once, at the end.",
+        f"validation split, and the test split ({data.images['test']:,} images of "
+        f"{data.lesions['test']:,} lesions) was scored once, at the end.",
         "### How well it does",
         "| measure | test | 95% interval | validation |",
         "|---|---|---|---|",
-        f"| balanced accuracy (mean recall over the 7 classes) | {test['balanced_accuracy']:.3f} | "
-        f"{_ci(test, 'balanced_accuracy')} | {val['balanced_accuracy']:.3f} |",
-        f"| accuracy | {test['accuracy']:.3f} | {_ci(test, 'accuracy')} | {val['accuracy']:.3f} |",
-        f"| melanoma recall | {test['per_class']['mel']['recall']:.3f} | {_ci(test, 'melanoma_recall')} | "
-        f"{val['per_class']['mel']['recall']:.3f} |",
+        f"| balanced accuracy (mean recall over the 7 classes) | {test.balanced_accuracy:.3f} | "
+        f"{_ci(test, 'balanced_accuracy')} | {val.balanced_accuracy:.3f} |",
+        f"| accuracy | {test.accuracy:.3f} | {_ci(test, 'accuracy')} | {val.accuracy:.3f} |",
+        f"| melanoma recall | {test.per_class['mel'].recall:.3f} | {_ci(test, 'melanoma_recall')} | "
+        f"{val.per_class['mel'].recall:.3f} |",
     ]
-    if point:
+    if point.measured:
         lines += [
-            f"| malignant flag: sensitivity | {point['test_sensitivity']:.3f} | "
-            f"{_ci(test, 'malignant_sensitivity')} | {point['val_sensitivity']:.3f} |",
-            f"| malignant flag: specificity | {point['test_specificity']:.3f} | "
-            f"{_ci(test, 'malignant_specificity')} | {point['val_specificity']:.3f} |",
+            f"| malignant flag: sensitivity | {point.test_sensitivity:.3f} | "
+            f"{_ci(test, 'malignant_sensitivity')} | {point.val_sensitivity:.3f} |",
+            f"| malignant flag: specificity | {point.test_specificity:.3f} | "
+            f"{_ci(test, 'malignant_specificity')} | {point.val_specificity:.3f} |",
         ]
     lines += ["Intervals: 95% bootstrap over the test split's lesions. Published models reach 0.80+ "
               "balanced accuracy with ensembles and more data; this one is well short of that.",
               "### Per class (test split)",
               "| class | counted as | recall | precision | images |", "|---|---|---|---|---|"]
     for c in CLASSES:
-        row = test["per_class"][c]
+        row = test.per_class[c]
         kind = "malignant" if c in MALIGNANT else "benign"
-        lines.append(f"| {display_name(c)} | {kind} | {row['recall']:.2f} | {row['precision']:.2f} | "
-                     f"{row['support']} |")
+        lines.append(f"| {display_name(c)} | {kind} | {row.recall:.2f} | {row.precision:.2f} | {row.support} |")
     lines.append("### What the page's flags mean")
-    if point:
-        chosen = point.get("chosen_on", "chosen on the validation split")
-        lines.append(f"- **Suspicious**: the malignant classes together reach {_pct(point['threshold'])}. The "
+    if point.measured:
+        chosen = point.chosen_on or "chosen on the validation split"
+        lines.append(f"- **Suspicious**: the malignant classes together reach {_pct(point.threshold)}. The "
                      f"threshold was {chosen} (few malignant lesions missed), so many flagged lesions are benign: "
-                     f"on the test split it caught {_pct(point['test_sensitivity'])} of malignant lesions and "
-                     f"cleared {_pct(point['test_specificity'])} of benign ones.")
-    uncertainty = card.get("uncertainty", {})
-    if "test" in uncertainty:
-        u = uncertainty["test"]
-        lines.append(f"- **Uncertain**: no class reaches {_pct(uncertainty['threshold'])}. "
-                     f"{_pct(u['uncertain_share'])} of test images; the model was right on "
-                     f"{_pct(u['accuracy_uncertain'])} of those and {_pct(u['accuracy_confident'])} of the others.")
-    ood = not_dermoscopic_section(card)
-    if "test_dermoscopic_flagged" in ood:
+                     f"on the test split it caught {_pct(point.test_sensitivity)} of malignant lesions and "
+                     f"cleared {_pct(point.test_specificity)} of benign ones.")
+    uncertainty = card.uncertainty
+    if uncertainty.test:
+        u = uncertainty.test
+        lines.append(f"- **Uncertain**: no class reaches {_pct(uncertainty.threshold)}. "
+                     f"{_pct(u.uncertain_share)} of test images; the model was right on "
+                     f"{_pct(u.accuracy_uncertain)} of those and {_pct(u.accuracy_confident)} of the others.")
+    ood = card.not_dermoscopic
+    if ood.test_dermoscopic_flagged is not None:
         lines.append(f"- **May not be a dermoscopic image**: the picture is unlike the training images. It "
-                     f"caught {_pct(ood['non_dermoscopic_flagged'])} of {ood['non_dermoscopic_images']} "
+                     f"caught {_pct(ood.non_dermoscopic_flagged)} of {ood.non_dermoscopic_images} "
                      "non-dermoscopic pictures, and wrongly flags "
-                     f"{_pct(ood['test_dermoscopic_flagged'])} of real test images.")
-    explanations = card.get("explanations", {}).get("test", {})
+                     f"{_pct(ood.test_dermoscopic_flagged)} of real test images.")
+    explanations = card.section("explanations").get("test", {})  # a research section, read at the edge
     if "Grad-CAM" in explanations and "centre prior" in explanations:
         cam, lime, centre = explanations["Grad-CAM"], explanations.get("LIME", {}), explanations["centre prior"]
         lines += ["### How far the heatmaps can be trusted",
@@ -108,10 +103,10 @@ def reader_markdown(card: dict) -> str:
                   + f", against {_pct(centre['energy_in_box'])} for a blob in the image's centre that ignores "
                   "the model. Lesions sit near the centre, so read either map as roughly where the model "
                   "looked, not as proof of why it answered."]
-        served = card.get("sanity_checks", {}).get("served", {})
+        served = card.section("sanity_checks").get("served", {})
         lines += [f"**{name}.** {text}" for name in ("Grad-CAM", "LIME")
                   if (text := map_trust(card, name, served.get("Grad-CAM")))]
-    rare = sorted(test["per_class"][c]["support"] for c in CLASSES)
+    rare = sorted(test.per_class[c].support for c in CLASSES)
     lines += ["### Limitations",
               "- One public data set (HAM10000), mostly fair skin, from two clinics; other dermatoscopes, "
               "skin types and cameras change the answers (the full card measures vignettes and colour casts).",
@@ -152,12 +147,13 @@ def map_trust(card: Mapping, map_name: str, method: str | None = None) -> str:
 
     ``map_name``: "Grad-CAM" (``method``: the served candidate) or "LIME"; empty when the card measured neither.
     """
-    checks = card.get("sanity_checks", {})
+    card = ModelCard.from_json(card)
+    checks = card.section("sanity_checks")  # research sections, read at the edge
     if map_name == "LIME":  # the segmentation the sanity checks measured is the served one (a test checks)
-        key, test = "LIME", card.get("lime_segmentations", {}).get("test", {})
+        key, test = "LIME", card.segmentations.test if card.segmentations else {}
         road = test.get("faithfulness", {}).get(checks.get("served", {}).get("LIME"))
     else:
-        key, test = method, card.get("cam_methods", {}).get("test", {})
+        key, test = method, card.cam_methods.test if card.cam_methods else {}
         road = test.get(method)
     clauses = []
     if isinstance(checks.get(key), dict):
@@ -176,7 +172,7 @@ def full_markdown(text: str) -> str:
     A wrapped line that starts with a number and a full stop ("1009. No lesion") renders as an
     ordered list; where it continues a line that is not itself numbered, it is escaped.
     """
-    names = "|".join(re.escape(name) for name, _ in FIGURES)
+    names = "|".join(re.escape(figure.file) for figure in FIGURES)
     kept = []
     for line in text.splitlines():
         if re.search(rf"\]\(({names})\)", line):
@@ -190,4 +186,4 @@ def full_markdown(text: str) -> str:
 
 def figures(export_dir: Path) -> list[tuple[Path, str]]:
     """The card's figures that exist beside the model, with their captions."""
-    return [(export_dir / name, caption) for name, caption in FIGURES if (export_dir / name).is_file()]
+    return [(export_dir / f.file, f.caption) for f in FIGURES if (export_dir / f.file).is_file()]

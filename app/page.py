@@ -18,7 +18,7 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from model import CLASSES, display_name
+from model import display_name
 
 from . import views
 from .errors import said_on_page, user_error, user_facing
@@ -98,19 +98,13 @@ def _preview(upload, image: np.ndarray):
 
 @user_facing
 def _overview(upload, target: str, opacity: float) -> PageResults:
-    image = views.read_upload(upload)
-    opacity = views.opacity_value(opacity)
-    inputs, probs, features = views.run_model(image)
-    index = views.target_index(target, probs[0])
-    flags = views.flags_of(inputs, probs, features)
-    notice, summary = views.summary_parts(probs[0], flags, upload)
-    cases = views.similar_cases(features[0])
+    analysis = views.analyse(upload, target, opacity)
+    notice, summary = analysis.summary_parts()
+    cases = analysis.cases
     return PageResults(
-        notice, _label(probs[0], flags.not_dermoscopic),
-        views.gradcam_image(image, inputs[0], features[0], index, opacity), None, summary,
-        views.explained_caption(index, probs[0], target), similar_html(cases), views.gallery_items(cases),
-        gr.File(value=None, visible=False), None, {"class": CLASSES[index], "opacity": opacity},
-        _preview(upload, image))
+        notice, _label(analysis.probs, analysis.flags.not_dermoscopic), analysis.gradcam(), None, summary,
+        analysis.caption(), similar_html(cases), views.gallery_items(cases), gr.File(value=None, visible=False),
+        None, {"class": analysis.explained, "opacity": analysis.opacity}, _preview(upload, analysis.image))
 
 
 def overview(upload, target: str = views.TOP_CLASS, opacity: float = views.DEFAULT_OPACITY) -> PageResults:
@@ -149,14 +143,10 @@ def after_explain(upload, target: str = views.TOP_CLASS, opacity: float = views.
     """After "Explain with these settings": which class the maps now explain, the notice, the label's look, the
     summary without the notice (the API's /explain, which drew the maps, keeps both in its summary), the similar
     cases as the page shows them and the page's state."""
-    image = views.read_upload(upload)
-    inputs, probs, features = views.run_model(image)
-    index = views.target_index(target, probs[0])
-    flags = views.flags_of(inputs, probs, features)
-    notice, summary = views.summary_parts(probs[0], flags, upload)
-    return (views.explained_caption(index, probs[0], target), notice, _label(None, flags.not_dermoscopic),
-            summary, similar_html(views.similar_cases(features[0])),
-            {"class": CLASSES[index], "opacity": views.opacity_value(opacity)})
+    analysis = views.analyse(upload, target)  # no map is drawn here: the opacity is only remembered, checked
+    notice, summary = analysis.summary_parts()
+    return (analysis.caption(), notice, _label(None, analysis.flags.not_dermoscopic), summary,
+            similar_html(analysis.cases), {"class": analysis.explained, "opacity": views.opacity_value(opacity)})
 
 
 def report_shown(upload, shown: dict | None, lime_shown=None) -> str:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import io
 import uuid
-from functools import cache
+from dataclasses import dataclass
+from functools import cache, cached_property
 
 import gradio as gr
 import numpy as np
@@ -12,12 +13,14 @@ from PIL import Image
 
 import explain as explanations  # its heavy parts load on first use
 from explain.gradcam import cam_map, served_method
+from explain.similar import CONFIRMED_BY, cases_for, gallery_of
 from model import CLASSES, display_name, load_classifier
 from model.flags import Flags, flag
 from model.labels import class_index
 from model.preprocessing import has_transparency, prepare_batch
 from model.risk import DISCLAIMER, assess, percent
 
+from .card import map_trust
 from .errors import user_error, user_facing
 from .examples import EXAMPLES, true_diagnosis
 from .uploads import read_upload, upload_source
@@ -40,7 +43,7 @@ def warm_up() -> None:
 
     The app calls this once it is serving, so start-up is not slowed and the first upload is not either.
     """
-    import model.metrics  # noqa: F401  (scikit-learn, for the batch tab)
+    import model.metrics  # noqa: F401  (scikit-learn, for the batch tab: a start-up exception, app/__init__.py)
 
     explanations.load_all()
     classifier().predict([np.zeros((*classifier().input_size, 3), np.uint8)])  # XNNPACK set-up
@@ -51,15 +54,13 @@ def warm_up() -> None:
 
 def map_captions(gradcam_legend: str, lime_legend: str) -> tuple[str, str]:
     """Each map's caption: what its colours mean, then how far the card showed it can be trusted."""
-    from .card import map_trust
-
     card = classifier().card()
     return tuple(f"{legend} {map_trust(card, name, served_method(classifier()))}".strip()
                  for legend, name in ((gradcam_legend, "Grad-CAM"), (lime_legend, "LIME")))
 
 
 def model_version() -> str:
-    return classifier().card().get("version", "unknown")
+    return classifier().card().version
 
 
 def probabilities(probs: np.ndarray) -> dict[str, float]:
@@ -174,14 +175,7 @@ def pick_example(selected: gr.SelectData) -> str:
 @user_facing
 def classify(upload) -> dict[str, float]:
     """API /classify: the 7 probabilities."""
-    return probabilities(classifier().predict([read_upload(upload)])[0])
-
-
-def gradcam_image(image: np.ndarray, inputs: np.ndarray, features: np.ndarray, index: int,
-                  opacity: float) -> Image.Image:
-    """The served Grad-CAM (explain.gradcam.SERVED) of class ``index`` over the image, from the pass already made."""
-    cam = cam_map(classifier(), inputs, features, index, image.shape[:2])
-    return as_png(explanations.gradcam_overlay(image, cam, alpha=opacity), "Grad-CAM", CLASSES[index])
+    return probabilities(analyse(upload).probs)
 
 
 def explained_caption(index: int, probs: np.ndarray, target: str | None) -> str:
@@ -200,8 +194,6 @@ def similar_cases(features: np.ndarray) -> list[dict]:
     """The similar confirmed cases (``explain.similar.cases_for``'s dicts, with ``confirmed_by`` in words), from the
     runtime's (h, w, C) features. A model exported without a gallery gives none: the rest of the answer does not
     depend on it."""
-    from explain.similar import CONFIRMED_BY, cases_for, gallery_of
-
     try:
         gallery = gallery_of(classifier())
     except FileNotFoundError:
@@ -221,41 +213,108 @@ def similar_items(features: np.ndarray) -> list[tuple[np.ndarray, str]]:
     return gallery_items(similar_cases(features))
 
 
+@dataclass(frozen=True)
+class Analysis:
+    """One upload's pass through the model, which every view formats: the image as read, the network input,
+    probabilities, features, the class the maps explain and the settings, checked. What costs more than the
+    pass is computed when a view first asks for it, once: the flags, the similar cases, the Grad-CAM map (a
+    gradient pass; the views that show no Grad-CAM never make it)."""
+
+    upload: object  # as the view got it: the summary reads its transparency and an example's truth from it
+    target: str | None
+    image: np.ndarray  # HxWx3 uint8, as read
+    inputs: np.ndarray  # (1, H, W, 3): the scaled network input, a batch of one
+    probs: np.ndarray  # (7,)
+    features: np.ndarray  # (h, w, C) out_relu features
+    index: int  # the class the maps explain: the target, or the top class
+    opacity: float | None = None  # Grad-CAM's, checked; None: not given to ``analyse`` (``gradcam(opacity)``)
+    num_samples: int | None = None  # LIME's, checked; None: not given to ``analyse``
+
+    @property
+    def explained(self) -> str:
+        return CLASSES[self.index]
+
+    @cached_property
+    def flags(self) -> Flags:
+        return flags_of(self.inputs, self.probs[None], self.features[None])
+
+    @cached_property
+    def cases(self) -> list[dict]:
+        """The similar confirmed cases (``similar_cases``)."""
+        return similar_cases(self.features)
+
+    @cached_property
+    def cam(self) -> np.ndarray:
+        """The served Grad-CAM of the explained class at image size (a gradient pass, made once)."""
+        return cam_map(classifier(), self.inputs[0], self.features, self.index, self.image.shape[:2])
+
+    def gradcam(self, opacity: float | None = None) -> Image.Image:
+        """The Grad-CAM overlay at ``opacity`` (default: the one ``analyse`` checked)."""
+        alpha = self.opacity if opacity is None else opacity
+        return as_png(explanations.gradcam_overlay(self.image, self.cam, alpha=alpha), "Grad-CAM", self.explained)
+
+    def lime(self, num_samples: int | None = None):
+        """LIME for the explained class (``explain.lime.LimeResult``): the slow part, never cached."""
+        samples = self.num_samples if num_samples is None else num_samples
+        return explanations.explain_lime(classifier(), self.image, label=self.index, num_samples=samples)
+
+    def lime_png(self, result) -> Image.Image:
+        return as_png(explanations.lime_overlay(self.image, result.weights, result.segments), "LIME", self.explained)
+
+    def summary_parts(self) -> tuple[str, str]:
+        return summary_parts(self.probs, self.flags, self.upload)
+
+    def summary_text(self) -> str:
+        return summary_text(self.probs, self.flags, self.upload)
+
+    def caption(self) -> str:
+        return explained_caption(self.index, self.probs, self.target)
+
+
+NOT_GIVEN = object()  # a setting a view does not pass to ``analyse`` (None is a value, and refused)
+
+
+def analyse(upload, target: str | None = TOP_CLASS, opacity=NOT_GIVEN, num_samples=NOT_GIVEN) -> Analysis:
+    """The one pass every view starts with: read the upload, check the settings given (LIME's samples, then
+    the opacity: in the order the API has always checked them), run the model once, pick the class to explain.
+
+    Raises the user-facing errors of each step (an unreadable file, a bad setting, an unknown class)."""
+    image = read_upload(upload)
+    num_samples = None if num_samples is NOT_GIVEN else _samples(num_samples)
+    opacity = None if opacity is NOT_GIVEN else opacity_value(opacity)
+    inputs, probs, features = run_model(image)
+    return Analysis(upload=upload, target=target, image=image, inputs=inputs, probs=probs[0], features=features[0],
+                    index=target_index(target, probs[0]), opacity=opacity, num_samples=num_samples)
+
+
 @user_facing
 def similar(upload) -> list[tuple[np.ndarray, str]]:
     """API /similar: the six training images most like the upload, with diagnosis, confirmation and similarity."""
-    _, _, features = run_model(read_upload(upload))
-    return similar_items(features[0])
+    return gallery_items(analyse(upload).cases)
 
 
 @user_facing
 def lime_image(upload, target: str = TOP_CLASS, num_samples: int = DEFAULT_SAMPLES, progress=gr.Progress()):
     """The slow part: LIME's overlay (green supports the class, red opposes it)."""
-    image = read_upload(upload)
-    num_samples = _samples(num_samples)
-    progress(0.05, desc=f"LIME: {num_samples} perturbed copies")
-    index = target_index(target, classifier().predict([image])[0])
-    result = explanations.explain_lime(classifier(), image, label=index, num_samples=num_samples)
-    return as_png(explanations.lime_overlay(image, result.weights, result.segments), "LIME", CLASSES[index])
+    analysis = analyse(upload, target, num_samples=num_samples)
+    progress(0.05, desc=f"LIME: {analysis.num_samples} perturbed copies")
+    return analysis.lime_png(analysis.lime())
 
 
 @user_facing
 def explain(upload, target: str = TOP_CLASS, num_samples: int = DEFAULT_SAMPLES,
             opacity: float = DEFAULT_OPACITY, progress=gr.Progress()):
     """API /explain: probabilities, Grad-CAM overlay, LIME overlay, summary, details, similar cases."""
-    image = read_upload(upload)
-    num_samples, opacity = _samples(num_samples), opacity_value(opacity)
-    clf = classifier()
-    inputs, probs, features = run_model(image)
-    index = target_index(target, probs[0])
-    progress(0.1, desc=f"LIME: {num_samples} perturbed copies")
-    result = explanations.explain_lime(clf, image, label=index, num_samples=num_samples)
-    risk = assess(probs[0], clf.card())
-    flags = flags_of(inputs, probs, features)
+    analysis = analyse(upload, target, opacity, num_samples)
+    probs = analysis.probs
+    progress(0.1, desc=f"LIME: {analysis.num_samples} perturbed copies")
+    result = analysis.lime()
+    risk = assess(probs, classifier().card())
+    flags = analysis.flags
     details = {
-        "probabilities": {c: round(float(p), 6) for c, p in zip(CLASSES, probs[0], strict=True)},
-        "prediction": CLASSES[int(probs[0].argmax())],
-        "explained_class": CLASSES[index],
+        "probabilities": {c: round(float(p), 6) for c, p in zip(CLASSES, probs, strict=True)},
+        "prediction": CLASSES[int(probs.argmax())],
+        "explained_class": analysis.explained,
         "p_malignant": round(risk.p_malignant, 6),
         "malignant_threshold": round(risk.threshold, 6),
         "suspicious": risk.suspicious,
@@ -266,12 +325,12 @@ def explain(upload, target: str = TOP_CLASS, num_samples: int = DEFAULT_SAMPLES,
         "disclaimer": DISCLAIMER,
     }
     return (
-        probabilities(probs[0]),
-        gradcam_image(image, inputs[0], features[0], index, opacity),
-        as_png(explanations.lime_overlay(image, result.weights, result.segments), "LIME", CLASSES[index]),
-        summary_text(probs[0], flags, upload),
+        probabilities(probs),
+        analysis.gradcam(),
+        analysis.lime_png(result),
+        analysis.summary_text(),
         details,
-        similar_items(features[0]),
+        gallery_items(analysis.cases),
     )
 
 
@@ -293,20 +352,18 @@ def report(upload, target: str = TOP_CLASS, opacity: float = DEFAULT_OPACITY, li
     that does not say its class, is refused rather than drawn beside the Grad-CAM: two maps of two classes
     side by side read as one explanation.
     """
-    from .report import make_report
+    from .report import make_report  # matplotlib: a start-up exception (app/__init__.py)
 
-    image = read_upload(upload)
-    inputs, probs, features = run_model(image)
-    index = target_index(target, probs[0])
+    analysis = analyse(upload, target)  # the opacity is checked where the map is drawn, as it always was
     lime = None
     if lime_shown:
         lime_class = explained_class(lime_shown)
-        if lime_class != CLASSES[index]:
+        if lime_class != analysis.explained:
             what = f"explains {display_name(lime_class)}" if lime_class in CLASSES else "does not say its class"
-            raise user_error(f"The LIME overlay {what}, but the report explains {display_name(CLASSES[index])}: "
+            raise user_error(f"The LIME overlay {what}, but the report explains {display_name(analysis.explained)}: "
                              "explain the image again with this class (or leave LIME out), so that both maps "
                              "explain one class.", "Maps of two classes")
         lime = read_upload(lime_shown)
-    cam = np.asarray(gradcam_image(image, inputs[0], features[0], index, opacity_value(opacity)))
-    summary = summary_text(probs[0], flags_of(inputs, probs, features), upload)
-    return str(make_report(image, probs[0], cam, lime, summary, model_version(), CLASSES[index]))
+    cam = np.asarray(analysis.gradcam(opacity_value(opacity)))
+    return str(make_report(analysis.image, analysis.probs, cam, lime, analysis.summary_text(), model_version(),
+                           analysis.explained))

@@ -6,7 +6,9 @@
     cases = similar_cases(clf, image)     # the 6 closest training images, with their diagnoses
 
 Names load on first use (PEP 562): lime, scikit-learn, scikit-image and matplotlib take about
-2 s to import on 2 cores, and the app answers its first request before it needs them.
+2 s to import on 2 cores, and the app answers its first request before it needs them. This is the
+one lazy import in explain/ (its modules import at the top); the app loads them all once it is
+serving (``load_all``).
 """
 
 from __future__ import annotations

@@ -30,6 +30,10 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.linalg import spsolve
+from scipy.stats import spearmanr
+from skimage.metrics import structural_similarity
 
 from model.preprocessing import resize, scale
 from model.runtime import ClassifierLike
@@ -119,9 +123,6 @@ def impute_linear(image: np.ndarray, removed: np.ndarray, noise: float = ROAD_NO
     inside the image (removed ones included), one sparse linear system for all of them, plus a
     little noise, so the filled region carries no sharp outline and no trace of the map's shape.
     """
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.linalg import spsolve
-
     height, width = removed.shape
     flat = np.asarray(image, np.float64).reshape(height * width, -1)
     index = np.flatnonzero(removed)
@@ -185,9 +186,6 @@ def map_similarity(first: np.ndarray, second: np.ndarray, size: tuple[int, int] 
     A constant (flat) map has no ranking: its rank correlation with anything is 0 (it keeps nothing
     of the other); ``flat`` says whether either map was, so that a study can count them.
     """
-    from scipy.stats import spearmanr
-    from skimage.metrics import structural_similarity
-
     height, width = size or first.shape[:2]
     a, b = (cv2.resize(np.asarray(m, np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
             for m in (first, second))

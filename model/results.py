@@ -14,7 +14,7 @@ import numpy as np
 from .flags import flag
 from .labels import CLASSES
 from .preprocessing import ImageError, load_image, resize, scale
-from .risk import malignant_probability, operating_point
+from .risk import malignant_probability
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 HEADER = ["image", *CLASSES, "prediction"]
@@ -28,7 +28,7 @@ def result_rows(probs: np.ndarray, features: np.ndarray, clf, inputs: np.ndarray
     ``inputs``: the scaled network inputs behind ``probs`` (for the not-dermoscopic flag's detail score).
     """
     card = clf.card()
-    threshold = operating_point(card)["threshold"]
+    threshold = card.operating_point.threshold
     rows = []
     for p, f in zip(probs, flag(probs, features, clf.head_kernel, card, inputs), strict=True):
         p_malignant = float(malignant_probability(p))

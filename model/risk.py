@@ -104,8 +104,8 @@ def operating_point(card: ModelCard | Mapping | None = None) -> dict:
 def assess(probs: np.ndarray, card: ModelCard | Mapping | None = None) -> Risk:
     """The risk summary of one probability row, at the operating point of ``card`` (default: the shipped one)."""
     card = _card(card)
-    point = operating_point(card)
-    threshold = point["threshold"]
+    point = card.operating_point
+    threshold = point.threshold
     p = float(malignant_probability(probs))
     top = int(np.argmax(probs))
     return Risk(
@@ -114,7 +114,7 @@ def assess(probs: np.ndarray, card: ModelCard | Mapping | None = None) -> Risk:
         suspicious=p >= threshold,
         top_class=CLASSES[top],
         top_probability=float(probs[top]),
-        sensitivity=point.get("test_sensitivity"),
-        specificity=point.get("test_specificity"),
+        sensitivity=point.test_sensitivity,
+        specificity=point.test_specificity,
         uncertain_below=card.uncertain_below,
     )

@@ -17,7 +17,7 @@ from typing import NamedTuple, Protocol
 
 import numpy as np
 
-from .card import CARD_FILE, ModelCard, read_json
+from .card import CARD_FILE, ModelCard
 from .labels import CLASSES
 from .preprocessing import prepare_batch, scale
 
@@ -170,8 +170,8 @@ class Classifier:
     def card(self) -> ModelCard:
         """The model card stored beside the model file (read once; every default when there is none).
 
-        Typed where serving decides (``operating_point``, ``uncertain_below``, ``not_dermoscopic``) and
-        a read-only mapping over the JSON for the rest.
+        Typed where serving and the app read it (``operating_point``, ``uncertainty``, ``not_dermoscopic``,
+        ``files``, ``metrics``, ...: ``model.card.ModelCard``) and a read-only mapping over the JSON for the rest.
         """
         return self._card
 
@@ -214,7 +214,7 @@ def verify(path: Path, remake: str = "`python -m training evaluate RUN`") -> Non
     card_path = path.parent / CARD_FILE
     if not path.is_file() or not card_path.is_file():
         return
-    expected = read_json(card_path).get("files", {}).get(path.name, {}).get("sha256")
+    expected = getattr(ModelCard.read(card_path).files.get(path.name), "sha256", None)
     if expected and sha256(path) != expected:
         raise ModelFileError(
             f"model file {path} is damaged or altered: its SHA-256 differs from {card_path}. "

@@ -164,7 +164,7 @@ def test_batch_tab_with_labels_reports_metrics(browser, app_server, examples, tm
 
 
 def test_model_card_tab_shows_every_figure_and_a_readers_card(browser, app_server):
-    from app.card import FIGURES
+    from model.card import FIGURES
 
     page = _open(browser, app_server, 1280)
     missing = []

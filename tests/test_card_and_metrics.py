@@ -115,3 +115,14 @@ def test_the_page_quotes_the_shipped_cards_checks_of_the_maps_it_serves():
         assert f"({road['minus_random']['road']['difference']:+.3f}, 95% interval" in text
         assert f"({road['minus_centre_prior']['road']['difference']:+.3f}, 95% interval" in text
         assert "rank correlation" in text
+
+
+def test_one_list_of_figures_feeds_the_app_tab_and_the_markdown_card():
+    from app.card import figures
+    from model.card import FIGURES
+    from training.card import FIGURES_TEXT
+
+    assert [path.name for path, _ in figures(ROOT / "model/shipped")] == [f.file for f in FIGURES]  # all shipped
+    for figure in FIGURES:
+        assert (f"]({figure.file})" in FIGURES_TEXT) == (figure.link is not None), figure.file
+    assert FIGURES_TEXT in (ROOT / "model/shipped/MODEL_CARD.md").read_text()  # the shipped card's own section

@@ -46,3 +46,29 @@ def test_serving_decides_with_the_typed_fields():
     features = np.ones((1, 2, 2, 4), np.float32)
     assert not flag(probs, features, np.eye(4, 7), card)[0].uncertain  # 0.3 >= 0.25
     assert flag(probs, features, np.eye(4, 7), {})[0].uncertain  # 0.3 < the default 0.5
+
+
+def test_the_sections_the_app_reads_are_typed_and_an_old_card_without_them_loads():
+    raw = json.loads((ROOT / "model/shipped/model_card.json").read_text())
+    card = ModelCard.from_json(raw)
+    assert card.classes == tuple(raw["classes"]) and card.temperature == pytest.approx(raw["temperature"])
+    assert (card.input_size.height, card.input_size.width) == (raw["input_size"]["height"], raw["input_size"]["width"])
+    assert card.preprocessing == raw["preprocessing"] and card.data.images == raw["data"]["images"]
+    mel = raw["metrics"]["test"]["per_class"]["mel"]
+    assert card.metrics["test"].per_class["mel"].recall == pytest.approx(mel["recall"])
+    assert card.metrics["test"].interval("accuracy") == tuple(raw["metrics"]["test"]["ci95"]["accuracy"])
+    assert card.uncertainty.test.uncertain_share == pytest.approx(raw["uncertainty"]["test"]["uncertain_share"])
+    point = raw["malignant_operating_point"]
+    assert card.operating_point.measured and card.operating_point.chosen_on == point["chosen_on"]
+    for name, entry in raw["files"].items():
+        assert card.files[name].sha256 == entry["sha256"]
+    assert card.similar_cases.file == raw["similar_cases"]["file"] and card.similar_cases.k == raw["similar_cases"]["k"]
+    assert card.cam_methods.served == raw["cam_methods"]["served"]
+    assert card.segmentations.served == raw["lime_segmentations"]["served"]
+    assert card.section("sanity_checks") == raw["sanity_checks"] and card.section("no such study") == {}
+    old = ModelCard.from_json({"version": "v1", "metrics": {"test": {"accuracy": 0.5}},
+                               "uncertainty": {"threshold": 0.4, "test": {"uncertain_share": 0.1}}})
+    assert old.input_size is None and old.temperature is None and old.similar_cases is None and old.files == {}
+    assert old.cam_methods is None and old.segmentations is None and not old.operating_point.measured
+    assert old.uncertainty.test is None and old.uncertain_below == 0.4
+    assert old.metrics["test"].interval("accuracy") is None

@@ -138,3 +138,24 @@ def test_a_tiff_gets_a_png_preview_of_what_the_model_read(tmp_path, examples, mo
         assert png.format == "PNG"
     np.testing.assert_array_equal(load_image(preview), load_image(tiff))  # the same pixels for every later step
     assert isinstance(page.overview(str(examples[0]["path"])).preview, type(gr.skip()))  # a JPEG shows as it is
+
+
+def test_one_analysis_serves_every_view_and_only_the_views_showing_grad_cam_pay_its_gradient_pass(examples,
+                                                                                                 monkeypatch):
+    path = str(examples[0]["path"])
+    analysis = views.analyse(path, "nv", 0.3)
+    assert analysis.explained == "nv" and analysis.opacity == 0.3 and analysis.probs.shape == (7,)
+    assert analysis.inputs.shape[0] == 1 and analysis.features.ndim == 3 and analysis.image.ndim == 3
+    assert analysis.gradcam().info["Explains"] == "nv" and analysis.cam is analysis.cam  # drawn once
+    with pytest.raises(AttributeError):
+        analysis.index = 0  # frozen: every view reads the same pass
+    for opacity, samples, refused in ((None, 100, "opacity must be a number"), (0.3, None, "samples must be a whole")):
+        with pytest.raises(gr.Error, match=refused):  # a setting sent as None is refused, not taken as "not given"
+            views.analyse(path, "nv", opacity, samples)
+
+    def no_gradients(*args, **kwargs):
+        raise AssertionError("a view that shows no Grad-CAM made its gradient pass")
+
+    monkeypatch.setattr(views, "cam_map", no_gradients)
+    assert len(views.classify(path)) == 7 and len(views.similar(path)) == views.SIMILAR_K
+    assert page.after_explain(path, "nv", 0.3)[-1] == {"class": "nv", "opacity": 0.3}

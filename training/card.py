@@ -6,7 +6,7 @@ import re
 import shutil
 from pathlib import Path
 
-from model.card import not_dermoscopic_section, update_sections, write_json
+from model.card import FIGURES, RUN_FIGURES, not_dermoscopic_section, update_sections, write_json
 from model.flags import INPUT_SCORES
 from model.labels import CLASSES, NAMES
 
@@ -17,9 +17,6 @@ from .selection.rule import judged, per_set
 # the explanation-quality table's columns (training/explanations.py measures them)
 EXPLANATION_METRICS = ("pointing_hit", "energy_in_box", "deletion_auc", "insertion_auc")
 MINUS_BASELINE = "minus_centre_prior"
-FIGURES = (  # drawn by finish_run into the run folder, copied beside the exported card
-    "confusion_test.png", "training_curves.png", "roc_test.png", "reliability_test.png", "misclassified_test.png"
-)
 
 
 def _pct(value) -> str:
@@ -571,16 +568,13 @@ def _calibration_text(card: dict) -> str:
   text; true positives)."""
 
 
-FIGURES_TEXT = """## Figures (test split unless named)
-- [Confusion matrix, counts and row-normalised](confusion_test.png)
-- [ROC curves per class and malignant vs benign](roc_test.png)
-- [Reliability diagram before and after temperature scaling](reliability_test.png)
-- [Most confidently misclassified images with the Grad-CAM of the predicted class](misclassified_test.png)
-- [Training curves (validation)](training_curves.png)
-- Per-class precision, recall, F1 and support for both splits: `metrics` in `model_card.json`.
-
-![confusion matrix](confusion_test.png)
-![training curves](training_curves.png)"""
+FIGURES_TEXT = "\n".join((  # from the one list of figures (model/card.py), which the app's tab shows too
+    "## Figures (test split unless named)",
+    *(f"- [{f.link}]({f.file})" for f in FIGURES if f.link),
+    "- Per-class precision, recall, F1 and support for both splits: `metrics` in `model_card.json`.",
+    "",
+    *(f"![{f.alt}]({f.file})" for f in FIGURES if f.alt),
+))
 
 
 def _recipes_text(card: dict) -> str:
@@ -699,7 +693,7 @@ def write_card(out_dir: str | Path, card: dict, figures_from: str | Path | None 
     out_dir = Path(out_dir)
     write_json(out_dir, card)
     (out_dir / "MODEL_CARD.md").write_text(render_markdown(card))
-    for name in FIGURES if figures_from else ():
+    for name in RUN_FIGURES if figures_from else ():
         shutil.copy(Path(figures_from) / name, out_dir / name)
 
 
