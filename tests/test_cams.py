@@ -78,7 +78,7 @@ def test_cams_writes_the_gradient_model_and_the_comparison_into_the_card(cam_exp
         assert all(0 <= section[split][m]["energy_in_box"] <= 1 for m in METHODS)
         for m in METHODS:  # ROAD beside deletion, each candidate paired with both image-blind maps
             row = section[split][m]
-            assert row["road"] == pytest.approx((row["road_lerf"] - row["road_morf"]) / 2, abs=1e-6)  # means of float32 maps
+            assert row["road"] == pytest.approx((row["road_lerf"] - row["road_morf"]) / 2, abs=1e-6)  # float32 means
             assert {"minus_centre_prior", "minus_random"} <= set(row) and "road" in row["minus_random"]
     text = (cam_export / "MODEL_CARD.md").read_text()
     assert "Which Grad-CAM the page serves" in text and "ROAD (remove and debias" in text
