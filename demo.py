@@ -10,6 +10,7 @@ and outputs). This file only lays out and wires components; the logic lives in `
 from __future__ import annotations
 
 import os
+import threading
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -207,5 +208,7 @@ if __name__ == "__main__" and gr.NO_RELOAD:  # `gradio demo.py` re-runs this fil
     served = demo  # reload mode rebinds `demo` to each new version; block on the server that runs
     served.launch(max_file_size=MAX_UPLOAD, enable_monitoring=False, footer_links=["api"], css=CSS,
                   prevent_thread_lock=True)
-    views.warm_up()  # serving already; load what explanations need before the first upload
+    # serving already: load what explanations need before the first upload, beside the main thread, which
+    # waits in block_thread, where Ctrl+C and SIGTERM always land (an import it ran could swallow them)
+    threading.Thread(target=views.warm_up, name="warm-up", daemon=True).start()
     served.block_thread()
