@@ -70,6 +70,7 @@ def test_clicking_an_example_shows_its_true_diagnosis(browser, app_server, examp
     assert examples[0]["role"] == "correct"
     page = _open(browser, app_server, 1280, 1250)  # the whole page in the window: the fixed disclaimer at its foot
     thumbnails = page.locator("#examples .thumbnail-item")
+    thumbnails.first.wait_for(state="attached", timeout=TIMEOUT)  # the gallery renders after the upload box
     assert thumbnails.count() == len(examples)
     assert "mel: right" in thumbnails.first.inner_text()  # labelled under the thumbnail
     assert "Failure:" in thumbnails.last.inner_text()
