@@ -14,7 +14,7 @@ import threading
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from app.scratch import isolate  # noqa: E402
+from app.scratch import isolate, remove_private_dir  # noqa: E402
 
 isolate()  # before Gradio is imported: its cache of uploads and outputs goes into the app's private folder
 
@@ -212,3 +212,6 @@ if __name__ == "__main__" and gr.NO_RELOAD:  # `gradio demo.py` re-runs this fil
     # waits in block_thread, where Ctrl+C and SIGTERM always land (an import it ran could swallow them)
     threading.Thread(target=views.warm_up, name="warm-up", daemon=True).start()
     served.block_thread()
+    # the server has closed: what was derived from uploads goes now, not only once the interpreter has
+    # waited for every worker thread first (a Ctrl+C in CI once left the folder for minutes)
+    remove_private_dir()

@@ -82,6 +82,8 @@ def _curve(run) -> list[tuple[str, int, float, float]]:
 
 
 def _assert_same_curve(a, b) -> None:
+    """The same losses up to the interrupted run's crash: the first epoch of each phase."""
+    a, b = a[:2], b[:2]
     assert [(p, e) for p, e, *_ in a] == [(p, e) for p, e, *_ in b] == [("head", 1), ("finetune", 1)]
     for (_, _, loss_a, val_a), (_, _, loss_b, val_b) in zip(a, b, strict=True):
         assert loss_b == pytest.approx(loss_a, rel=TOLERANCE) and val_b == pytest.approx(val_a, rel=TOLERANCE)
@@ -89,17 +91,29 @@ def _assert_same_curve(a, b) -> None:
 
 @pytest.fixture(scope="module")
 def mirrored_runs(ham_folder, tmp_path_factory):
-    """The tiny run on one device and on two logical CPUs (MirroredStrategy), side by side."""
+    """The tiny run on one device and, beside it, on two logical CPUs (MirroredStrategy), killed after its
+    first fine-tuning epoch; then the two-CPU run restarted. One pair of runs for the curve and the resume."""
     root = tmp_path_factory.mktemp("mirrored")
+    args = {n: [*_args(ham_folder, root / f"devices{n}", "mirrored"), "--finetune-epochs", "2"]  # the later flag wins
+            for n in (1, 2)}
     logs = [open(root / f"{n}.log", "w+") for n in (1, 2)]  # noqa: SIM115 - closed below
     try:
-        procs = [_start(n, False, _args(ham_folder, root / f"devices{n}", "mirrored"), log)
-                 for n, log in zip((1, 2), logs, strict=True)]
-        outputs = _wait(procs, logs)
+        procs = [_start(1, False, args[1], logs[0]), _start(2, False, args[2], logs[1], {"CRASH_AFTER": "finetune 1"})]
+        (one_log,) = _wait(procs[:1], logs[:1])
+        procs[1].wait(timeout=900)
+        logs[1].seek(0)
+        crashed_log = logs[1].read()
+        assert procs[1].returncode == 3, crashed_log[-3000:]
     finally:
         for log in logs:
             log.close()
-    return {n: (root / f"devices{n}", out) for n, out in zip((1, 2), outputs, strict=True)}
+    two = root / "devices2"
+    crashed = json.loads((two / "state.json").read_text())["history"]
+    backup_left = (two / "backup_finetune").is_dir()
+    with open(root / "resumed.log", "w+") as log:
+        (resumed_log,) = _wait([_start(2, False, args[2], log)], [log])
+    return {1: (root / "devices1", one_log), 2: (two, crashed_log),
+            "crashed": (crashed, backup_left), "resumed": resumed_log}
 
 
 @pytest.mark.slow
@@ -121,7 +135,8 @@ def test_two_workers_train_as_one_and_only_the_chief_writes(ham_folder, tmp_path
         workers = [f"127.0.0.1:{s.getsockname()[1]}" for s in (a, b)]
     logs = [open(tmp_path / f"worker{i}.log", "w+") for i in range(2)]  # noqa: SIM115 - closed below
     try:
-        procs = [_start(1, True, _args(ham_folder, out, "multiworker"), log, {"TF_CONFIG": json.dumps(
+        args = [*_args(ham_folder, out, "multiworker"), "--finetune-epochs", "2"]  # the mirrored runs' schedule
+        procs = [_start(1, True, args, log, {"TF_CONFIG": json.dumps(
             {"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}})})
             for i, log in enumerate(logs)]
         chief_log, worker_log = _wait(procs, logs)
@@ -159,21 +174,13 @@ def test_two_workers_train_as_one_and_only_the_chief_writes(ham_folder, tmp_path
 
 
 @pytest.mark.slow
-def test_an_interrupted_mirrored_run_resumes_mid_phase(ham_folder, tmp_path):
+def test_an_interrupted_mirrored_run_resumes_mid_phase(mirrored_runs):
     """Killed after its first fine-tuning epoch, the run restarts at the second (Keras BackupAndRestore)."""
-    out = tmp_path / "run"
-    args = [*_args(ham_folder, out, "mirrored"), "--finetune-epochs", "2"]  # the later flag wins
-    with open(tmp_path / "first.log", "w+") as log:
-        proc = _start(2, False, args, log, {"CRASH_AFTER": "finetune 1"})
-        proc.wait(timeout=900)
-        log.seek(0)
-        assert proc.returncode == 3, log.read()[-3000:]
-    before = json.loads((out / "state.json").read_text())["history"]
+    out = mirrored_runs[2][0]
+    before, backup_left = mirrored_runs["crashed"]
     assert [(h["phase"], h["epoch"]) for h in before] == [("head", 1), ("finetune", 1)]
-    assert (out / "backup_finetune").is_dir()
-
-    with open(tmp_path / "second.log", "w+") as log:
-        (resumed,) = _wait([_start(2, False, args, log)], [log])
+    assert backup_left
+    resumed = mirrored_runs["resumed"]
     assert "[finetune 2]" in resumed and "[finetune 1]" not in resumed and "[head 1]" not in resumed
     after = json.loads((out / "state.json").read_text())["history"]
     assert after[:2] == before and [(h["phase"], h["epoch"]) for h in after[2:]] == [("finetune", 2)]

@@ -81,6 +81,7 @@ def test_a_swapped_head_with_the_trained_weights_is_the_runtime(run_with_extra, 
     np.testing.assert_allclose(other, swapped.run(batch).probs[:, ::-1], atol=1e-4)  # the head decides the classes
 
 
+@pytest.mark.slow
 def test_sanity_study_writes_its_section_into_the_card(run_with_extra, shared_data, tmp_path):
     from explain.gradcam import METHODS, SERVED
     from training.studies import STUDIES
@@ -88,7 +89,7 @@ def test_sanity_study_writes_its_section_into_the_card(run_with_extra, shared_da
 
     export = tmp_path / "export"
     shutil.copytree(run_with_extra / "export", export)
-    section = measure_exported(export, shared_data / "ham10000", images=7, samples=40,
+    section = measure_exported(export, shared_data / "ham10000", images=4, samples=40,
                                lime_stages=("logits", "Conv1"), train_images=40)
     card = json.loads((export / "model_card.json").read_text())
     assert card[STUDIES["sanity"].key] == json.loads(json.dumps(section))  # the study's key is the section it wrote

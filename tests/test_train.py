@@ -87,13 +87,23 @@ def test_the_split_keeps_lesions_together_and_the_grid_shows_only_misclassified_
 def test_a_finished_run_resumes_without_training_again_and_gives_the_same_figures(tiny_run, tmp_path):
     from dataclasses import replace
 
+    from model.runtime import LITERT_FILE
+    from training.export import holds
     from training.train import train
 
     out, cfg, card, state = tiny_run
-    out = Path(shutil.copytree(out, tmp_path / "run"))  # resuming re-exports: the module's run stays as it is
+    out = Path(shutil.copytree(out, tmp_path / "run"))  # resuming rewrites the card: the module's run stays
+    tflite = out / "export" / LITERT_FILE
+    converted = tflite.stat().st_mtime_ns
     again = train(replace(cfg, out=str(out)))
     assert json.loads((out / "state.json").read_text())["history"] == state["history"]
     assert again["metrics"]["test"] == card["metrics"]["test"]
+    # the same weights: the export's model files are kept, not converted again
+    assert again["exported_from"] == card["exported_from"] and tflite.stat().st_mtime_ns == converted
+    assert holds(out / "export", card["exported_from"])
+    assert not holds(out / "export", {**card["exported_from"], "temperature": 2.0})  # other weights: convert
+    tflite.write_bytes(tflite.read_bytes() + b"\0")  # a changed file is not the one the card records
+    assert not holds(out / "export", card["exported_from"])
 
 
 def test_evaluate_beside_an_earlier_recipe_names_what_differed(evaluated, tiny_run):

@@ -45,6 +45,35 @@ def export_model(network: keras.Model, out_dir: str | Path, check_images: np.nda
     }
 
 
+def holds(out_dir: str | Path, source: dict) -> bool:
+    """Whether ``out_dir`` ships the model made from ``source``, its model files as its card recorded them."""
+    out_dir = Path(out_dir)
+    card = read_json(out_dir, missing_ok=True)
+    files = card.get("files", {})
+    return (card.get("exported_from") == source and set(files) == {KERAS_FILE, LITERT_FILE}
+            and all((out_dir / name).is_file() and sha256(out_dir / name) == entry.get("sha256")
+                    for name, entry in files.items()))
+
+
+def export_unless_current(network: keras.Model, out_dir: str | Path, check_images: np.ndarray,
+                          source: dict) -> tuple[Classifier, dict]:
+    """``export_model``, unless ``out_dir`` already ships the model made from ``source`` (the run's best
+    weights file and temperature): then its model files and their entries are kept as they are.
+
+    Scoring a finished run again (``evaluate``, a resumed run) changes the card, not the network,
+    and the LiteRT conversion is most of what scoring costs.
+    """
+    out_dir = Path(out_dir)
+    if holds(out_dir, source):
+        print(f"{out_dir} already holds these weights: its model files are kept (delete them to convert again)",
+              flush=True)
+        card = read_json(out_dir)
+        return (Classifier(out_dir / LITERT_FILE, num_threads=2),
+                {"litert_vs_keras": card["litert_vs_keras"], "files": card["files"], "exported_from": source})
+    runtime, entries = export_model(network, out_dir, check_images)
+    return runtime, {**entries, "exported_from": source}
+
+
 class Opened(NamedTuple):
     """An exported model with its card, and its split's validation and test images."""
 

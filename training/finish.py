@@ -24,6 +24,7 @@ from model.card import DEFAULT_UNCERTAIN_BELOW
 from model.labels import CLASSES
 from model.metrics import expected_calibration_error, fit_temperature, group_accuracy, temper
 from model.preprocessing import scale
+from model.runtime import sha256
 
 from .card import write_card
 from .config import SOUP_FILE, Config, before_options
@@ -38,7 +39,7 @@ from .evaluate import (
     plot_reliability,
     plot_roc_curves,
 )
-from .export import export_model
+from .export import export_unless_current
 from .external import score as score_external
 from .external import validation_sets
 from .network import build_network, calibrated
@@ -230,7 +231,9 @@ def finish_run(run_dir: str | Path, recipes: list[str | Path] = (), probe: str |
     point = operating_point_section(run)
     results = split_results(run, point["threshold"])
     # the flags and every figure below come from the exported runtime itself, so they match what ships
-    runtime, exported = export_model(calibrated(network, run.temperature), out / "export", run.inputs["test"][:8])
+    source = {"weights_sha256": sha256(out / "best.weights.h5"), "temperature": run.temperature}
+    runtime, exported = export_unless_current(calibrated(network, run.temperature), out / "export",
+                                              run.inputs["test"][:8], source)
     outputs = {name: runtime.run(run.inputs[name]) for name in run.arrays}
     shown = draw_figures(run, results, outputs["test"].features, runtime.head_kernel)
     test_ids = run.meta[run.meta.split == "test"].image_id.to_numpy()
