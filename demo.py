@@ -212,6 +212,6 @@ if __name__ == "__main__" and gr.NO_RELOAD:  # `gradio demo.py` re-runs this fil
     # waits in block_thread, where Ctrl+C and SIGTERM always land (an import it ran could swallow them)
     threading.Thread(target=views.warm_up, name="warm-up", daemon=True).start()
     served.block_thread()
-    # the server has closed: what was derived from uploads goes now, not only once the interpreter has
-    # waited for every worker thread first (a Ctrl+C in CI once left the folder for minutes)
+    # the server has closed: what was derived from uploads goes now, whatever the interpreter's exit then
+    # waits for (it joins worker threads before atexit runs)
     remove_private_dir()

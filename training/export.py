@@ -45,14 +45,20 @@ def export_model(network: keras.Model, out_dir: str | Path, check_images: np.nda
     }
 
 
-def holds(out_dir: str | Path, source: dict) -> bool:
-    """Whether ``out_dir`` ships the model made from ``source``, its model files as its card recorded them."""
-    out_dir = Path(out_dir)
+def _current_entries(out_dir: Path, source: dict) -> dict | None:
+    """The card's model-file entries if ``out_dir`` ships the model made from ``source`` with its model
+    files as the card recorded them; else None."""
     card = read_json(out_dir, missing_ok=True)
     files = card.get("files", {})
-    return (card.get("exported_from") == source and set(files) == {KERAS_FILE, LITERT_FILE}
-            and all((out_dir / name).is_file() and sha256(out_dir / name) == entry.get("sha256")
-                    for name, entry in files.items()))
+    current = (card.get("exported_from") == source and set(files) == {KERAS_FILE, LITERT_FILE}
+               and all((out_dir / name).is_file() and sha256(out_dir / name) == entry.get("sha256")
+                       for name, entry in files.items()))
+    return {"litert_vs_keras": card["litert_vs_keras"], "files": files, "exported_from": source} if current else None
+
+
+def holds(out_dir: str | Path, source: dict) -> bool:
+    """Whether ``out_dir`` ships the model made from ``source``, its model files as its card recorded them."""
+    return _current_entries(Path(out_dir), source) is not None
 
 
 def export_unless_current(network: keras.Model, out_dir: str | Path, check_images: np.ndarray,
@@ -64,12 +70,10 @@ def export_unless_current(network: keras.Model, out_dir: str | Path, check_image
     and the LiteRT conversion is most of what scoring costs.
     """
     out_dir = Path(out_dir)
-    if holds(out_dir, source):
+    if (entries := _current_entries(out_dir, source)) is not None:
         print(f"{out_dir} already holds these weights: its model files are kept (delete them to convert again)",
               flush=True)
-        card = read_json(out_dir)
-        return (Classifier(out_dir / LITERT_FILE, num_threads=2),
-                {"litert_vs_keras": card["litert_vs_keras"], "files": card["files"], "exported_from": source})
+        return Classifier(out_dir / LITERT_FILE, num_threads=2), entries
     runtime, entries = export_model(network, out_dir, check_images)
     return runtime, {**entries, "exported_from": source}
 
