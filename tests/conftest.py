@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
+from filelock import FileLock
 from PIL import Image
 
 from app.launch import free_port, running_demo
@@ -165,18 +168,44 @@ def make_shared_data(root: Path) -> Path:
     return root
 
 
+def made_once(tmp_path_factory, name: str, make: Callable[[Path], object]) -> Path:
+    """The folder ``make(folder)`` fills, made once a test session however many xdist workers ask.
+
+    pytest-xdist's recipe for costly session fixtures: the first worker to ask makes it in the temp
+    folder all workers share, under a file lock; the others wait for it and reuse it.
+    """
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent
+    folder, done = root / name, root / f"{name}.done"
+    with FileLock(str(root / f"{name}.lock")):
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            make(folder)
+            done.touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def shared_data(tmp_path_factory) -> Path:
-    return make_shared_data(tmp_path_factory.mktemp("shared") / "data")
+    """Read-only, so one copy serves every worker."""
+    return made_once(tmp_path_factory, "shared", lambda folder: make_shared_data(folder / "data")) / "data"
+
+
+def _train_with_extra(data: Path, out: Path) -> None:
+    from training.train import Config, train
+
+    train(Config(data=str(data / "ham10000"), out=str(out), extra=str(data / "isic2017"), size=(64, 80),
+                 batch_size=8, head_epochs=1, finetune_epochs=1, finetune_from="block_15_expand", workers=2,
+                 lesion_crop=0.5))
 
 
 @pytest.fixture(scope="session")
 def run_with_extra(shared_data, tmp_path_factory) -> Path:
-    """A tiny run trained on HAM10000 plus the ISIC 2017 train part, with lesion-focused crops."""
-    from training.train import Config, train
+    """A tiny run trained on HAM10000 plus the ISIC 2017 train part, with lesion-focused crops.
 
-    out = tmp_path_factory.mktemp("runs") / "extra"
-    train(Config(data=str(shared_data / "ham10000"), out=str(out), extra=str(shared_data / "isic2017"),
-                 size=(64, 80), batch_size=8, head_epochs=1, finetune_epochs=1, finetune_from="block_15_expand",
-                 workers=2, lesion_crop=0.5))
-    return out
+    Trained once a session; each worker gets its own copy, since some tests write into the run.
+    """
+    trained = made_once(tmp_path_factory, "runs", lambda folder: _train_with_extra(shared_data, folder / "extra"))
+    trained = trained / "extra"  # the name the card keeps (``out``) is the name the selection reports
+    return Path(shutil.copytree(trained, tmp_path_factory.mktemp("runs") / "extra"))

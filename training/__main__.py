@@ -334,9 +334,10 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     from .config import Config
+
+    args = train_parser().parse_args(argv)  # before TensorFlow loads: `--help` and a bad flag answer at once
     from .train import train
 
-    args = train_parser().parse_args(argv)
     train(Config(**vars(args)))
 
 
