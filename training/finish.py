@@ -84,16 +84,6 @@ class ScoredRun:
     probs: dict[str, np.ndarray]  # calibrated
 
 
-def predict_parts(network, parts: list[np.ndarray]) -> list[np.ndarray]:
-    """The network's answers for each of ``parts``, from one ``predict`` call.
-
-    Keras traces its predict function again for every call here (about 2 s for MobileNetV2), so
-    the parts go through together and are split after.
-    """
-    answers = network.predict(np.concatenate(parts), batch_size=64, verbose=0)
-    return np.split(answers, np.cumsum([len(p) for p in parts])[:-1])
-
-
 def score_run(run_dir: str | Path):
     """(network with the best weights, ``ScoredRun``) of a run folder."""
     out = Path(run_dir)
@@ -102,13 +92,13 @@ def score_run(run_dir: str | Path):
     meta = pd.read_csv(out / "split.csv")
     network = build_network(cfg.size, weights=None, dropout=cfg.dropout, colour=cfg.colour)
     network.load_weights(out / "best.weights.h5")
-    arrays, inputs, labels = {}, {}, {}
+    arrays, inputs, labels, raw = {}, {}, {}, {}
     for name in ("val", "test"):
         part = meta[meta.split == name]
         arrays[name] = load_arrays(list(part.path), cfg.size, cfg.workers, desc=f"loading {name}")
         inputs[name] = scale(arrays[name].astype(np.float32))
         labels[name] = part.label.to_numpy()
-    raw = dict(zip(inputs, predict_parts(network, list(inputs.values())), strict=True))
+        raw[name] = network.predict(inputs[name], batch_size=64, verbose=0)
     temperature = fit_temperature(labels["val"], raw["val"])  # built into the exported model
     probs = {name: temper(p, temperature) for name, p in raw.items()}
     return network, ScoredRun(out, cfg, RunState(out / "state.json"), meta, arrays, inputs, labels, raw,
@@ -119,7 +109,8 @@ def flip_tta(network, run: ScoredRun) -> dict:
     """Validation balanced accuracy with the mean over horizontal and vertical flips (test-time augmentation)."""
     x = run.inputs["val"]
     flipped = [x[:, :, ::-1], x[:, ::-1], x[:, ::-1, ::-1]]
-    probs = [temper(p, run.temperature) for p in [run.raw["val"], *predict_parts(network, flipped)]]
+    probs = [temper(p, run.temperature)
+             for p in [run.raw["val"], *(network.predict(v, batch_size=64, verbose=0) for v in flipped)]]
     labels = run.labels["val"]
     return {
         "val_balanced_accuracy_single": classification_metrics(labels, probs[0])["balanced_accuracy"],
