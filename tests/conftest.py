@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import os
 import shutil
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +18,11 @@ from app.launch import free_port, running_demo
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+# A suite started in the background of a script (`pytest ... &`) ignores SIGINT, and the demos it starts
+# would inherit that and never see the Ctrl+C the shutdown tests send; here they see it as in a terminal.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
