@@ -16,14 +16,17 @@ from .risk import MALIGNANT_INDEX, malignant_probability
 
 
 def _average_ranks(scores: np.ndarray) -> np.ndarray:
-    """1-based ranks, ties sharing their mean rank: ``scipy.stats.rankdata`` without its dispatch."""
-    order = np.argsort(scores, kind="mergesort")
-    ordered = scores[order]
-    starts = np.r_[True, ordered[1:] != ordered[:-1]]
-    group = np.cumsum(starts) - 1
-    bounds = np.r_[np.flatnonzero(starts), len(scores)]  # each tie group's first and one-past-last rank
-    ranks = np.empty(len(scores))
-    ranks[order] = (bounds[group] + bounds[group + 1] + 1) / 2
+    """1-based ranks down each column, ties sharing their mean rank: ``scipy.stats.rankdata`` without
+    its dispatch, all columns in one sort."""
+    order = np.argsort(scores, axis=0, kind="mergesort")
+    ordered = np.take_along_axis(scores, order, axis=0)
+    tied = ordered[1:] == ordered[:-1]  # each position against the one before it
+    n = len(scores)
+    at = np.arange(n).reshape(-1, *([1] * (scores.ndim - 1)))
+    first = np.maximum.accumulate(np.where(np.concatenate([np.zeros_like(tied[:1]), tied]), 0, at), axis=0)
+    last = np.minimum.accumulate(np.where(np.concatenate([tied, np.zeros_like(tied[:1])]), n, at)[::-1], axis=0)[::-1]
+    ranks = np.empty(scores.shape)
+    np.put_along_axis(ranks, order, (first + last) / 2 + 1, axis=0)
     return ranks
 
 
@@ -53,13 +56,17 @@ def balanced_accuracy(labels: np.ndarray, probs: np.ndarray) -> float:
 
 
 def macro_auc(labels: np.ndarray, probs: np.ndarray) -> float:
-    """Mean one-vs-rest ROC AUC over the classes present in ``labels``."""
-    aucs = [
-        roc_auc(labels == k, probs[:, k])
-        for k in range(probs.shape[1])
-        if 0 < (labels == k).sum() < len(labels)
-    ]
-    return float(np.mean(aucs)) if aucs else float("nan")
+    """Mean one-vs-rest ROC AUC over the classes present in ``labels`` (and absent from some images)."""
+    labels = np.asarray(labels)
+    positive = labels[:, None] == np.arange(probs.shape[1])
+    n_pos = positive.sum(axis=0)
+    k = np.flatnonzero((n_pos > 0) & (n_pos < len(labels)))
+    if not len(k):
+        return float("nan")
+    n_pos, n_neg = n_pos[k], len(labels) - n_pos[k]
+    ranks = _average_ranks(np.asarray(probs)[:, k])
+    aucs = (np.where(positive[:, k], ranks, 0).sum(axis=0) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+    return float(np.mean(aucs))
 
 
 def malignant_auc(labels: np.ndarray, probs: np.ndarray) -> float:
@@ -176,16 +183,17 @@ def confusion_figure(matrix, title: str = "Confusion matrix", stacked: bool = Fa
 
 
 def expected_calibration_error(labels: np.ndarray, probs: np.ndarray, bins: int = 15) -> float:
-    """ECE over equal-width confidence bins: the gap between confidence and accuracy."""
+    """ECE over equal-width confidence bins (lo, hi]: the gap between confidence and accuracy."""
     confidence = probs.max(1)
     correct = probs.argmax(1) == labels
     edges = np.linspace(0, 1, bins + 1)
-    ece = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
-        inside = (confidence > lo) & (confidence <= hi)
-        if inside.any():
-            ece += inside.mean() * abs(correct[inside].mean() - confidence[inside].mean())
-    return float(ece)
+    inside = confidence > 0
+    where = np.searchsorted(edges, confidence[inside], side="left") - 1
+    count = np.bincount(where, minlength=bins)
+    hits = np.bincount(where, weights=correct[inside], minlength=bins)
+    sure = np.bincount(where, weights=confidence[inside], minlength=bins)
+    used = count > 0
+    return float(np.sum(np.abs(hits[used] - sure[used])) / len(labels)) if len(labels) else 0.0
 
 
 def temper(probs: np.ndarray, temperature: float) -> np.ndarray:
@@ -249,13 +257,19 @@ def bootstrap_intervals(
     labels = np.asarray(labels)
     groups = np.arange(len(labels)) if groups is None else np.asarray(groups)
     _, group_of = np.unique(groups, return_inverse=True)
-    members = np.split(np.argsort(group_of, kind="stable"), np.cumsum(np.bincount(group_of))[:-1])
+    by_group = np.argsort(group_of, kind="stable")  # each group's images in a row, from ``starts[g]``
+    sizes = np.bincount(group_of)
+    starts = np.cumsum(sizes) - sizes
     rng = np.random.default_rng(seed)
     values = {name: [] for name in statistics}
     with warnings.catch_warnings():  # a resample may lack a rare class; its statistics skip it
         warnings.simplefilter("ignore")
         for _ in range(resamples):
-            index = np.concatenate([members[g] for g in rng.integers(0, len(members), len(members))])
+            drawn = rng.integers(0, len(sizes), len(sizes))
+            # the drawn groups' images one after another, without a Python loop over the groups
+            lengths = sizes[drawn]
+            offsets = np.repeat(starts[drawn] - (np.cumsum(lengths) - lengths), lengths)
+            index = by_group[offsets + np.arange(lengths.sum())]
             for name, statistic in statistics.items():
                 values[name].append(statistic(labels[index], probs[index]))
     tail = (1 - level) / 2 * 100

@@ -29,7 +29,8 @@ def export_model(network: keras.Model, out_dir: str | Path, check_images: np.nda
     clean.save(out_dir / KERAS_FILE)
     serving_model(network).export(str(out_dir / LITERT_FILE), format="litert", verbose=False)
 
-    reference = serving_model(network).predict(check_images, verbose=0)
+    # a few images: one eager call, not `predict`, which would trace a function for them (seconds)
+    reference = [np.asarray(a) for a in serving_model(network)(check_images, training=False)]
     runtime = Classifier(out_dir / LITERT_FILE, num_threads=2)  # no card yet: nothing to verify against
     probs, features = runtime.run(check_images)
     return runtime, {
