@@ -215,3 +215,16 @@ def run_with_extra(shared_data, tmp_path_factory) -> Path:
     trained = made_once(tmp_path_factory, "runs", lambda folder: _train_with_extra(shared_data, folder / "extra"))
     trained = trained / "extra"  # the name the card keeps (``out``) is the name the selection reports
     return Path(shutil.copytree(trained, tmp_path_factory.mktemp("runs") / "extra"))
+
+
+@pytest.fixture(scope="session")
+def cam_export(run_with_extra, shared_data, tmp_path_factory) -> Path:
+    """A copy of the tiny run's export, measured by `python -m training cams` (which writes its gradient
+    model). Made once a session and read-only: a test that changes it works on a copy."""
+    from training.__main__ import main as training_cli
+
+    def measure(folder: Path) -> None:
+        shutil.copytree(run_with_extra / "export", folder / "export")
+        training_cli(["cams", str(folder / "export"), "--data", str(shared_data / "ham10000"), "--images", "7"])
+
+    return made_once(tmp_path_factory, "cams", measure) / "export"

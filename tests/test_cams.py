@@ -54,17 +54,6 @@ def test_builtin_gradients_equal_tensorflows_and_convert_with_builtin_ops_only(t
     assert min(entry["min_layercam_correlation_vs_tensorflow"].values()) > 0.9999
 
 
-@pytest.fixture(scope="module")
-def cam_export(run_with_extra, shared_data, tmp_path_factory):
-    """A copy of the tiny run's export, measured by `python -m training cams` (which writes its gradient model)."""
-    from training.__main__ import main as training_cli
-
-    export = tmp_path_factory.mktemp("cams") / "export"
-    shutil.copytree(run_with_extra / "export", export)
-    training_cli(["cams", str(export), "--data", str(shared_data / "ham10000"), "--images", "7"])
-    return export
-
-
 def test_cams_writes_the_gradient_model_and_the_comparison_into_the_card(cam_export):
     from explain.gradcam import METHODS, SERVED
     from model.runtime import CAM_FILE, sha256
