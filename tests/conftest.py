@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import shutil
 import signal
@@ -228,3 +229,24 @@ def cam_export(run_with_extra, shared_data, tmp_path_factory) -> Path:
         training_cli(["cams", str(folder / "export"), "--data", str(shared_data / "ham10000"), "--images", "7"])
 
     return made_once(tmp_path_factory, "cams", measure) / "export"
+
+
+def tiny_finetune(data: Path, out: Path, **options) -> dict:
+    """One head epoch and two kept fine-tuning epochs at a learning rate that moves the weights, logit-adjusted,
+    on the generated HAM10000 with BCN20000's images added and half of all training images degraded."""
+    from training.train import Config, train
+
+    return train(Config(data=str(data / "ham10000"), out=str(out), bcn=str(data / "bcn20000_84"), degrade=0.5,
+                        size=(64, 80), batch_size=8, head_epochs=1, finetune_epochs=2, warmup_epochs=1,
+                        finetune_lr=1e-2, finetune_from="block_15_expand", patience=None, workers=2,
+                        keep_epochs=True, balance="logit_adjust", **options))
+
+
+@pytest.fixture(scope="session")
+def raw_run(shared_data, tmp_path_factory) -> tuple[Path, dict]:
+    """(run folder, its card): ``tiny_finetune`` without EMA, phase 2's epochs averaged. The control of the EMA
+    test, the subject of the averaging test and of the BCN20000 test: one run for the three, made once a
+    session, read-only."""
+    run = made_once(tmp_path_factory, "raw", lambda folder: tiny_finetune(shared_data, folder / "run",
+                                                                          average_from=1)) / "run"
+    return run, json.loads((run / "export" / "model_card.json").read_text())

@@ -37,20 +37,16 @@ def test_split_on_real_metadata_keeps_lesions_together_and_stratifies(tmp_path):
         assert mel_share == pytest.approx((meta.drop_duplicates("lesion_id").dx == "mel").mean(), abs=0.01)
 
 
-def test_bcn20000_joins_the_training_split_only_with_its_lesions_and_the_card_names_it(shared_data, tmp_path):
+def test_bcn20000_joins_the_training_split_only_with_its_lesions_and_the_card_names_it(shared_data, raw_run):
     from conftest import BCN_PER_CLASS
 
     from model.labels import CLASSES
     from training.data import read_bcn_train
-    from training.train import Config, train
 
     bcn = read_bcn_train(shared_data / "bcn20000_84")
     assert len(bcn) == BCN_PER_CLASS * len(CLASSES) and set(bcn.split) == {"train"}
     assert set(bcn.source) == {"bcn20000"} and (bcn.label == bcn.dx.map(CLASSES.index)).all()
-    out = tmp_path / "run"
-    card = train(Config(data=str(shared_data / "ham10000"), out=str(out), bcn=str(shared_data / "bcn20000_84"),
-                        degrade=0.5, size=(64, 80), batch_size=8, head_epochs=1, finetune_epochs=1,
-                        finetune_from="block_15_expand", workers=2))
+    out, card = raw_run  # trained with BCN20000 beside HAM10000, half of the training images degraded
     split = pd.read_csv(out / "split.csv")
     assert set(split[split.source == "bcn20000"].split) == {"train"}
     assert card["data"]["extra_train"]["sources"] == {"bcn20000": len(bcn)}

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import tiny_finetune
 
 
 def test_rotation_augmentation_tilts_images_and_keeps_shape_and_range():
@@ -140,32 +141,15 @@ def _epochs_moved(out) -> float:
     return max(float(np.abs(first[k] - last[k]).max()) for k in first if first[k].size)
 
 
-def _tiny_finetune(ham_folder, out, **options) -> dict:
-    """One head epoch and two kept fine-tuning epochs at a learning rate that moves the weights."""
-    from training.train import Config, train
-
-    return train(Config(data=str(ham_folder), out=str(out), size=(64, 80), batch_size=8, head_epochs=1,
-                        finetune_epochs=2, warmup_epochs=1, finetune_lr=1e-2, finetune_from="block_15_expand",
-                        patience=None, workers=2, keep_epochs=True, **options))
-
-
-@pytest.fixture(scope="module")
-def raw_run(ham_folder, tmp_path_factory):
-    """Without EMA, logit-adjusted, phase 2's epochs averaged: the control of the EMA test and the
-    subject of the averaging test (one tiny run for both)."""
-    out = tmp_path_factory.mktemp("raw") / "run"
-    return out, _tiny_finetune(ham_folder, out, balance="logit_adjust", average_from=1)
-
-
 @pytest.mark.slow
-def test_ema_scores_and_keeps_the_averaged_weights(ham_folder, tmp_path, raw_run):
+def test_ema_scores_and_keeps_the_averaged_weights(shared_data, tmp_path, raw_run):
     """With a momentum near 1 the average stays where phase 2's first step left it, so phase 2's two
     scored epochs hold the same weights and agree, while the control run's scored weights move by
     Adam's steps (about the learning rate each, whatever the loss surface)."""
     from model import load_classifier
 
     out = tmp_path / "run"
-    card = _tiny_finetune(ham_folder, out, ema=0.999999, balance="logit_adjust")
+    card = tiny_finetune(shared_data, out, ema=0.999999)  # raw_run's recipe with EMA
     assert card["training"]["config"]["ema"] == 0.999999 and card["training"]["config"]["balance"] == "logit_adjust"
     probs = load_classifier(out / "export").predict([np.zeros((150, 200, 3), np.uint8)])
     assert abs(probs.sum() - 1) < 1e-5  # served through the softmax whatever the training loss
