@@ -226,7 +226,7 @@ def cam_export(run_with_extra, shared_data, tmp_path_factory) -> Path:
 
     def measure(folder: Path) -> None:
         shutil.copytree(run_with_extra / "export", folder / "export")
-        training_cli(["cams", str(folder / "export"), "--data", str(shared_data / "ham10000"), "--images", "7"])
+        training_cli(["cams", str(folder / "export"), "--data", str(shared_data / "ham10000"), "--images", "3"])
 
     return made_once(tmp_path_factory, "cams", measure) / "export"
 

@@ -42,7 +42,7 @@ def test_segmentations_study_writes_its_table_into_the_card(run_with_extra, shar
 
     export = tmp_path / "export"
     shutil.copytree(run_with_extra / "export", export)
-    section = measure_exported(export, shared_data / "ham10000", images=7, samples=40)
+    section = measure_exported(export, shared_data / "ham10000", images=3, samples=40)
     card = json.loads((export / "model_card.json").read_text())
     assert card["lime_segmentations"]["served"] == SEGMENTATION
     for split in ("val", "test"):

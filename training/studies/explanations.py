@@ -45,10 +45,16 @@ def read_boxes(data_dir: str | Path) -> pd.DataFrame:
 
 
 def balanced_sample(part: pd.DataFrame, images: int, seed: int = 0) -> pd.DataFrame:
-    """Up to ``images`` rows, as many of each class as it has up to an equal share (classes weigh alike)."""
+    """Up to ``images`` rows, as many of each class as it has up to an equal share (classes weigh alike).
+
+    Where the shares round up past ``images`` (fewer images than classes, say), the classes give their
+    rows in turn until ``images`` are taken.
+    """
     share = int(np.ceil(images / len(CLASSES)))
-    picked = [rows.sample(n=min(share, len(rows)), random_state=seed) for _, rows in part.groupby("label")]
-    return pd.concat(picked).sort_index()
+    picked = [rows.sample(n=min(share, len(rows)), random_state=seed).assign(_turn=np.arange(min(share, len(rows))))
+              for _, rows in part.groupby("label")]
+    taken = pd.concat(picked).sort_values(["_turn", "label"], kind="stable").head(images)
+    return taken.drop(columns="_turn").sort_index()
 
 
 def boxed_sample(meta: pd.DataFrame, data: str | Path, images: int, seed: int = 0, what: str = "explaining"):
