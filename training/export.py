@@ -8,6 +8,8 @@ from typing import NamedTuple
 
 import keras
 import numpy as np
+import tensorflow as tf
+from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
 from model.card import read_json
 from model.runtime import KERAS_FILE, LITERT_FILE, Classifier, load_classifier, sha256
@@ -15,6 +17,21 @@ from model.runtime import KERAS_FILE, LITERT_FILE, Classifier, load_classifier, 
 from .card import record
 from .data import card_split, load_arrays
 from .network import serving_model
+
+
+def write_litert(model: keras.Model, path: str | Path) -> None:
+    """``model`` (batch of any size) as a LiteRT flatbuffer: traced once, its variables frozen, converted.
+
+    Keras' own ``export(format="litert")`` writes a SavedModel and reads it back first: the same answers
+    (checked against Keras at every export) in 10 s instead of 2 s for MobileNetV2 on 2 cores, and the
+    export is the largest part of scoring a short run. Without ``trackable_obj`` the converter takes its
+    graph path (TensorFlow warns that it is deprecated); with it, it saves a SavedModel again (8 s).
+    """
+    spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name=model.input.name.split(":")[0])
+    traced = tf.function(lambda images: model(images, training=False)).get_concrete_function(spec)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([convert_variables_to_constants_v2(traced)])
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
+    Path(path).write_bytes(converter.convert())
 
 
 def export_model(network: keras.Model, out_dir: str | Path, check_images: np.ndarray) -> tuple[Classifier, dict]:
@@ -27,7 +44,7 @@ def export_model(network: keras.Model, out_dir: str | Path, check_images: np.nda
     out_dir.mkdir(parents=True, exist_ok=True)
     clean = keras.Model(network.input, network.output, name=network.name)  # no optimizer state
     clean.save(out_dir / KERAS_FILE)
-    serving_model(network).export(str(out_dir / LITERT_FILE), format="litert", verbose=False)
+    write_litert(serving_model(network), out_dir / LITERT_FILE)
 
     # a few images: one eager call, not `predict`, which would trace a function for them (seconds)
     reference = [np.asarray(a) for a in serving_model(network)(check_images, training=False)]

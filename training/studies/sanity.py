@@ -44,6 +44,7 @@ from model.runtime import CAM_LAYERS, KERAS_FILE, Classifier, Output, load_class
 from ..cam_export import cam_function
 from ..card import record
 from ..data import card_split, load_arrays
+from ..export import write_litert
 from ..network import head_weights, load_network, serving_model
 from .cams import ensure_gradient_model
 from .explanations import balanced_sample, summarise
@@ -149,7 +150,7 @@ class HeadSwapped:
 def exported(network, folder: Path) -> Classifier:
     """A LiteRT runtime of ``network`` as ``training.export`` writes the served one."""
     path = folder / f"randomised{len(list(folder.glob('*.tflite')))}.tflite"  # the last runtime may still map its file
-    serving_model(network).export(str(path), format="litert", verbose=False)
+    write_litert(serving_model(network), path)
     return Classifier(path, num_threads=2)
 
 
