@@ -27,7 +27,7 @@ def write_litert(model: keras.Model, path: str | Path) -> None:
     export is the largest part of scoring a short run. Without ``trackable_obj`` the converter takes its
     graph path (TensorFlow warns that it is deprecated); with it, it saves a SavedModel again (8 s).
     """
-    spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name=model.input.name.split(":")[0])
+    spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name=model.input.name)
     traced = tf.function(lambda images: model(images, training=False)).get_concrete_function(spec)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([convert_variables_to_constants_v2(traced)])
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]

@@ -51,10 +51,9 @@ def balanced_sample(part: pd.DataFrame, images: int, seed: int = 0) -> pd.DataFr
     rows in turn until ``images`` are taken.
     """
     share = int(np.ceil(images / len(CLASSES)))
-    picked = [rows.sample(n=min(share, len(rows)), random_state=seed).assign(_turn=np.arange(min(share, len(rows))))
-              for _, rows in part.groupby("label")]
-    taken = pd.concat(picked).sort_values(["_turn", "label"], kind="stable").head(images)
-    return taken.drop(columns="_turn").sort_index()
+    picked = pd.concat([rows.sample(n=min(share, len(rows)), random_state=seed) for _, rows in part.groupby("label")])
+    turn = picked.groupby("label").cumcount().to_numpy()  # each row's place in its class; classes in label order
+    return picked.iloc[np.argsort(turn, kind="stable")[:images]].sort_index()
 
 
 def boxed_sample(meta: pd.DataFrame, data: str | Path, images: int, seed: int = 0, what: str = "explaining"):
