@@ -233,13 +233,14 @@ def cam_export(run_with_extra, shared_data, tmp_path_factory) -> Path:
 
 def tiny_finetune(data: Path, out: Path, **options) -> dict:
     """One head epoch and two kept fine-tuning epochs at a learning rate that moves the weights, logit-adjusted,
-    on the generated HAM10000 with BCN20000's images added and half of all training images degraded."""
+    on the generated HAM10000 with BCN20000's images added, drawn class- and source-balanced, and half of all
+    training images degraded."""
     from training.train import Config, train
 
     return train(Config(data=str(data / "ham10000"), out=str(out), bcn=str(data / "bcn20000_84"), degrade=0.5,
                         size=(64, 80), batch_size=8, head_epochs=1, finetune_epochs=2, warmup_epochs=1,
                         finetune_lr=1e-2, finetune_from="block_15_expand", patience=None, workers=2,
-                        keep_epochs=True, balance="logit_adjust", **options))
+                        keep_epochs=True, balance="logit_adjust", sampling="balanced", **options))
 
 
 @pytest.fixture(scope="session")

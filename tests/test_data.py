@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 
@@ -53,3 +55,8 @@ def test_bcn20000_joins_the_training_split_only_with_its_lesions_and_the_card_na
     markdown = (out / "export" / "MODEL_CARD.md").read_text()
     assert "BCN20000" in markdown and "Combalia" in markdown and "ISIC 2017's validation" not in markdown
     assert "random down-and-up resolution degradation on 50% of training images" in markdown
+    assert "class-balanced sampling, sources equally often within each class" in markdown
+    # an epoch draws as many images as HAM10000's training split holds, not the pooled sources' total
+    history = json.loads((out / "state.json").read_text())["history"]
+    ham_train = int(((split.source == "ham10000") & (split.split == "train")).sum())
+    assert {h["train_images"] for h in history} == {ham_train} and ham_train < (split.split == "train").sum()

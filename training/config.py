@@ -18,6 +18,7 @@ from model.preprocessing import INPUT_SIZE
 # --help and the recipe table read them without loading TensorFlow
 STRATEGIES = ("none", "mirrored", "multiworker")
 MIX = ("none", "cutmix", "mixup")
+SAMPLING = ("none", "balanced")  # training.sampling
 MIX_NAMES = {"cutmix": "CutMix (a random box of another training image, Beta(1, 1) area)",
              "mixup": "MixUp (a blend with another training image, Beta(0.2, 0.2) weight)"}
 EPOCH_PREFIX = "finetune.e"  # --keep-epochs / --average-from save phase 2's epoch N as finetune.eNN.weights.h5
@@ -135,6 +136,12 @@ class Config:
     bcn: str | None = option(None, "BCN20000 folder (labels.csv, images/): every image joins the training split "
                                    "(84x84: pair with --degrade)",
                              recipe=lambda c: c.get("bcn") and "BCN20000 (84x84) as extra training images")
+    sampling: str = option("none", "how training images are drawn: each once an epoch (none), or balanced: a class "
+                                   "uniformly, then a source uniformly among those holding it, as many draws an "
+                                   "epoch as HAM10000 has training images (loss weights then unneeded)",
+                           choices=SAMPLING, recipe=lambda c: c["sampling"] == "balanced" and (
+                               "class-balanced sampling, sources equally often within each class, epochs of as "
+                               "many draws as HAM10000's training images"))
     weights: str = option(str(IMAGENET_WEIGHTS), "ImageNet MobileNetV2 .h5 without top (or SKIN_IMAGENET_WEIGHTS)",
                           compared=False)
     limit: int | None = option(None, "use only N images, for smoke tests (default: all)")

@@ -44,6 +44,7 @@ from .evaluate import (
 from .finish import finish_run
 from .mixing import mixer
 from .network import build_network
+from .sampling import balanced_dataset, drawn_labels
 from .state import RunState
 
 
@@ -70,10 +71,17 @@ def logit_adjusted_loss(labels: np.ndarray, label_smoothing: float = 0.0, tau: f
     return loss
 
 
-def _datasets(arrays, labels, cfg: Config, boxes: np.ndarray | None = None, teacher: np.ndarray | None = None):
+def trained_labels(labels: np.ndarray, cfg: Config) -> np.ndarray:
+    """The labels as the loss meets them: the training split's, or one of each class when sampling balances them."""
+    return drawn_labels(labels) if cfg.sampling == "balanced" else labels
+
+
+def _datasets(arrays, labels, cfg: Config, boxes: np.ndarray | None = None, teacher: np.ndarray | None = None,
+              sources: np.ndarray | None = None):
     """The augmented training set and plain val/test sets. ``boxes``: the training images' lesion
     boxes (``augment.box_fractions``), needed when ``cfg.lesion_crop`` is on; ``teacher``: (N, views,
-    classes) soft targets (``distill.teacher_probs``), blended into the label by ``cfg.distill``."""
+    classes) soft targets (``distill.teacher_probs``), blended into the label by ``cfg.distill``;
+    ``sources``: each training image's source, for ``cfg.sampling`` balanced (an endless set then)."""
     rotation = keras.layers.RandomRotation(0.5, fill_mode="reflect", seed=cfg.training_seed) if cfg.rotate else None
     if cfg.lesion_crop > 0 and boxes is None:
         raise ValueError("--lesion-crop needs the training images' lesion boxes")
@@ -113,20 +121,24 @@ def _datasets(arrays, labels, cfg: Config, boxes: np.ndarray | None = None, teac
     if cfg.balance not in BALANCE:
         raise ValueError(f"balance must be one of {BALANCE}, not {cfg.balance!r}")
     if cfg.balance == "weights":
-        per_class = class_weights(labels["train"]).astype(np.float32)
+        per_class = class_weights(trained_labels(labels["train"], cfg)).astype(np.float32)
     else:
         per_class = np.ones(len(CLASSES), np.float32)
     if teacher is not None and cfg.lesion_crop > 0:
         raise ValueError("--teacher with --lesion-crop is not supported: the teacher answered for whole images")
+    elements = ((arrays["train"], onehot[labels["train"]], per_class[labels["train"]])
+                + ((boxes.astype(np.float32),) if cfg.lesion_crop > 0 else ())
+                + ((teacher.astype(np.float32),) if teacher is not None else ()))
+    if cfg.sampling == "balanced":
+        if sources is None:
+            raise ValueError("--sampling balanced needs each training image's source")
+        train = balanced_dataset(elements, labels["train"], np.asarray(sources), cfg.training_seed)
+    else:
+        train = (tf.data.Dataset.from_tensor_slices(elements)
+                 .shuffle(len(arrays["train"]), seed=cfg.training_seed, reshuffle_each_iteration=True))
     train = (
-        tf.data.Dataset.from_tensor_slices(
-            (arrays["train"], onehot[labels["train"]], per_class[labels["train"]])
-            + ((boxes.astype(np.float32),) if cfg.lesion_crop > 0 else ())
-            + ((teacher.astype(np.float32),) if teacher is not None else ())
-        )
-        .shuffle(len(arrays["train"]), seed=cfg.training_seed, reshuffle_each_iteration=True)
-        .map(augment if teacher is None else lambda x, y, w, t: augment(x, y, w, soft=t),
-             num_parallel_calls=tf.data.AUTOTUNE)
+        train.map(augment if teacher is None else lambda x, y, w, t: augment(x, y, w, soft=t),
+                  num_parallel_calls=tf.data.AUTOTUNE)
         .batch(cfg.batch_size)
     )
     mix = mixer(cfg.mix, cfg.mix_share, cfg.training_seed)
@@ -167,6 +179,7 @@ def _epoch_callback(state: RunState, phase: str, network, val_set, val_labels, o
                 "val_balanced_accuracy": metrics["balanced_accuracy"],
                 "val_macro_auc": metrics["macro_auc"],
                 "lr": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
+                "train_images": train_images,  # per epoch: fixed by --sampling balanced, else the split's
                 "train_seconds": round(fitted, 1),
                 "train_images_per_second": round(train_images / fitted, 1),
             }
@@ -257,17 +270,21 @@ def train(cfg: Config) -> dict:
         agree = float((teacher[:, 0].argmax(1) == labels["train"]).mean())
         print(f"teacher: {len(teacher)} training images x {teacher.shape[1]} flips; its top class is the label "
               f"for {agree:.1%}", flush=True)
-    train_set, plain_sets = _datasets(arrays, labels, cfg, boxes, teacher)
+    train_meta = meta[meta.split == "train"]
+    sources = train_meta.source.to_numpy() if "source" in train_meta else np.full(len(train_meta), "ham10000")
+    train_set, plain_sets = _datasets(arrays, labels, cfg, boxes, teacher, sources)
+    # balanced sampling draws as many images an epoch as HAM10000's training split holds, whatever the extra sources
+    epoch_images = int((sources == "ham10000").sum()) if cfg.sampling == "balanced" else len(arrays["train"])
 
     with strategy.scope():  # variables made here are mirrored across the replicas
         network = build_network(cfg.size, cfg.weights, cfg.dropout, cfg.colour)
         if cfg.balance == "logit_adjust":  # trained on logits, served with its softmax (same weights)
             trainee = keras.Model(network.input, network.get_layer(LOGITS_LAYER).output)
-            loss = logit_adjusted_loss(labels["train"], cfg.label_smoothing)
+            loss = logit_adjusted_loss(trained_labels(labels["train"], cfg), cfg.label_smoothing)
         else:
             trainee = network
             loss = keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)
-    steps = int(np.ceil(len(arrays["train"]) / cfg.batch_size))
+    steps = int(np.ceil(epoch_images / cfg.batch_size))
     phases = [
         ("head", None, cfg.head_epochs, cfg.head_lr, None, 0),
         ("finetune", cfg.finetune_from, cfg.finetune_epochs, cfg.finetune_lr, cfg.patience, cfg.warmup_epochs),
@@ -298,7 +315,7 @@ def train(cfg: Config) -> dict:
         if ema is not None:
             callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
         callbacks.append(_epoch_callback(state, phase, network, plain_sets["val"], labels["val"], out, patience,
-                                         len(arrays["train"]), val_predictor(network, strategy)))
+                                         epoch_images, val_predictor(network, strategy)))
         if phase == "finetune" and (cfg.keep_epochs or cfg.average_from):
             def keep(epoch, logs):  # the weights as served (the averages, with --ema)
                 if cfg.keep_epochs or epoch + 1 >= cfg.average_from:
@@ -308,6 +325,7 @@ def train(cfg: Config) -> dict:
         trainee.fit(
             train_set,
             epochs=epochs,
+            steps_per_epoch=steps if cfg.sampling == "balanced" else None,
             verbose=1 if sys.stdout.isatty() else 2,
             callbacks=callbacks,
         )
