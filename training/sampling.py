@@ -5,8 +5,9 @@ naevi. Pooled as they are, "looks like Barcelona" would mean "malignant" to the 
 draw picks a class uniformly, then a source uniformly among those that hold the class, then an image
 of that cell: every class arrives equally often and, within a class, every source equally often.
 
-An epoch is a fixed number of draws (the HAM10000 training images by default), so extra sources
-add variety without lengthening a run. Classes arrive balanced, so the loss needs no class weights.
+An epoch is as many draws as HAM10000 has training images, so extra sources add variety without
+lengthening a run. Classes arrive balanced, so the loss needs no class weights. A source that lacks
+classes (ISIC 2017 holds three) still hints that an image is not of them; BCN20000 holds all seven.
 """
 
 from __future__ import annotations
