@@ -8,11 +8,10 @@ import keras
 import numpy as np
 
 from model import load_image
-from model.metrics import bootstrap_intervals
 from model.preprocessing import prepare_batch
 from training.external import STATISTICS, validation_sets
 from training.network import build_network
-from training.studies.intervals import difference
+from training.studies.intervals import paired_differences
 
 shipped = keras.saving.load_model("model/shipped/skin_mobilenetv2.keras", compile=False)
 sets = {s.name: s for s in validation_sets("../shared/data/ham10000_400x300")}
@@ -30,9 +29,8 @@ np.savez("runs/larger_test_size.npz", **{f"{s[0]}x{s[1]}_{n}": p for (s, n), p i
 for size in ((165, 220), (180, 240), (192, 256), (210, 280)):
     for n in images:
         s = sets[n]
-        stacked = np.stack([probs[((150, 200), n)], probs[(size, n)]], axis=1)
+        paired = paired_differences(s.labels, probs[((150, 200), n)], probs[(size, n)], s.groups)
         for stat in ("balanced_accuracy", "melanoma_recall", "macro_auc"):
-            d = STATISTICS[stat](s.labels, stacked[:, 1]) - STATISTICS[stat](s.labels, stacked[:, 0])
-            ci = bootstrap_intervals(s.labels, stacked, s.groups, {0: difference(STATISTICS[stat])})[0]
-            print(f"{size[0]}x{size[1]} {n} {stat}: {STATISTICS[stat](s.labels, stacked[:, 1]):.3f} "
-                  f"({d:+.3f}, {ci[0]:+.3f} to {ci[1]:+.3f})", flush=True)
+            d, (low, high) = paired[stat]["difference"], paired[stat]["ci95"]
+            print(f"{size[0]}x{size[1]} {n} {stat}: {STATISTICS[stat](s.labels, probs[(size, n)]):.3f} "
+                  f"({d:+.3f}, {low:+.3f} to {high:+.3f})", flush=True)

@@ -13,11 +13,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from model import load_classifier, load_image
-from model.metrics import bootstrap_intervals
 from training.data import read_bcn_train, read_split
 from training.external import STATISTICS, validation_sets
 from training.sampling import cell_weights
-from training.studies.intervals import difference
+from training.studies.intervals import paired_differences
 
 HAM, BCN, CACHE = "../shared/data/ham10000_400x300", "../shared/data/bcn20000_84", "runs/refit_head_features.npz"
 GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
@@ -78,12 +77,10 @@ def main() -> None:
                  for c in GRID]
         scores = [stat["balanced_accuracy"](val.labels, h.predict_proba(scaler.transform(f["xv"]))) for h in heads]
         best = int(np.argmax(scores))
-        pair = np.stack([f["pa"], heads[best].predict_proba(scaler.transform(f["xa"]))], axis=1)
-        figures = []
-        for name, s in stat.items():
-            low, high = bootstrap_intervals(a.labels, pair, a.groups, {0: difference(s)})[0]
-            refit, own = s(a.labels, pair[:, 1]), s(a.labels, pair[:, 0])
-            figures.append(f"{name} {refit:.3f} ({refit - own:+.3f}, {low:+.3f} to {high:+.3f})")
+        refit = heads[best].predict_proba(scaler.transform(f["xa"]))
+        paired = paired_differences(a.labels, f["pa"], refit, a.groups)
+        figures = [f"{n} {s(a.labels, refit):.3f} ({paired[n]['difference']:+.3f}, {paired[n]['ci95'][0]:+.3f} to "
+                   f"{paired[n]['ci95'][1]:+.3f})" for n, s in stat.items()]
         print(f"{pool}: C {GRID[best]}, HAM10000 validation {scores[best]:.3f}; half A (minus v13's head): "
               + "; ".join(figures))
 
