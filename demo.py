@@ -104,7 +104,7 @@ with gr.Blocks(title="Skin lesion classifier with explanations", analytics_enabl
                     target = gr.Dropdown(views.TARGET_CHOICES, value=views.TOP_CLASS, label="Class to explain")
                     opacity = gr.Slider(0.1, 0.9, value=views.DEFAULT_OPACITY, step=0.05, label="Grad-CAM opacity")
                     samples = gr.Slider(200, 3000, value=views.DEFAULT_SAMPLES, step=100,
-                                        label="LIME samples (more: steadier, slower)")
+                                        label="LIME samples (more: steadier, slower)", elem_id="lime-samples")
                 with gr.Row():
                     run = gr.Button("Explain with these settings", variant="primary")
                     make_report = gr.Button("Make report")

@@ -10,6 +10,7 @@ import json
 import re
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.conftest import ROOT
 
@@ -40,6 +41,25 @@ def _open(browser, url: str, width: int, height: int = 900):
     page.goto(url)
     page.wait_for_selector("#upload input[type=file]", state="attached", timeout=TIMEOUT)
     return page
+
+
+def _fewer_lime_samples(page, samples: int = 200) -> None:
+    """Settings' LIME samples at the slider's minimum, as a person in a hurry sets them: the tests that are not
+    about the default (test_upload..., test_clicking...) need a LIME overlay, not a steady one, and each upload
+    starts one."""
+    if not page.locator("#lime-samples").is_visible():
+        page.get_by_text("Settings", exact=True).click()
+    box = page.locator("#lime-samples input[type=number]")
+    for _ in range(10):  # a page still starting may set the default again over an early entry
+        box.fill(str(samples))
+        box.press("Enter")
+        try:
+            page.wait_for_function("n => document.querySelector('#lime-samples input[type=range]')?.value === n",
+                                   arg=str(samples), timeout=2000)
+            return
+        except PlaywrightTimeout:
+            continue
+    raise AssertionError(f"LIME samples stayed at {box.input_value()}")
 
 
 def _wait_for_analysis(page) -> None:
@@ -104,13 +124,13 @@ def test_first_screen_shows_the_examples_and_keeps_the_disclaimer_in_view(browse
 
 def test_explaining_another_class_says_which_class_the_maps_explain(browser, app_server, examples):
     page = _open(browser, app_server, 1280)
+    _fewer_lime_samples(page)
     button = page.get_by_role("button", name="Explain with these settings")
     button.wait_for(state="visible", timeout=TIMEOUT)
     assert page.get_by_role("button", name="Explain again").count() == 0
     page.set_input_files("#upload input[type=file]", str(examples[0]["path"]))
     _wait_for_analysis(page)
     assert "the model's top class" in page.inner_text("#explained")
-    page.get_by_text("Settings", exact=True).click()
     assert "apply when you click" in page.inner_text("#settings-note")
     page.get_by_label("Class to explain").click()
     page.get_by_role("option", name="Melanocytic nevus (nv)").click()
@@ -219,6 +239,7 @@ def test_clearing_or_a_bad_upload_over_a_result_empties_every_result(browser, ap
     """Issue 31: the last melanoma's verdict stayed on screen under "Error" badges after the image was removed,
     or when a non-image or an over-20 MB file was uploaded over it."""
     page = _open(browser, app_server, 1400, 1000)
+    _fewer_lime_samples(page)
     page.set_input_files("#upload input[type=file]", str(examples[0]["path"]))
     _wait_for_analysis(page)
     page.locator("#upload button[aria-label='Remove Image']").click()
@@ -259,6 +280,7 @@ def _note(path) -> str:
 
 def test_a_picture_that_may_not_be_dermoscopic_gets_no_verdict(browser, app_server, tmp_path):
     page = _open(browser, app_server, 1400, 1000)
+    _fewer_lime_samples(page)
     page.set_input_files("#upload input[type=file]", _note(tmp_path / "note.png"))
     page.wait_for_function("() => /no verdict is given/.test(document.querySelector('#notice')?.innerText || '')",
                            timeout=TIMEOUT)
@@ -286,9 +308,9 @@ def test_the_report_is_of_the_maps_on_screen_and_says_their_class(browser, app_s
     from PIL import Image
 
     page = _open(browser, app_server, 1400, 1000)
+    _fewer_lime_samples(page)
     page.set_input_files("#upload input[type=file]", str(examples[0]["path"]))  # a melanoma: maps of mel
     _wait_for_analysis(page)
-    page.get_by_text("Settings", exact=True).click()
     page.get_by_label("Class to explain").click()
     page.get_by_role("option", name="Melanocytic nevus (nv)").click()  # not applied: Explain is not pressed
     page.get_by_role("button", name="Make report").click()
@@ -326,6 +348,7 @@ def test_similar_cases_read_at_a_glance(browser, app_server, examples, width, he
     """Issue 31: captions cut ("Melanocy..."), the second row hidden by a fixed height, how each case was confirmed
     and its similarity only after a click, and 80x60 thumbnails blown up until they blurred."""
     page = _open(browser, app_server, width, height)
+    _fewer_lime_samples(page)
     page.set_input_files("#upload input[type=file]", str(examples[0]["path"]))
     page.wait_for_selector("#similar .case img", timeout=TIMEOUT)
     page.locator("#similar").scroll_into_view_if_needed()
@@ -401,6 +424,7 @@ def test_a_tiff_upload_shows_a_preview(browser, app_server, tmp_path):
     tiff = tmp_path / "scan.tiff"
     tiff.write_bytes(_tiff_pages())
     page = _open(browser, app_server, 1400, 1000)
+    _fewer_lime_samples(page)
     page.set_input_files("#upload input[type=file]", str(tiff))
     page.wait_for_function(  # answered (a drawn blob: it may well be flagged as not dermoscopic)
         "() => (document.querySelector('#probabilities')?.innerText.match(/\\d+%/g) || []).length >= 7",
