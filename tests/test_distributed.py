@@ -167,7 +167,7 @@ def test_two_workers_train_as_one_and_only_the_chief_writes(ham_folder, tmp_path
     val = split[split.split == "val"]
     network = build_network((64, 80), weights=None, dropout=0.0)
     network.load_weights(out / "best.weights.h5")
-    probs = network.predict(scale(load_arrays(list(val.path), (64, 80), 2).astype(np.float32)), verbose=0)
+    probs = np.asarray(network(scale(load_arrays(list(val.path), (64, 80), 2).astype(np.float32)), training=False))
     best = json.loads((out / "state.json").read_text())["best"]
     val_loss = -np.log(np.clip(probs[np.arange(len(probs)), val.label.to_numpy()], 1e-7, 1)).mean()
     assert val_loss == pytest.approx(best["val_loss"], rel=1e-4)

@@ -56,7 +56,7 @@ def test_litert_matches_keras(clf, keras_model, examples):
     from training.network import serving_model
 
     batch = prepare_batch([load_image(e["path"]) for e in examples], clf.input_size)
-    ref_probs, ref_features = serving_model(keras_model).predict(batch, verbose=0)
+    ref_probs, ref_features = map(np.asarray, serving_model(keras_model)(batch, training=False))
     probs, features = clf.run(batch)
     np.testing.assert_allclose(probs, ref_probs, atol=1e-4)
     np.testing.assert_allclose(features, ref_features, atol=1e-4 * max(1.0, np.abs(ref_features).max()))
