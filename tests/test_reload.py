@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -26,6 +29,46 @@ def _wait(predicate, seconds: float, proc: subprocess.Popen, log) -> None:
     raise AssertionError(f"timed out:\n{log.read_text()}")
 
 
+def _serving_the_app(port: int) -> bool:
+    """The app answers HTTP on ``port``. A bare connect is not enough: between ``_free_port`` and the app's
+    bind, another test's server (Ray's, TensorFlow's gRPC workers) can take the port and answer in HTTP/2."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as response:
+            return response.status == 200 and b"gradio" in response.read().lower()
+    except (OSError, ValueError, http.client.HTTPException):
+        return False
+
+
+def _start(tmp_path: Path, attempts: int = 3) -> tuple[subprocess.Popen, int, Path]:
+    """Reload mode on a free port; on another port if its first one was taken before it could bind it."""
+    for attempt in range(attempts):
+        port = _free_port()
+        env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1"}
+        log = tmp_path / f"reload-{attempt}.log"
+        with open(log, "w") as out:
+            # its own process group: reload mode serves from a child, which must not outlive the test
+            proc = subprocess.Popen([sys.executable, "-m", "gradio", "demo.py"], cwd=ROOT, env=env, stdout=out,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.time() + 90
+        while time.time() < deadline and proc.poll() is None and not _serving_the_app(port):
+            time.sleep(0.5)
+        if proc.poll() is None and _serving_the_app(port):
+            return proc, port, log
+        _stop(proc)
+        if not _listening(port):  # not a stolen port: the app itself failed or is too slow
+            break
+    raise AssertionError(f"reload mode did not serve:\n{log.read_text()}")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """The whole process group: reload mode's child may outlive its parent."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=20)
+
+
 def _listening(port: int) -> bool:
     try:
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
@@ -37,15 +80,8 @@ def _listening(port: int) -> bool:
 def test_reload_mode_keeps_serving_and_reloads_an_edit(tmp_path, examples):
     from gradio_client import Client, handle_file
 
-    port = _free_port()
-    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1"}
-    log = tmp_path / "reload.log"
-    with open(log, "w") as out:
-        # its own process group: reload mode serves from a child, which must not outlive the test
-        proc = subprocess.Popen([sys.executable, "-m", "gradio", "demo.py"], cwd=ROOT, env=env, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+    proc, port, log = _start(tmp_path)
     try:
-        _wait(lambda: _listening(port), 90, proc, log)
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)
         image = handle_file(str(examples[0]["path"]))
         assert len(client.predict(image, api_name="/classify")["confidences"]) == 7
@@ -60,8 +96,7 @@ def test_reload_mode_keeps_serving_and_reloads_an_edit(tmp_path, examples):
         assert len(client.predict(image, api_name="/classify")["confidences"]) == 7
         assert proc.poll() is None
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=20)
+        _stop(proc)
     deadline = time.time() + 20
     while _listening(port) and time.time() < deadline:
         time.sleep(0.5)
