@@ -1,7 +1,7 @@
 """Pre-check: would a quantized LiteRT copy of the shipped network bring LIME at 1000 samples under 6 s?
 
-Run from the repository root: ``PYTHONPATH=. python docs/prechecks/quantized_litert.py`` (about 4 minutes
-on 2 cores). LIME's cost is 1000 forward passes, so the figure that decides is the runtime's throughput.
+Run from the repository root: ``PYTHONPATH=. python docs/prechecks/quantized_litert.py``.
+LIME's cost is 1000 forward passes, so the figure that decides is the runtime's throughput.
 The shipped network is converted as ``training/export.py`` converts it, then with dynamic-range and with
 full-integer quantization (calibrated on 100 HAM10000 validation images; agreement is measured on the other
 validation images). Each copy is timed in turns on the same minutes, and its LIME is compared with the float
