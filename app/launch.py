@@ -6,11 +6,13 @@ logged if it did not; one helper, so the two never start it differently.
 
 from __future__ import annotations
 
+import http.client
 import os
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +25,16 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def serves_app(port: int) -> bool:
+    """This app (a Gradio page) answers HTTP on ``port``. A bare connect is not enough: between ``free_port``
+    and the app's bind, another server (Ray's, TensorFlow's gRPC workers) can take the port."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as response:
+            return response.status == 200 and b"gradio" in response.read().lower()
+    except (OSError, ValueError, http.client.HTTPException):
+        return False
 
 
 class Demo(NamedTuple):

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import http.client
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from app.launch import serves_app
 from tests.conftest import ROOT, _free_port
 
 pytestmark = pytest.mark.slow
@@ -29,16 +28,6 @@ def _wait(predicate, seconds: float, proc: subprocess.Popen, log) -> None:
     raise AssertionError(f"timed out:\n{log.read_text()}")
 
 
-def _serving_the_app(port: int) -> bool:
-    """The app answers HTTP on ``port``. A bare connect is not enough: between ``_free_port`` and the app's
-    bind, another test's server (Ray's, TensorFlow's gRPC workers) can take the port and answer in HTTP/2."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as response:
-            return response.status == 200 and b"gradio" in response.read().lower()
-    except (OSError, ValueError, http.client.HTTPException):
-        return False
-
-
 def _start(tmp_path: Path, attempts: int = 3) -> tuple[subprocess.Popen, int, Path]:
     """Reload mode on a free port; on another port if its first one was taken before it could bind it."""
     for attempt in range(attempts):
@@ -50,9 +39,9 @@ def _start(tmp_path: Path, attempts: int = 3) -> tuple[subprocess.Popen, int, Pa
             proc = subprocess.Popen([sys.executable, "-m", "gradio", "demo.py"], cwd=ROOT, env=env, stdout=out,
                                     stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.time() + 90
-        while time.time() < deadline and proc.poll() is None and not _serving_the_app(port):
+        while time.time() < deadline and proc.poll() is None and not serves_app(port):
             time.sleep(0.5)
-        if proc.poll() is None and _serving_the_app(port):
+        if proc.poll() is None and serves_app(port):
             return proc, port, log
         _stop(proc)
         if not _listening(port):  # not a stolen port: the app itself failed or is too slow
