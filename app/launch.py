@@ -6,6 +6,7 @@ logged if it did not; one helper, so the two never start it differently.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import socket
@@ -37,45 +38,71 @@ def serves_app(port: int) -> bool:
         return False
 
 
+def listening(port: int) -> bool:
+    """Something accepts TCP connections on ``port`` (not necessarily this app)."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
 class Demo(NamedTuple):
     url: str
     pid: int  # for what the caller measures of the process (memory)
 
 
-@contextmanager
-def running_demo(log_path: Path | None = None, timeout: float = 90, env: dict | None = None) -> Iterator[Demo]:
-    """``python demo.py`` on a free port until the block ends; yields its URL and pid once it listens.
+def _start(log_path: Path | None, timeout: float, env: dict | None) -> tuple[subprocess.Popen, int] | None:
+    """``python demo.py`` on a free port once it serves its page; None if another server took the port first.
 
-    ``log_path``: where its output goes (default: discarded). Raises RuntimeError with the log when it
-    exits early or does not listen within ``timeout`` seconds.
+    Raises RuntimeError with the log when the app itself exits early or does not serve within ``timeout``.
     """
     port = free_port()
     env = {**os.environ, **(env or {}), "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1"}
-    log = open(log_path, "w") if log_path else subprocess.DEVNULL  # noqa: SIM115 - closed below
-    proc = subprocess.Popen([sys.executable, "demo.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    with open(log_path, "w") if log_path else contextlib.nullcontext(subprocess.DEVNULL) as log:
+        proc = subprocess.Popen([sys.executable, "demo.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.time() + timeout
+    while not serves_app(port):
+        exited = proc.poll() is not None
+        if exited or time.time() > deadline:
+            _stop(proc)
+            if listening(port):  # a stranger answers on the port the app could not bind
+                return None
+            output = Path(log_path).read_text() if log_path else "(output discarded)"
+            why = "exited early" if exited else f"did not serve its page within {timeout:.0f} s"
+            raise RuntimeError(f"demo.py {why}:\n{output}")
+        time.sleep(0.2)
+    return proc, port
 
-    def output() -> str:
-        return Path(log_path).read_text() if log_path else "(output discarded)"
 
-    try:
-        deadline = time.time() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError("demo.py exited early:\n" + output())
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.time() > deadline:
-                    message = f"demo.py did not start listening within {timeout:.0f} s:\n"
-                    raise RuntimeError(message + output()) from None
-                time.sleep(0.2)
-        yield Demo(f"http://127.0.0.1:{port}/", proc.pid)
-    finally:
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
         proc.terminate()
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
-        if log_path:
-            log.close()
+            proc.wait()
+
+
+@contextmanager
+def running_demo(log_path: Path | None = None, timeout: float = 90, env: dict | None = None,
+                 attempts: int = 3) -> Iterator[Demo]:
+    """``python demo.py`` on a free port until the block ends; yields its URL and pid once it serves its page.
+
+    A bare connect is not taken for the app: another process can take the port between ``free_port`` and the
+    app's bind, and then the app starts again on another port (up to ``attempts`` times).
+    ``log_path``: where its output goes (default: discarded). Raises RuntimeError with the log when it
+    exits early or does not serve within ``timeout`` seconds.
+    """
+    for _ in range(attempts):
+        started = _start(log_path, timeout, env)
+        if started:
+            break
+    else:
+        raise RuntimeError(f"demo.py found its port taken by another server {attempts} times")
+    proc, port = started
+    try:
+        yield Demo(f"http://127.0.0.1:{port}/", proc.pid)
+    finally:
+        _stop(proc)
