@@ -28,6 +28,24 @@ if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 
+# The files that take minutes, longest first (per-file sums of a full run's durations on 2 cores). With a
+# test file a worker (`-n 2 --dist loadfile`) the suite ends when its last file does: the long files start
+# first and the short ones fill in behind them. xdist's own order (most tests first) started the longest,
+# test_distributed (3 tests), near the end. test_external comes early because it trains the session's
+# `run_with_extra`, which eight other files read.
+LONGEST_FIRST = ("test_distributed.py", "test_external.py", "test_train.py", "test_readme.py",
+                 "test_train_options.py", "test_browser.py", "test_soup.py", "test_distill.py")
+
+
+def pytest_configure(config):
+    if hasattr(config.option, "loadscopereorder"):  # pytest-xdist: keep the order below
+        config.option.loadscopereorder = False
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the others keep their order
+
 
 @pytest.fixture(scope="session")
 def clf():

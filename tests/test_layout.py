@@ -128,3 +128,11 @@ def test_training_and_model_import_at_the_top():
                     if target not in LATE_IMPORTS.get(name, set()):
                         late.append(f"{path.relative_to(ROOT)}:{node.lineno}: {target}")
     assert not late, late
+
+
+def test_the_files_the_suite_starts_first_exist():
+    """A renamed test file would silently fall back to xdist's worst order."""
+    from tests.conftest import LONGEST_FIRST
+
+    missing = [name for name in LONGEST_FIRST if not (ROOT / "tests" / name).is_file()]
+    assert not missing and len(set(LONGEST_FIRST)) == len(LONGEST_FIRST), missing
