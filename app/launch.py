@@ -86,7 +86,7 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 @contextmanager
-def running_demo(log_path: Path | None = None, timeout: float = 90, env: dict | None = None,
+def running_demo(log_path: Path | None = None, timeout: float = 180, env: dict | None = None,
                  attempts: int = 3) -> Iterator[Demo]:
     """``python demo.py`` on a free port until the block ends; yields its URL and pid once it serves its page.
 
