@@ -47,6 +47,25 @@ def pytest_collection_modifyitems(items):
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the others keep their order
 
 
+_FILE_SECONDS: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report):
+    file = report.nodeid.split("::")[0]
+    _FILE_SECONDS[file] = _FILE_SECONDS.get(file, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Seconds per test file, the figure LONGEST_FIRST is ordered by (with xdist: summed on the controller)."""
+    if not _FILE_SECONDS:
+        return
+    files = sorted(_FILE_SECONDS.items(), key=lambda item: -item[1])
+    terminalreporter.write_sep("=", "seconds per test file (setup + call + teardown), the 12 longest")
+    for file, seconds in files[:12]:
+        terminalreporter.write_line(f"{seconds:8.1f}  {file}")
+    terminalreporter.write_line(f"{sum(_FILE_SECONDS.values()):8.1f}  all {len(files)} files")
+
+
 @pytest.fixture(scope="session")
 def clf():
     from model import load_classifier
