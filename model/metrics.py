@@ -42,17 +42,19 @@ def roc_auc(positive: np.ndarray, scores: np.ndarray) -> float:
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-def balanced_accuracy(labels: np.ndarray, probs: np.ndarray) -> float:
-    """Mean recall over the classes present in ``labels``: scikit-learn's ``balanced_accuracy_score``
-    of the top class, in numpy, because its input checks cost more than the figure in a bootstrap."""
+def balanced_accuracy(labels: np.ndarray, probs: np.ndarray, classes: np.ndarray | None = None) -> float:
+    """Mean recall over ``classes`` present in ``labels`` (default: all present; predictions of other classes
+    count as wrong): scikit-learn's ``balanced_accuracy_score`` of the top class, in numpy, because its input
+    checks cost more than the figure in a bootstrap."""
     labels = np.asarray(labels, int)
     if not len(labels):
         return float("nan")
     n = probs.shape[1]
     support = np.bincount(labels, minlength=n)
     hits = np.bincount(labels[probs.argmax(1) == labels], minlength=n)
-    present = support > 0
-    return float((hits[present] / support[present]).mean())
+    kept = np.flatnonzero(support) if classes is None else np.asarray(classes, int)
+    kept = kept[support[kept] > 0]
+    return float((hits[kept] / support[kept]).mean())
 
 
 def macro_auc(labels: np.ndarray, probs: np.ndarray) -> float:

@@ -29,14 +29,21 @@ import pandas as pd
 
 from model.card import read_json
 from model.labels import CLASSES
-from model.metrics import bootstrap_intervals, expected_calibration_error, macro_auc, melanoma_recall, roc_auc
+from model.metrics import (
+    balanced_accuracy,
+    bootstrap_intervals,
+    expected_calibration_error,
+    macro_auc,
+    melanoma_recall,
+    roc_auc,
+)
 from model.preprocessing import load_image
 from model.runtime import load_classifier
 
 from .card import record
 from .config import ENSEMBLE_JOIN
 from .data import read_split
-from .selection.rule import RULE, RULE_FIGURE, class_balanced_accuracy, generalisation, rule_classes, rule_statistic
+from .selection.rule import RULE, RULE_FIGURE, generalisation, rule_classes, rule_statistic
 
 ISIC2017_DIR = "isic2017"
 ISIC2018_DIR = "isic2018_val"
@@ -121,7 +128,7 @@ def _melanoma_auc(labels: np.ndarray, probs: np.ndarray) -> float:
 
 
 STATISTICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
-    "balanced_accuracy": class_balanced_accuracy,
+    "balanced_accuracy": balanced_accuracy,
     "macro_auc": macro_auc,
     "melanoma_recall": melanoma_recall,
     "melanoma_auc": _melanoma_auc,

@@ -14,6 +14,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from model.metrics import balanced_accuracy
+
 RULE = "docs/selection-rule.md"
 RULE_MIN_GAIN = 0.01  # G must rise by this much over the shipped model
 RULE_MAX_ECE = 0.05
@@ -21,18 +23,6 @@ RULE_MIN_CLASS_IMAGES = 5  # the rule's balanced accuracy counts only classes a 
 PAIRED = ("balanced_accuracy", "macro_auc", "melanoma_recall", "melanoma_auc")  # candidate minus shipped
 RULE_FIGURE = "rule_balanced_accuracy"
 RULE_MIN_EDITED_GAIN = 0.05  # or E, balanced accuracy under the editing shifts, rises this much (G not falling)
-
-
-def class_balanced_accuracy(labels: np.ndarray, probs: np.ndarray, classes: np.ndarray | None = None) -> float:
-    """Mean recall over ``classes`` (default: those present in ``labels``); predictions of other classes
-    count as wrong."""
-    labels = np.asarray(labels, int)
-    classes = np.unique(labels) if classes is None else np.asarray(classes, int)
-    n = probs.shape[1]
-    support = np.bincount(labels, minlength=n)
-    hits = np.bincount(labels[probs.argmax(1) == labels], minlength=n)  # counts, not masks: a bootstrap calls it
-    kept = classes[support[classes] > 0]  # thousands of times
-    return float(np.mean(hits[kept] / support[kept]))
 
 
 def rule_classes(labels: np.ndarray) -> np.ndarray:
@@ -49,7 +39,7 @@ def rule_classes(labels: np.ndarray) -> np.ndarray:
 def rule_statistic(labels: np.ndarray) -> Callable[[np.ndarray, np.ndarray], float]:
     """Balanced accuracy over the rule's classes of the whole set, kept fixed across bootstrap resamples."""
     classes = rule_classes(labels)
-    return lambda y, probs: class_balanced_accuracy(y, probs, classes)
+    return lambda y, probs: balanced_accuracy(y, probs, classes)
 
 
 def generalisation(section: dict) -> float:
@@ -60,7 +50,7 @@ def generalisation(section: dict) -> float:
 def edited_balanced_accuracy(labels: np.ndarray, probs: np.ndarray) -> float:
     """E: balanced accuracy averaged over the edits of (N, edits, classes) probabilities
     (``training.studies.robustness.edited``)."""
-    return float(np.mean([class_balanced_accuracy(labels, probs[:, k]) for k in range(probs.shape[1])]))
+    return float(np.mean([balanced_accuracy(labels, probs[:, k]) for k in range(probs.shape[1])]))
 
 
 def verdict(differences: dict, candidate_ham_ece: float, sets: list) -> dict:
