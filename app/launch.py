@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -47,20 +48,31 @@ def listening(port: int) -> bool:
         return False
 
 
+APP = ("demo.py",)  # what ``python`` is given; reload mode is ``("-m", "gradio", "demo.py")``
+
+
 class Demo(NamedTuple):
     url: str
-    pid: int  # for what the caller measures of the process (memory)
+    process: subprocess.Popen
+
+    @property
+    def pid(self) -> int:
+        """For what the caller measures of the process (memory) or signals to it."""
+        return self.process.pid
 
 
-def _start(log_path: Path | None, timeout: float, env: dict | None) -> tuple[subprocess.Popen, int] | None:
-    """``python demo.py`` on a free port once it serves its page; None if another server took the port first.
+def _start(log_path: Path | None, timeout: float, env: dict | None,
+           args: tuple[str, ...]) -> tuple[subprocess.Popen, int] | None:
+    """The app on a free port once it serves its page; None if another server took the port first.
 
     Raises RuntimeError with the log when the app itself exits early or does not serve within ``timeout``.
     """
     port = free_port()
     env = {**os.environ, **(env or {}), "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1"}
     with open(log_path, "w") if log_path else contextlib.nullcontext(subprocess.DEVNULL) as log:
-        proc = subprocess.Popen([sys.executable, "demo.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        # its own process group: reload mode serves from a child, which must not outlive the block
+        proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
     deadline = time.time() + timeout
     while not serves_app(port):
         exited = proc.poll() is not None
@@ -70,25 +82,30 @@ def _start(log_path: Path | None, timeout: float, env: dict | None) -> tuple[sub
                 return None
             output = Path(log_path).read_text() if log_path else "(output discarded)"
             why = "exited early" if exited else f"did not serve its page within {timeout:.0f} s"
-            raise RuntimeError(f"demo.py {why}:\n{output}")
+            raise RuntimeError(f"{' '.join(args)} {why}:\n{output}")
         time.sleep(0.2)
     return proc, port
 
 
 def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
+    """The whole process group, even when its leader has already exited (a child may outlive it)."""
+    for stop, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, None)):
         try:
-            proc.wait(timeout=20)
+            os.killpg(proc.pid, stop)
+        except ProcessLookupError:
+            break
+        try:
+            proc.wait(timeout=wait)
+            break
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            continue
 
 
 @contextmanager
 def running_demo(log_path: Path | None = None, timeout: float = 180, env: dict | None = None,
-                 attempts: int = 3) -> Iterator[Demo]:
-    """``python demo.py`` on a free port until the block ends; yields its URL and pid once it serves its page.
+                 attempts: int = 3, args: tuple[str, ...] = APP) -> Iterator[Demo]:
+    """``python demo.py`` (or ``python *args``) on a free port until the block ends; yields its URL, pid and
+    process once it serves its page.
 
     A bare connect is not taken for the app: another process can take the port between ``free_port`` and the
     app's bind, and then the app starts again on another port (up to ``attempts`` times).
@@ -96,13 +113,13 @@ def running_demo(log_path: Path | None = None, timeout: float = 180, env: dict |
     exits early or does not serve within ``timeout`` seconds.
     """
     for _ in range(attempts):
-        started = _start(log_path, timeout, env)
+        started = _start(log_path, timeout, env, args)
         if started:
             break
     else:
         raise RuntimeError(f"demo.py found its port taken by another server {attempts} times")
     proc, port = started
     try:
-        yield Demo(f"http://127.0.0.1:{port}/", proc.pid)
+        yield Demo(f"http://127.0.0.1:{port}/", proc)
     finally:
         _stop(proc)

@@ -7,16 +7,13 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from app.launch import listening, serves_app
+from app.launch import listening, running_demo, serves_app
 from tests.conftest import ROOT, _free_port
 
 pytestmark = pytest.mark.slow
@@ -32,41 +29,12 @@ def _wait(predicate, seconds: float, proc: subprocess.Popen, log) -> None:
     raise AssertionError(f"timed out:\n{log.read_text()}")
 
 
-def _start(tmp_path: Path, attempts: int = 3) -> tuple[subprocess.Popen, int, Path]:
-    """Reload mode on a free port; on another port if its first one was taken before it could bind it."""
-    for attempt in range(attempts):
-        port = _free_port()
-        env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1"}
-        log = tmp_path / f"reload-{attempt}.log"
-        with open(log, "w") as out:
-            # its own process group: reload mode serves from a child, which must not outlive the test
-            proc = subprocess.Popen([sys.executable, "-m", "gradio", "demo.py"], cwd=ROOT, env=env, stdout=out,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.time() + 90
-        while time.time() < deadline and proc.poll() is None and not serves_app(port):
-            time.sleep(0.5)
-        if proc.poll() is None and serves_app(port):
-            return proc, port, log
-        _stop(proc)
-        if not listening(port):  # not a stolen port: the app itself failed or is too slow
-            break
-    raise AssertionError(f"reload mode did not serve:\n{log.read_text()}")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """The whole process group: reload mode's child may outlive its parent."""
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
-    proc.wait(timeout=20)
-
-
 def test_reload_mode_keeps_serving_and_reloads_an_edit(tmp_path, examples):
     from gradio_client import Client, handle_file
 
-    proc, port, log = _start(tmp_path)
-    try:
+    log = tmp_path / "reload.log"
+    with running_demo(log, args=("-m", "gradio", "demo.py")) as demo:
+        proc, port = demo.process, int(demo.url.rstrip("/").rsplit(":", 1)[1])
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)
         image = handle_file(str(examples[0]["path"]))
         assert len(client.predict(image, api_name="/classify")["confidences"]) == 7
@@ -80,8 +48,6 @@ def test_reload_mode_keeps_serving_and_reloads_an_edit(tmp_path, examples):
         assert "failed" not in log.read_text()
         assert len(client.predict(image, api_name="/classify")["confidences"]) == 7
         assert proc.poll() is None
-    finally:
-        _stop(proc)
     deadline = time.time() + 20
     while listening(port) and time.time() < deadline:
         time.sleep(0.5)
