@@ -241,7 +241,7 @@ def _train_with_extra(data: Path, out: Path) -> None:
 
     train(Config(data=str(data / "ham10000"), out=str(out), extra=str(data / "isic2017"), size=(64, 80),
                  batch_size=8, head_epochs=1, finetune_epochs=1, finetune_from="block_15_expand", workers=2,
-                 lesion_crop=0.5))
+                 lesion_crop=0.5, resamples=200))
 
 
 @pytest.fixture(scope="session")
@@ -277,7 +277,7 @@ def tiny_finetune(data: Path, out: Path, **options) -> dict:
     return train(Config(data=str(data / "ham10000"), out=str(out), bcn=str(data / "bcn20000_84"), degrade=0.5,
                         size=(64, 80), batch_size=8, head_epochs=1, finetune_epochs=2, warmup_epochs=1,
                         finetune_lr=1e-2, finetune_from="block_15_expand", patience=None, workers=2,
-                        keep_epochs=True, balance="logit_adjust", sampling="balanced", **options))
+                        keep_epochs=True, balance="logit_adjust", sampling="balanced", resamples=200, **options))
 
 
 @pytest.fixture(scope="session")

@@ -56,7 +56,7 @@ TOLERANCE = 1e-4  # relative, per epoch; measured: below 1e-6 (float sums in ano
 def _args(data, out, strategy: str) -> list[str]:
     return ["--data", str(data), "--out", str(out), "--size", "64x80", "--batch-size", "8", "--head-epochs", "1",
             "--finetune-epochs", "1", "--finetune-from", "block_15_expand", "--dropout", "0", "--workers", "2",
-            "--strategy", strategy]
+            "--resamples", "200", "--strategy", strategy]
 
 
 def _start(devices: int, finish: bool, args: list[str], log, env: dict | None = None) -> subprocess.Popen:

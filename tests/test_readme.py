@@ -24,7 +24,8 @@ from tests.conftest import ROOT, _free_port
 README = (ROOT / "README.md").read_text()
 BLOCKS = re.findall(r"^```(\w+)\n(.*?)^```", README, flags=re.S | re.M)
 URL = "http://127.0.0.1:7860/"
-TINY_RUN = "--size 64x80 --batch-size 8 --head-epochs 1 --finetune-epochs 1 --finetune-from block_15_expand --workers 2"
+TINY_RUN = ("--size 64x80 --batch-size 8 --head-epochs 1 --finetune-epochs 1 --finetune-from block_15_expand "
+            "--workers 2 --resamples 200")
 
 
 def _bash(script: str, cwd: Path = ROOT, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:

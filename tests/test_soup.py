@@ -29,7 +29,8 @@ def make_member(root: Path, name: str, data: Path, seed: int, **options) -> Path
 
     out = root / name
     out.mkdir(parents=True)
-    config = Config(data=str(data), out=str(out), size=SIZE, workers=2, command=f"python -m training {name}",
+    config = Config(data=str(data), out=str(out), size=SIZE, workers=2, resamples=200,
+                    command=f"python -m training {name}",
                     **options)
     (out / "config.json").write_text(json.dumps(asdict(config)))
     read_split(data).to_csv(out / "split.csv", index=False)

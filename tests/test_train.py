@@ -27,7 +27,7 @@ def tiny_run(ham_folder, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("tiny") / "run"
     cfg = Config(data=str(ham_folder), out=str(out), size=(64, 80), batch_size=8, head_epochs=1,
-                 finetune_epochs=1, finetune_from="block_15_expand", workers=2)
+                 finetune_epochs=1, finetune_from="block_15_expand", workers=2, resamples=200)
     card = train(cfg)
     return out, cfg, card, json.loads((out / "state.json").read_text())
 

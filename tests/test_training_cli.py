@@ -67,9 +67,10 @@ def test_the_cards_recipe_sentence_is_generated_from_the_options_that_are_on():
     assert "random exposure and colour casts (gains 0.80-1.20)" in on and not any("vignette" in p for p in on)
     assert any(p.startswith("CutMix") and p.endswith("on 50% of training images") for p in on)
     assert recipe_phrases({"finetune_lr": 1e-4})[1:] == []  # an old run's config: no vignettes then
-    # the recipe table compares what is trained, not where the files are or how many threads decode them
+    # the recipe table compares what is trained, not where the files are, how many threads decode them or how
+    # finely the card's intervals are resampled
     assert compared_options() == {f.name for f in fields(Config)} - {"data", "out", "weights", "workers", "command",
-                                                                             "keep_epochs"}
+                                                                             "keep_epochs", "resamples"}
 
 
 def test_every_subcommand_has_its_subparser_and_evaluate_keeps_its_old_flag_name():

@@ -146,6 +146,8 @@ class Config:
                           compared=False)
     limit: int | None = option(None, "use only N images, for smoke tests (default: all)")
     workers: int = option(4, "image decoding threads", compared=False)
+    resamples: int = option(1000, "lesion-bootstrap resamples behind the card's 95%% intervals (fewer: a quicker, "
+                                  "rougher finish)", compared=False)
     strategy: str = option("none", "tf.distribute: mirrored (all local GPUs, else the logical CPUs) or multiworker "
                                    "(hosts from TF_CONFIG); --batch-size is the global batch (docs/scaling.md)",
                            choices=STRATEGIES)

@@ -145,7 +145,8 @@ def set_metrics(labels: np.ndarray, probs: np.ndarray) -> dict:
     return {**figures, "recall": recalls}
 
 
-def score(predict: Callable[[list[np.ndarray]], np.ndarray], sets: list[EvalSet]) -> tuple[dict, dict]:
+def score(predict: Callable[[list[np.ndarray]], np.ndarray], sets: list[EvalSet],
+          resamples: int = 1000) -> tuple[dict, dict]:
     """(card section, probabilities by set): every set's figures with intervals, and G, the mean over the
     sets of the rule's balanced accuracy."""
     section, probs = {}, {}
@@ -158,8 +159,8 @@ def score(predict: Callable[[list[np.ndarray]], np.ndarray], sets: list[EvalSet]
             **set_metrics(s.labels, probs[s.name]),
             RULE_FIGURE: statistics[RULE_FIGURE](s.labels, probs[s.name]),
             "rule_classes": [CLASSES[k] for k in rule_classes(s.labels)],
-            "ci95": {"method": f"95% percentile bootstrap, 1,000 resamples of the set's {s.grouped_by}",
-                     **bootstrap_intervals(s.labels, probs[s.name], s.groups, statistics)},
+            "ci95": {"method": f"95% percentile bootstrap, {resamples:,} resamples of the set's {s.grouped_by}",
+                     **bootstrap_intervals(s.labels, probs[s.name], s.groups, statistics, resamples)},
         }
     return {"sets": section, "G": generalisation(section), "rule": RULE}, probs
 

@@ -119,7 +119,7 @@ def flip_tta(network, run: ScoredRun) -> dict:
     }
 
 
-def split_results(run: ScoredRun, threshold: float) -> dict:
+def split_results(run: ScoredRun, threshold: float, resamples: int = 1000) -> dict:
     """Each split's metrics, calibration error and lesion-bootstrap intervals (at the operating point)."""
     results = {}
     for name in ("val", "test"):
@@ -127,7 +127,8 @@ def split_results(run: ScoredRun, threshold: float) -> dict:
         results[name]["ece_uncalibrated"] = expected_calibration_error(run.labels[name], run.raw[name])
         results[name]["ece"] = expected_calibration_error(run.labels[name], run.probs[name])
         lesions = run.meta[run.meta.split == name].lesion_id.to_numpy()
-        results[name]["ci95"] = split_intervals(run.labels[name], run.probs[name], lesions, threshold)
+        results[name]["ci95"] = split_intervals(run.labels[name], run.probs[name], lesions, threshold,
+                                                  resamples)
     return results
 
 
@@ -229,7 +230,7 @@ def finish_run(run_dir: str | Path, recipes: list[str | Path] = (), probe: str |
     for name, p in run.probs.items():
         np.save(out / f"{name}_probs.npy", p)
     point = operating_point_section(run)
-    results = split_results(run, point["threshold"])
+    results = split_results(run, point["threshold"], cfg.resamples)
     # the flags and every figure below come from the exported runtime itself, so they match what ships
     source = {"weights_sha256": sha256(out / "best.weights.h5"), "temperature": run.temperature}
     runtime, exported = export_unless_current(calibrated(network, run.temperature), out / "export",
@@ -255,7 +256,7 @@ def finish_run(run_dir: str | Path, recipes: list[str | Path] = (), probe: str |
         "test_time_augmentation": flip_tta(network, run),  # measured on validation only
         "robustness": {name: robustness(runtime_predict(runtime), run.arrays[name], run.labels[name],
                                         plain=outputs[name].probs) for name in run.arrays},
-        "external_validation": score_external(runtime.predict, validation_sets(cfg.data, cfg.seed))[0],
+        "external_validation": score_external(runtime.predict, validation_sets(cfg.data, cfg.seed), cfg.resamples)[0],
         "colour_probe": read_probe(probe) if probe else None,
         **exported,
     }

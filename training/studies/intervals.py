@@ -17,7 +17,8 @@ from model.metrics import HEADLINE, at_threshold, bootstrap_intervals
 from ..export import measure_in_place
 
 
-def split_intervals(labels: np.ndarray, probs: np.ndarray, lesions: np.ndarray, threshold: float) -> dict:
+def split_intervals(labels: np.ndarray, probs: np.ndarray, lesions: np.ndarray, threshold: float,
+                    resamples: int = 1000) -> dict:
     """Intervals of the headline figures and of the risk summary's sensitivity and specificity."""
 
     def at(key: str):
@@ -28,8 +29,9 @@ def split_intervals(labels: np.ndarray, probs: np.ndarray, lesions: np.ndarray, 
 
     statistics = {**HEADLINE, "malignant_sensitivity": at("sensitivity"), "malignant_specificity": at("specificity")}
     return {
-        "method": "95% percentile bootstrap, 1,000 resamples of the split's lesions (each with all its images)",
-        **bootstrap_intervals(labels, probs, lesions, statistics),
+        "method": f"95% percentile bootstrap, {resamples:,} resamples of the split's lesions "
+                  "(each with all its images)",
+        **bootstrap_intervals(labels, probs, lesions, statistics, resamples),
     }
 
 
@@ -41,10 +43,11 @@ def measure_exported(export_dir: str | Path, data: str | Path, seed: int = 0) ->
     """
     def measure(opened) -> dict:  # the card's metrics, each split's with its intervals
         threshold = opened.card["malignant_operating_point"]["threshold"]
+        resamples = opened.card["training"]["config"].get("resamples", 1000)  # as the run measured them
         metrics = opened.card["metrics"]
         for name, images in opened.arrays.items():
             metrics[name]["ci95"] = split_intervals(opened.labels[name], opened.runtime.predict(images),
-                                                    opened.lesions[name], threshold)
+                                                    opened.lesions[name], threshold, resamples)
         return metrics
 
     return measure_in_place(export_dir, data, seed, "metrics", measure)
