@@ -242,12 +242,15 @@ HEADLINE: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
 }
 
 
+RESAMPLES = 1000  # bootstrap resamples behind every 95% interval the project reports, unless a caller asks fewer
+
+
 def bootstrap_intervals(
     labels: np.ndarray,
     probs: np.ndarray,
     groups: np.ndarray | None = None,
     statistics: dict[Hashable, Callable[[np.ndarray, np.ndarray], float]] = HEADLINE,
-    resamples: int = 1000,
+    resamples: int = RESAMPLES,
     level: float = 0.95,
     seed: int = 0,
 ) -> dict[Hashable, list[float]]:

@@ -109,3 +109,14 @@ def test_training_without_the_dev_requirements_says_what_to_install(tmp_path):
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].endswith("pip install -r requirements-dev.txt")
     assert "needs keras" in result.stderr or "needs tensorflow" in result.stderr
+
+
+def test_the_resample_counts_written_out_for_a_quick_help_are_the_project_s():
+    """Config and the judge write the bootstrap's count out rather than import model.metrics (scikit-learn)."""
+    from model.metrics import RESAMPLES
+    from training.__main__ import command_parser
+    from training.config import Config
+
+    parser, _ = command_parser(["judge"])
+    args = parser.parse_args(["judge", "--baseline", "a", "--candidate", "b", "--data", "d"])
+    assert Config(data="", out="").resamples == args.resamples == RESAMPLES

@@ -208,6 +208,7 @@ def _judge(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], No
                         help="the baseline recipe's runs: their export folders (A+B: the mean of two exports)")
     parser.add_argument("--candidate", nargs="+", required=True, help="the candidate recipe's runs' export folders")
     parser.add_argument("--cache", default="runs/probs", help="folder keeping each model's answers per set")
+    # model.metrics.RESAMPLES, written out: it loads scikit-learn, which --help need not wait for
     parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples")
     parser.add_argument("--out", default=None, help="write the whole verdict here (JSON)")
     parser.add_argument("--record", nargs=2, metavar=("EXPORT", "LABEL"), default=None,

@@ -146,6 +146,7 @@ class Config:
                           compared=False)
     limit: int | None = option(None, "use only N images, for smoke tests (default: all)")
     workers: int = option(4, "image decoding threads", compared=False)
+    # model.metrics.RESAMPLES, written out: that module loads scikit-learn, which --help need not wait for
     resamples: int = option(1000, "lesion-bootstrap resamples behind the card's 95%% intervals (fewer: a quicker, "
                                   "rougher finish)", compared=False)
     strategy: str = option("none", "tf.distribute: mirrored (all local GPUs, else the logical CPUs) or multiworker "

@@ -30,6 +30,7 @@ import pandas as pd
 from model.card import read_json
 from model.labels import CLASSES
 from model.metrics import (
+    RESAMPLES,
     balanced_accuracy,
     bootstrap_intervals,
     expected_calibration_error,
@@ -146,7 +147,7 @@ def set_metrics(labels: np.ndarray, probs: np.ndarray) -> dict:
 
 
 def score(predict: Callable[[list[np.ndarray]], np.ndarray], sets: list[EvalSet],
-          resamples: int = 1000) -> tuple[dict, dict]:
+          resamples: int = RESAMPLES) -> tuple[dict, dict]:
     """(card section, probabilities by set): every set's figures with intervals, and G, the mean over the
     sets of the rule's balanced accuracy."""
     section, probs = {}, {}

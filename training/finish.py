@@ -22,7 +22,7 @@ from PIL import Image
 
 from model.card import DEFAULT_UNCERTAIN_BELOW
 from model.labels import CLASSES
-from model.metrics import expected_calibration_error, fit_temperature, group_accuracy, temper
+from model.metrics import RESAMPLES, expected_calibration_error, fit_temperature, group_accuracy, temper
 from model.preprocessing import scale
 from model.runtime import sha256
 
@@ -119,7 +119,7 @@ def flip_tta(network, run: ScoredRun) -> dict:
     }
 
 
-def split_results(run: ScoredRun, threshold: float, resamples: int = 1000) -> dict:
+def split_results(run: ScoredRun, threshold: float, resamples: int = RESAMPLES) -> dict:
     """Each split's metrics, calibration error and lesion-bootstrap intervals (at the operating point)."""
     results = {}
     for name in ("val", "test"):

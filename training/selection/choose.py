@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from model.card import read_json
-from model.metrics import bootstrap_intervals
+from model.metrics import RESAMPLES, bootstrap_intervals
 from model.runtime import load_classifier
 
 from ..card import record
@@ -46,7 +46,7 @@ def counted(sets: list[EvalSet], config: dict) -> list[str]:
 
 
 def paired(sets: list[EvalSet], baseline: dict[str, np.ndarray], candidate: dict[str, np.ndarray],
-           resamples: int = 1000, in_g: list[str] | None = None) -> dict:
+           resamples: int = RESAMPLES, in_g: list[str] | None = None) -> dict:
     """Candidate minus baseline on each set, on the same images and resamples, with 95% intervals; and G's
     (over ``in_g``, default every set)."""
     out = {}
@@ -61,7 +61,7 @@ def paired(sets: list[EvalSet], baseline: dict[str, np.ndarray], candidate: dict
     return out
 
 
-def paired_edited(ham: EvalSet, baseline: np.ndarray, candidate: np.ndarray, resamples: int = 1000) -> dict:
+def paired_edited(ham: EvalSet, baseline: np.ndarray, candidate: np.ndarray, resamples: int = RESAMPLES) -> dict:
     """E of the candidate minus the baseline's on HAM10000 validation's edited images, with a 95% interval."""
     stacked = np.stack([baseline, candidate], axis=1)  # (N, 2, edits, classes)
     statistic = difference(edited_balanced_accuracy)

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from model.card import read_json
+from model.metrics import RESAMPLES
 from model.runtime import LITERT_FILE, load_classifier
 
 from .. import card
@@ -79,7 +80,7 @@ def _statistic(s: EvalSet, figure: str) -> Statistic:
 
 
 def recipe_difference(labels: np.ndarray, groups: np.ndarray, baseline: np.ndarray, candidate: np.ndarray,
-                      statistic: Statistic, resamples: int = 1000, seed: int = 0) -> dict:
+                      statistic: Statistic, resamples: int = RESAMPLES, seed: int = 0) -> dict:
     """Candidate recipe minus baseline recipe: (R, N, classes) probabilities of each recipe's runs.
 
     Returns each recipe's mean over its runs and per run, the difference of the means, and its 95%
@@ -108,7 +109,7 @@ def recipe_difference(labels: np.ndarray, groups: np.ndarray, baseline: np.ndarr
 
 
 def judge(baseline: list[str], candidate: list[str], data: str | Path, seed: int = 0,
-          external_root: str | Path | None = None, cache: str | Path | None = "runs/probs", resamples: int = 1000,
+          external_root: str | Path | None = None, cache: str | Path | None = "runs/probs", resamples: int = RESAMPLES,
           ham_ece: float | None = None) -> dict:
     """The candidate recipe (its runs' exports) against the baseline recipe's, by the rule from v35 on.
 

@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from model.metrics import HEADLINE, at_threshold, bootstrap_intervals
+from model.metrics import HEADLINE, RESAMPLES, at_threshold, bootstrap_intervals
 
 from ..export import measure_in_place
 
 
 def split_intervals(labels: np.ndarray, probs: np.ndarray, lesions: np.ndarray, threshold: float,
-                    resamples: int = 1000) -> dict:
+                    resamples: int = RESAMPLES) -> dict:
     """Intervals of the headline figures and of the risk summary's sensitivity and specificity."""
 
     def at(key: str):
@@ -43,7 +43,7 @@ def measure_exported(export_dir: str | Path, data: str | Path, seed: int = 0) ->
     """
     def measure(opened) -> dict:  # the card's metrics, each split's with its intervals
         threshold = opened.card["malignant_operating_point"]["threshold"]
-        resamples = opened.card["training"]["config"].get("resamples", 1000)  # as the run measured them
+        resamples = opened.card["training"]["config"].get("resamples", RESAMPLES)  # as the run measured them
         metrics = opened.card["metrics"]
         for name, images in opened.arrays.items():
             metrics[name]["ci95"] = split_intervals(opened.labels[name], opened.runtime.predict(images),
@@ -59,7 +59,7 @@ def difference(statistic):
 
 
 def paired_differences(labels: np.ndarray, baseline: np.ndarray, other: np.ndarray, lesions: np.ndarray,
-                       resamples: int = 1000) -> dict:
+                       resamples: int = RESAMPLES) -> dict:
     """Each headline figure of ``other`` minus ``baseline`` on the same images, with a 95% interval.
 
     Both are scored on every resample of lesions, so what the two runs share (which lesions are
