@@ -52,8 +52,12 @@ APP = ("demo.py",)  # what ``python`` is given; reload mode is ``("-m", "gradio"
 
 
 class Demo(NamedTuple):
-    url: str
+    port: int
     process: subprocess.Popen
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
 
     @property
     def pid(self) -> int:
@@ -117,9 +121,9 @@ def running_demo(log_path: Path | None = None, timeout: float = 180, env: dict |
         if started:
             break
     else:
-        raise RuntimeError(f"demo.py found its port taken by another server {attempts} times")
+        raise RuntimeError(f"{' '.join(args)} found its port taken by another server {attempts} times")
     proc, port = started
     try:
-        yield Demo(f"http://127.0.0.1:{port}/", proc)
+        yield Demo(port, proc)
     finally:
         _stop(proc)

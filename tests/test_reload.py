@@ -34,8 +34,8 @@ def test_reload_mode_keeps_serving_and_reloads_an_edit(tmp_path, examples):
 
     log = tmp_path / "reload.log"
     with running_demo(log, args=("-m", "gradio", "demo.py")) as demo:
-        proc, port = demo.process, int(demo.url.rstrip("/").rsplit(":", 1)[1])
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        proc, port = demo.process, demo.port
+        client = Client(demo.url, verbose=False)
         image = handle_file(str(examples[0]["path"]))
         assert len(client.predict(image, api_name="/classify")["confidences"]) == 7
         time.sleep(8)  # it used to exit about 2 s after it started serving
@@ -83,7 +83,7 @@ def test_the_demo_starts_on_another_port_when_a_stranger_took_its_first(tmp_path
         ports = iter([taken])
         monkeypatch.setattr(app.launch, "free_port", lambda: next(ports, None) or _free_port())
         with app.launch.running_demo(tmp_path / "demo.log") as demo:
-            port = int(demo.url.rstrip("/").rsplit(":", 1)[1])
+            port = demo.port
             assert port != taken and serves_app(port)
         assert not listening(port)  # stopped with the block
         with pytest.raises(RuntimeError, match="port taken by another server 2 times"):
