@@ -19,13 +19,15 @@ from training.studies.intervals import difference
 RUNS = ("model/shipped", "replicates/v36", "replicates/v37")
 bacc = STATISTICS["balanced_accuracy"]
 split = read_split("../shared/data/ham10000", 0)
+parts = {}
+for part in ("val", "test"):
+    rows = split[split.split == part]
+    parts[part] = (rows, [load_image(f"../shared/data/ham10000/images/{i}.jpg") for i in rows.image_id],
+                   [resize(load_image(f"../shared/data/ham10000_400x300/images/{i}.jpg")) for i in rows.image_id])
 for run in RUNS:
     clf = load_classifier(run)
-    for part in ("val", "test"):
-        rows = split[split.split == part]
-        copy = clf.predict([load_image(f"../shared/data/ham10000/images/{i}.jpg") for i in rows.image_id])
-        served = clf.predict([resize(load_image(f"../shared/data/ham10000_400x300/images/{i}.jpg"))
-                              for i in rows.image_id])
+    for part, (rows, copy_images, served_images) in parts.items():
+        copy, served = clf.predict(copy_images), clf.predict(served_images)
         y = rows.label.to_numpy()
         low, high = bootstrap_intervals(y, np.stack([copy, served], 1), rows.lesion_id.to_numpy(),
                                         {0: difference(bacc)})[0]
