@@ -98,7 +98,7 @@ def test_clicking_an_example_shows_its_true_diagnosis(browser, app_server, examp
     assert "Failure:" in thumbnails.last.inner_text()
     thumbnails.first.click()
     _wait_for_analysis(page)
-    page.wait_for_function("() => /True diagnosis/.test(document.querySelector('#summary').innerText)",
+    page.wait_for_function("() => /True diagnosis/.test(document.querySelector('#summary')?.innerText || '')",
                            timeout=TIMEOUT)
     assert "Melanoma (mel)" in page.inner_text("#summary")
     page.wait_for_timeout(500)
@@ -145,8 +145,8 @@ def test_phone_width_stacks_input_above_results(browser, app_server, examples):
     page = _open(browser, app_server, 390, 844)
     page.set_input_files("#upload input[type=file]", str(examples[0]["path"]))
     # the results sit under the inputs: the page scrolls to them once they are there
-    page.wait_for_function("() => { const r = document.querySelector('#probabilities').getBoundingClientRect();"
-                           " return window.scrollY > 0 && r.top >= 0 && r.top < 844 / 2; }", timeout=TIMEOUT)
+    page.wait_for_function("() => { const r = document.querySelector('#probabilities')?.getBoundingClientRect();"
+                           " return !!r && window.scrollY > 0 && r.top >= 0 && r.top < 844 / 2; }", timeout=TIMEOUT)
     page.wait_for_timeout(500)
     page.screenshot(path=str(DOCS / "phone.png"))
     _wait_for_analysis(page)
@@ -284,7 +284,7 @@ def test_a_picture_that_may_not_be_dermoscopic_gets_no_verdict(browser, app_serv
     page.set_input_files("#upload input[type=file]", _note(tmp_path / "note.png"))
     page.wait_for_function("() => /no verdict is given/.test(document.querySelector('#notice')?.innerText || '')",
                            timeout=TIMEOUT)
-    page.wait_for_function("() => document.querySelector('#probabilities').classList.contains('withheld')",
+    page.wait_for_function("() => !!document.querySelector('#probabilities')?.classList.contains('withheld')",
                            timeout=TIMEOUT)
     summary = page.inner_text("#summary")
     assert "Shown greyed" in summary and "Suspicious" not in summary and "Lower risk" not in summary
