@@ -66,9 +66,10 @@ def _wait_for_analysis(page) -> None:
     page.wait_for_function(
         "() => (document.querySelector('#probabilities')?.innerText.match(/\\d+%/g) || []).length >= 7",
         timeout=TIMEOUT)
-    for overlay in ("#gradcam img", "#lime img"):
-        page.wait_for_selector(overlay, state="attached", timeout=TIMEOUT)
-        page.locator(overlay).scroll_into_view_if_needed()  # lazy images load once seen
+    for overlay in ("#gradcam", "#lime"):
+        page.wait_for_selector(f"{overlay} img", state="attached", timeout=TIMEOUT)
+        # lazy images load once seen; the component is scrolled to, as a new answer may swap its img meanwhile
+        page.locator(overlay).scroll_into_view_if_needed()
     page.wait_for_function("() => /flags an image/.test(document.querySelector('#summary')?.innerText || '')",
                            timeout=TIMEOUT)
 
