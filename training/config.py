@@ -125,6 +125,9 @@ class Config:
                               f"probabilities ({c['distill']:.0%} of the target; the rest the label)"))
     distill: float = option(0.5, "with --teacher: the teacher's share of the training target, the one-hot label "
                                  "the rest")
+    init: str = option("", "a finished run folder on the same split whose best weights start this run instead of "
+                           "ImageNet's (e.g. with --teacher, --head-epochs 0 and a low --finetune-lr)",
+                       recipe=lambda c: c.get("init") and f"started from the weights of {c['init']}")
     keep_epochs: bool = option(False, "phase 2 also saves every epoch's weights (finetune.eNN.weights.h5), so a run's "
                                       "late epochs can be averaged with `python -m training soup`", compared=False)
     seed: int = option(0, "seed of the lesion-grouped split, the weights' initialisation and augmentation")

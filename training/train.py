@@ -46,6 +46,7 @@ from .mixing import mixer
 from .network import build_network
 from .sampling import balanced_dataset, drawn_labels
 from .state import RunState
+from .warm_start import init_weights
 
 
 def class_weights(labels: np.ndarray) -> np.ndarray:
@@ -278,6 +279,8 @@ def train(cfg: Config) -> dict:
 
     with strategy.scope():  # variables made here are mirrored across the replicas
         network = build_network(cfg.size, cfg.weights, cfg.dropout, cfg.colour)
+        if cfg.init:  # a resumed phase then restores its own backup over these
+            network.load_weights(init_weights(cfg.init, asdict(cfg), meta))
         if cfg.balance == "logit_adjust":  # trained on logits, served with its softmax (same weights)
             trainee = keras.Model(network.input, network.get_layer(LOGITS_LAYER).output)
             loss = logit_adjusted_loss(trained_labels(labels["train"], cfg), cfg.label_smoothing)
