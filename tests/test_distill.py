@@ -88,3 +88,26 @@ def test_a_student_trains_on_the_teacher_s_answers_and_a_teacher_of_another_spli
         training.train.train(replace(cfg, out=str(tmp_path / "other"), seed=1, teacher=str(out / "export")))
     with pytest.raises(ValueError, match="--distill"):
         replace(cfg, distill=1.5)
+
+
+def test_select_teacher_keeps_the_epoch_closest_to_the_teacher_on_validation(teacher_run, tmp_path, monkeypatch):
+    import training.train
+    from training.config import Config
+    from training.distill import TEACHER_VAL_FILE, teacher_divergence
+    from training.state import RunState
+
+    out, cfg = teacher_run
+    student = tmp_path / "student"
+    monkeypatch.setattr(training.train, "finish_run", lambda out: {})
+    training.train.train(replace(cfg, out=str(student), teacher=str(out / "export"), select="teacher", run_seed=2,
+                                 finetune_epochs=2, finetune_lr=1e-2, patience=None))
+    history, best = RunState(student / "state.json").history, RunState(student / "state.json").best
+    closest = min(history, key=lambda h: h["val_teacher_kl"])
+    assert len(history) == 3 and (best["phase"], best["epoch"]) == (closest["phase"], closest["epoch"])
+    val = pd.read_csv(student / "split.csv").query("split == 'val'")
+    teacher_val = np.load(student / TEACHER_VAL_FILE)
+    assert teacher_val.shape == (len(val), 4, len(CLASSES))
+    assert teacher_divergence(teacher_val[:, 0], teacher_val[:, 0]) == pytest.approx(0, abs=1e-6)
+    assert teacher_divergence(teacher_val[:, 0], np.full_like(teacher_val[:, 0], 1 / len(CLASSES))) > 0
+    with pytest.raises(ValueError, match="needs --teacher"):
+        Config(data="", out="", select="teacher")

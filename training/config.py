@@ -19,6 +19,7 @@ from model.preprocessing import INPUT_SIZE
 STRATEGIES = ("none", "mirrored", "multiworker")
 MIX = ("none", "cutmix", "mixup")
 SAMPLING = ("none", "balanced")  # training.sampling
+SELECT = ("balanced_accuracy", "teacher")  # what keeps an epoch on validation (training.train)
 MIX_NAMES = {"cutmix": "CutMix (a random box of another training image, Beta(1, 1) area)",
              "mixup": "MixUp (a blend with another training image, Beta(0.2, 0.2) weight)"}
 EPOCH_PREFIX = "finetune.e"  # --keep-epochs / --average-from save phase 2's epoch N as finetune.eNN.weights.h5
@@ -128,6 +129,12 @@ class Config:
     init: str = option("", "a finished run folder on the same split whose best weights start this run instead of "
                            "ImageNet's (e.g. with --teacher, --head-epochs 0 and a low --finetune-lr)",
                        recipe=lambda c: c.get("init") and f"started from the weights of {c['init']}")
+    select: str = option("balanced_accuracy", "what keeps an epoch (and stops early) on validation: its balanced "
+                                              "accuracy, or with --teacher its agreement with the teacher (the lowest "
+                                              "mean KL divergence from the teacher's answers, which needs no label)",
+                         choices=SELECT, recipe=lambda c: c.get("select") == "teacher" and (
+                             "the epoch kept by its agreement with the teacher on validation (lowest KL divergence), "
+                             "not by balanced accuracy"))
     keep_epochs: bool = option(False, "phase 2 also saves every epoch's weights (finetune.eNN.weights.h5), so a run's "
                                       "late epochs can be averaged with `python -m training soup`", compared=False)
     seed: int = option(0, "seed of the lesion-grouped split, the weights' initialisation and augmentation")
@@ -174,6 +181,8 @@ class Config:
             raise ValueError(f"--degrade is a share of training images in [0, 1], not {self.degrade}")
         if not 0 <= self.distill <= 1:
             raise ValueError(f"--distill is the teacher's share of the target in [0, 1], not {self.distill}")
+        if self.select == "teacher" and not self.teacher:
+            raise ValueError("--select teacher keeps the epoch closest to the teacher: it needs --teacher")
         if not 0 <= self.lesion_crop <= 1:
             raise ValueError(f"--lesion-crop is a share of the image side in [0, 1], not {self.lesion_crop}")
 

@@ -24,6 +24,7 @@ from .external import ensemble_members
 
 VIEWS = ("as is", "left-right", "up-down", "both")  # index 2 * up_down + left_right
 TEACHER_FILE = "teacher_probs.npy"  # in the run folder: computed once, read again on resume
+TEACHER_VAL_FILE = "teacher_val_probs.npy"  # its answers for the validation images as they are (--select teacher)
 
 
 def members(teacher: str) -> list[Path]:
@@ -64,8 +65,8 @@ def teacher_probs(teacher: str, images: np.ndarray, batch: int = 64) -> np.ndarr
     return out
 
 
-def cached_teacher_probs(teacher: str, images: np.ndarray, run_dir: Path) -> np.ndarray:
-    path = run_dir / TEACHER_FILE
+def cached_teacher_probs(teacher: str, images: np.ndarray, run_dir: Path, name: str = TEACHER_FILE) -> np.ndarray:
+    path = run_dir / name
     if path.is_file():
         probs = np.load(path)
         if len(probs) == len(images):
@@ -73,3 +74,10 @@ def cached_teacher_probs(teacher: str, images: np.ndarray, run_dir: Path) -> np.
     probs = teacher_probs(teacher, images)
     np.save(path, probs)
     return probs
+
+
+def teacher_divergence(teacher: np.ndarray, probs: np.ndarray) -> float:
+    """Mean KL divergence of ``probs`` from the teacher's answers, (N, classes) each: how far a
+    student is from matching its teacher, measured without labels."""
+    t = np.clip(teacher, 1e-7, 1)
+    return float(np.mean(np.sum(t * (np.log(t) - np.log(np.clip(probs, 1e-7, 1))), axis=1)))

@@ -36,7 +36,7 @@ from .augment import (
 from .averaging import load_average
 from .config import BALANCE, Config, epoch_weights
 from .data import SPLITS, load_arrays, read_bcn_train, read_isic2017_train, read_split
-from .distill import cached_teacher_probs, check_members
+from .distill import TEACHER_VAL_FILE, cached_teacher_probs, check_members, teacher_divergence
 from .distribute import check_batch, is_chief, make_strategy, remove_worker_dir, val_predictor, write_dir
 from .evaluate import (
     classification_metrics,
@@ -157,8 +157,17 @@ def _datasets(arrays, labels, cfg: Config, boxes: np.ndarray | None = None, teac
 
 
 def _epoch_callback(state: RunState, phase: str, network, val_set, val_labels, out: Path, patience: int | None,
-                    train_images: int, predict=None):
+                    train_images: int, predict=None, teacher_val: np.ndarray | None = None):
+    """``teacher_val``: the teacher's answers for the validation images; given, the epoch kept is
+    the one closest to them (``distill.teacher_divergence``), not the one of best balanced accuracy."""
     predict = predict or (lambda dataset: network.predict(dataset, verbose=0))
+
+    def better(record: dict, best: dict | None) -> bool:
+        if best is None:
+            return True
+        if teacher_val is not None:
+            return record["val_teacher_kl"] < best.get("val_teacher_kl", np.inf)
+        return record["val_balanced_accuracy"] > best["val_balanced_accuracy"]
 
     class EpochEval(keras.callbacks.Callback):
         """Scores the validation split, keeps the best weights, stops early, saves state."""
@@ -183,18 +192,20 @@ def _epoch_callback(state: RunState, phase: str, network, val_set, val_labels, o
                 "train_images": train_images,  # per epoch: fixed by --sampling balanced, else the split's
                 "train_seconds": round(fitted, 1),
                 "train_images_per_second": round(train_images / fitted, 1),
+                **({"val_teacher_kl": teacher_divergence(teacher_val, probs)} if teacher_val is not None else {}),
             }
             state.history = [
                 h for h in state.history if (h["phase"], h["epoch"]) != (phase, epoch + 1)
             ] + [record]
             state.seconds += time.time() - self.started
-            if state.best is None or record["val_balanced_accuracy"] > state.best["val_balanced_accuracy"]:
+            if better(record, state.best):
                 state.best = record
                 network.save_weights(out / "best.weights.h5")
             print(
                 f"[{phase} {epoch + 1}] loss {record['loss']:.4f} val_loss {val_loss:.4f} "
                 f"val_bacc {record['val_balanced_accuracy']:.4f} val_auc {record['val_macro_auc']:.4f} "
-                f"(best {state.best['val_balanced_accuracy']:.4f} at {state.best['phase']} {state.best['epoch']})",
+                + (f"val_teacher_kl {record['val_teacher_kl']:.4f} " if teacher_val is not None else "")
+                + f"(best {state.best['val_balanced_accuracy']:.4f} at {state.best['phase']} {state.best['epoch']})",
                 flush=True,
             )
             state.save()
@@ -263,11 +274,13 @@ def train(cfg: Config) -> dict:
         arrays[name] = load_arrays(list(part.path), size, cfg.workers, desc=f"loading {name}")
         labels[name] = part.label.to_numpy()
     boxes = box_fractions(meta[meta.split == "train"], cfg.data) if cfg.lesion_crop > 0 else None
-    teacher = None
+    teacher = teacher_val = None
     if cfg.teacher:
         ham = meta[meta.source == "ham10000"] if "source" in meta else meta
         check_members(cfg.teacher, cfg.size, cfg.seed, {n: int((ham.split == n).sum()) for n in SPLITS})
         teacher = cached_teacher_probs(cfg.teacher, arrays["train"], out)
+        if cfg.select == "teacher":  # the validation images as they are: the first of the views
+            teacher_val = cached_teacher_probs(cfg.teacher, arrays["val"], out, TEACHER_VAL_FILE)[:, 0]
         agree = float((teacher[:, 0].argmax(1) == labels["train"]).mean())
         print(f"teacher: {len(teacher)} training images x {teacher.shape[1]} flips; its top class is the label "
               f"for {agree:.1%}", flush=True)
@@ -318,7 +331,7 @@ def train(cfg: Config) -> dict:
         if ema is not None:
             callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
         callbacks.append(_epoch_callback(state, phase, network, plain_sets["val"], labels["val"], out, patience,
-                                         epoch_images, val_predictor(network, strategy)))
+                                         epoch_images, val_predictor(network, strategy), teacher_val))
         if phase == "finetune" and (cfg.keep_epochs or cfg.average_from):
             def keep(epoch, logs):  # the weights as served (the averages, with --ema)
                 if cfg.keep_epochs or epoch + 1 >= cfg.average_from:
