@@ -15,10 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from .config import before_options
-
-BEST = "best.weights.h5"
-# what the start must share with the run beside its split: the network, its input and the split's seed
-SHARED = ("size", "dropout", "colour", "seed")
+from .soup import BEST, SHARED  # what a soup's members share, a start shares with the run it starts
 
 
 def init_weights(run: str | Path, config: dict, meta: pd.DataFrame) -> Path:
@@ -28,11 +25,11 @@ def init_weights(run: str | Path, config: dict, meta: pd.DataFrame) -> Path:
         if not path.is_file():
             raise FileNotFoundError(f"--init {run}: {path.name} not found; --init takes a finished run folder")
     start = {**before_options(), **json.loads((run / "config.json").read_text())}
+    if start["train_bn"] or config["train_bn"]:
+        raise ValueError("--init needs both runs to keep ImageNet's batch-norm statistics (no --train-bn)")
     differ = [k for k in SHARED if _value(start.get(k)) != _value(config.get(k))]
     if differ:
         raise ValueError(f"--init {run} differs from this run in {', '.join(differ)}: its weights do not fit")
-    if start["train_bn"] or config["train_bn"]:
-        raise ValueError("--init needs both runs to keep ImageNet's batch-norm statistics (no --train-bn)")
     theirs = pd.read_csv(run / "split.csv").set_index("image_id").split
     ours = meta.set_index("image_id").split
     shared = ours.index.intersection(theirs.index)
