@@ -65,6 +65,37 @@ def test_each_target_is_the_teacher_s_answer_for_the_flip_drawn_blended_with_the
     assert seen == {0, 1, 2, 3}
 
 
+def test_extra_sources_learn_the_teacher_s_answer_alone_with_ham10000_s_class_balance():
+    from training.config import Config
+    from training.train import _datasets, class_weights
+
+    size = (32, 40)
+    labels = np.array([0, 0, 0, 1, 2, 3, 4, 5, 6] + [4] * 5)  # five extra images labelled melanoma
+    sources = np.array(["ham10000"] * 9 + ["isic2017"] * 5)
+    rng = np.random.default_rng(0)
+    soft = np.repeat(rng.dirichlet(np.ones(len(CLASSES)), len(labels)).astype(np.float32)[:, None], 4, axis=1)
+    arrays = {name: np.full((len(labels), *size, 3), 128, np.uint8) for name in ("train", "val", "test")}
+    onehot = np.eye(len(CLASSES), dtype=np.float32)[labels]
+    for extra_target, trusted in (("teacher", 9), ("label", len(labels))):
+        cfg = Config(data="", out="", size=size, batch_size=len(labels), vignette=0.0, distill=0.25, teacher="t",
+                     extra="e", extra_target=extra_target)
+        train, _ = _datasets(arrays, {k: labels for k in arrays}, cfg, teacher=soft, sources=sources)
+        per_class = class_weights(labels[:trusted])  # the extra labels count only when they are trained on
+        _, targets, weights = next(iter(train))
+        alone = extra_target == "teacher"
+        blends = [soft[i, 0] if alone and i >= 9 else 0.25 * soft[i, 0] + 0.75 * onehot[i] for i in range(len(labels))]
+        matched = set()
+        for target, weight in zip(targets.numpy(), weights.numpy(), strict=True):
+            i = int(np.argmin([np.abs(target - b).sum() for b in blends]))
+            assert np.allclose(target, blends[i], atol=1e-6)
+            expected = soft[i, 0] @ per_class if alone and i >= 9 else per_class[labels[i]]
+            assert weight == pytest.approx(expected, rel=1e-5)
+            matched.add(i)
+        assert matched == set(range(len(labels)))
+    with pytest.raises(ValueError, match="--extra-target teacher"):
+        Config(data="", out="", extra="e", extra_target="teacher")
+
+
 def test_a_student_trains_on_the_teacher_s_answers_and_a_teacher_of_another_split_is_refused(teacher_run, tmp_path,
                                                                                              monkeypatch):
     import training.train

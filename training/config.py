@@ -20,6 +20,7 @@ STRATEGIES = ("none", "mirrored", "multiworker")
 MIX = ("none", "cutmix", "mixup")
 SAMPLING = ("none", "balanced")  # training.sampling
 SELECT = ("balanced_accuracy", "teacher")  # what keeps an epoch on validation (training.train)
+EXTRA_TARGETS = ("label", "teacher")  # what --extra / --bcn images learn from when there is a --teacher
 MIX_NAMES = {"cutmix": "CutMix (a random box of another training image, Beta(1, 1) area)",
              "mixup": "MixUp (a blend with another training image, Beta(0.2, 0.2) weight)"}
 EPOCH_PREFIX = "finetune.e"  # --keep-epochs / --average-from save phase 2's epoch N as finetune.eNN.weights.h5
@@ -126,6 +127,12 @@ class Config:
                               f"probabilities ({c['distill']:.0%} of the target; the rest the label)"))
     distill: float = option(0.5, "with --teacher: the teacher's share of the training target, the one-hot label "
                                  "the rest")
+    extra_target: str = option("label", "with --teacher and --extra or --bcn: what those sources' images learn, "
+                                        "their label blended with the teacher's answer as HAM10000's do (label), or "
+                                        "the teacher's answer alone, weighted by its expected class weight, with "
+                                        "class weights from HAM10000's labels (teacher)",
+                               choices=EXTRA_TARGETS, recipe=lambda c: c.get("extra_target") == "teacher" and (
+                                   "the extra sources' images learn the teacher's answers alone (their labels unused)"))
     init: str = option("", "a finished run folder on the same split whose best weights start this run instead of "
                            "ImageNet's (e.g. with --teacher, --head-epochs 0 and a low --finetune-lr)",
                        recipe=lambda c: c.get("init") and f"started from the weights of {c['init']}")
@@ -183,6 +190,9 @@ class Config:
             raise ValueError(f"--distill is the teacher's share of the target in [0, 1], not {self.distill}")
         if self.select == "teacher" and not self.teacher:
             raise ValueError("--select teacher keeps the epoch closest to the teacher: it needs --teacher")
+        if self.extra_target == "teacher" and not (self.teacher and (self.extra or self.bcn)):
+            raise ValueError("--extra-target teacher gives the extra sources' images the teacher's answers: it needs "
+                             "--teacher and --extra or --bcn")
         if not 0 <= self.lesion_crop <= 1:
             raise ValueError(f"--lesion-crop is a share of the image side in [0, 1], not {self.lesion_crop}")
 

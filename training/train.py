@@ -72,9 +72,20 @@ def logit_adjusted_loss(labels: np.ndarray, label_smoothing: float = 0.0, tau: f
     return loss
 
 
-def trained_labels(labels: np.ndarray, cfg: Config) -> np.ndarray:
-    """The labels as the loss meets them: the training split's, or one of each class when sampling balances them."""
+def trained_labels(labels: np.ndarray, cfg: Config, sources: np.ndarray | None = None) -> np.ndarray:
+    """The labels as the loss meets them: the training split's, or one of each class when sampling balances them.
+
+    With ``--extra-target teacher`` the extra sources' labels are not trained on, so only HAM10000's
+    (``sources``) set the class balance.
+    """
+    if sources is not None and teacher_only(cfg, sources).any():
+        labels = labels[~teacher_only(cfg, sources)]
     return drawn_labels(labels) if cfg.sampling == "balanced" else labels
+
+
+def teacher_only(cfg: Config, sources: np.ndarray) -> np.ndarray:
+    """Which training images learn the teacher's answer alone: the extra sources' with ``--extra-target teacher``."""
+    return (np.asarray(sources) != "ham10000") & (bool(cfg.teacher) and cfg.extra_target == "teacher")
 
 
 def _datasets(arrays, labels, cfg: Config, boxes: np.ndarray | None = None, teacher: np.ndarray | None = None,
@@ -82,12 +93,13 @@ def _datasets(arrays, labels, cfg: Config, boxes: np.ndarray | None = None, teac
     """The augmented training set and plain val/test sets. ``boxes``: the training images' lesion
     boxes (``augment.box_fractions``), needed when ``cfg.lesion_crop`` is on; ``teacher``: (N, views,
     classes) soft targets (``distill.teacher_probs``), blended into the label by ``cfg.distill``;
-    ``sources``: each training image's source, for ``cfg.sampling`` balanced (an endless set then)."""
+    ``sources``: each training image's source, for ``cfg.sampling`` balanced (an endless set then) and
+    ``cfg.extra_target``."""
     rotation = keras.layers.RandomRotation(0.5, fill_mode="reflect", seed=cfg.training_seed) if cfg.rotate else None
     if cfg.lesion_crop > 0 and boxes is None:
         raise ValueError("--lesion-crop needs the training images' lesion boxes")
 
-    def augment(image, target, weight, box=None, soft=None):
+    def augment(image, target, weight, box=None, soft=None, share=None):
         x = tf.cast(image, tf.float32) / 255.0
         if box is not None:  # crop first: rotating would move the box
             x = lesion_crop(x, box, cfg.lesion_crop, cfg.size)
@@ -101,7 +113,7 @@ def _datasets(arrays, labels, cfg: Config, boxes: np.ndarray | None = None, teac
             up_down = tf.random.uniform([], 0, 2, tf.int32)
             x = tf.cond(left_right > 0, lambda: tf.image.flip_left_right(x), lambda: x)
             x = tf.cond(up_down > 0, lambda: tf.image.flip_up_down(x), lambda: x)
-            target = cfg.distill * tf.gather(soft, 2 * up_down + left_right) + (1 - cfg.distill) * target
+            target = share * tf.gather(soft, 2 * up_down + left_right) + (1 - share) * target
         if box is None:
             x = random_zoom_crop(x, cfg.size)
         if cfg.degrade > 0:
@@ -122,14 +134,19 @@ def _datasets(arrays, labels, cfg: Config, boxes: np.ndarray | None = None, teac
     if cfg.balance not in BALANCE:
         raise ValueError(f"balance must be one of {BALANCE}, not {cfg.balance!r}")
     if cfg.balance == "weights":
-        per_class = class_weights(trained_labels(labels["train"], cfg)).astype(np.float32)
+        per_class = class_weights(trained_labels(labels["train"], cfg, sources)).astype(np.float32)
     else:
         per_class = np.ones(len(CLASSES), np.float32)
     if teacher is not None and cfg.lesion_crop > 0:
         raise ValueError("--teacher with --lesion-crop is not supported: the teacher answered for whole images")
-    elements = ((arrays["train"], onehot[labels["train"]], per_class[labels["train"]])
+    weight = per_class[labels["train"]]
+    share = np.full(len(weight), cfg.distill, np.float32)
+    if teacher is not None and sources is not None:  # images without a trusted label: their expected class weight
+        alone = teacher_only(cfg, sources)
+        weight[alone], share[alone] = teacher[alone].mean(axis=1) @ per_class, 1.0
+    elements = ((arrays["train"], onehot[labels["train"]], weight)
                 + ((boxes.astype(np.float32),) if cfg.lesion_crop > 0 else ())
-                + ((teacher.astype(np.float32),) if teacher is not None else ()))
+                + ((teacher.astype(np.float32), share) if teacher is not None else ()))
     if cfg.sampling == "balanced":
         if sources is None:
             raise ValueError("--sampling balanced needs each training image's source")
@@ -138,7 +155,7 @@ def _datasets(arrays, labels, cfg: Config, boxes: np.ndarray | None = None, teac
         train = (tf.data.Dataset.from_tensor_slices(elements)
                  .shuffle(len(arrays["train"]), seed=cfg.training_seed, reshuffle_each_iteration=True))
     train = (
-        train.map(augment if teacher is None else lambda x, y, w, t: augment(x, y, w, soft=t),
+        train.map(augment if teacher is None else lambda x, y, w, t, d: augment(x, y, w, soft=t, share=d),
                   num_parallel_calls=tf.data.AUTOTUNE)
         .batch(cfg.batch_size)
     )
@@ -296,7 +313,7 @@ def train(cfg: Config) -> dict:
             network.load_weights(init_weights(cfg.init, asdict(cfg), meta))
         if cfg.balance == "logit_adjust":  # trained on logits, served with its softmax (same weights)
             trainee = keras.Model(network.input, network.get_layer(LOGITS_LAYER).output)
-            loss = logit_adjusted_loss(trained_labels(labels["train"], cfg), cfg.label_smoothing)
+            loss = logit_adjusted_loss(trained_labels(labels["train"], cfg, sources), cfg.label_smoothing)
         else:
             trainee = network
             loss = keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)
