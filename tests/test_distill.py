@@ -35,6 +35,8 @@ def test_the_teacher_answers_for_every_flip_as_served(teacher_run):
     flipped = np.ascontiguousarray(images[:, ::-1, ::-1])  # up-down and left-right: VIEWS[3]
     assert np.allclose(probs[:, 3], runtime.run_uint8(flipped).probs, atol=1e-6)
     assert np.allclose(probs[:, 0], runtime.run_uint8(images).probs, atol=1e-6)
+    as_they_are = teacher_probs(export, images, flips=1)
+    assert as_they_are.shape == (5, 1, len(CLASSES)) and np.allclose(as_they_are[:, 0], probs[:, 0], atol=1e-6)
 
 
 def test_each_target_is_the_teacher_s_answer_for_the_flip_drawn_blended_with_the_label():
@@ -137,7 +139,7 @@ def test_select_teacher_keeps_the_epoch_closest_to_the_teacher_on_validation(tea
     assert len(history) == 3 and (best["phase"], best["epoch"]) == (closest["phase"], closest["epoch"])
     val = pd.read_csv(student / "split.csv").query("split == 'val'")
     teacher_val = np.load(student / TEACHER_VAL_FILE)
-    assert teacher_val.shape == (len(val), 4, len(CLASSES))
+    assert teacher_val.shape == (len(val), 1, len(CLASSES))  # only the images as they are are compared
     assert teacher_divergence(teacher_val[:, 0], teacher_val[:, 0]) == pytest.approx(0, abs=1e-6)
     assert teacher_divergence(teacher_val[:, 0], np.full_like(teacher_val[:, 0], 1 / len(CLASSES))) > 0
     with pytest.raises(ValueError, match="needs --teacher"):

@@ -54,24 +54,26 @@ def views(images: np.ndarray) -> list[np.ndarray]:
     return [images[:, ::-1 if ud else 1, ::-1 if lr else 1] for ud in (0, 1) for lr in (0, 1)]
 
 
-def teacher_probs(teacher: str, images: np.ndarray, batch: int = 64) -> np.ndarray:
-    """(N, len(VIEWS), classes): the members' mean probabilities for each image in each flip, as served."""
+def teacher_probs(teacher: str, images: np.ndarray, batch: int = 64, flips: int = len(VIEWS)) -> np.ndarray:
+    """(N, flips, classes): the members' mean probabilities for each image in the first ``flips`` of
+    VIEWS, as served (``flips=1``: the images as they are)."""
     runtimes = [load_classifier(m) for m in members(teacher)]
-    out = np.zeros((len(images), len(VIEWS), len(CLASSES)), np.float32)
-    for v, flipped in enumerate(views(images)):
+    out = np.zeros((len(images), flips, len(CLASSES)), np.float32)
+    for v, flipped in enumerate(views(images)[:flips]):
         for start in range(0, len(images), batch):
             chunk = np.ascontiguousarray(flipped[start:start + batch])
             out[start:start + batch, v] = np.mean([r.run_uint8(chunk).probs for r in runtimes], axis=0)
     return out
 
 
-def cached_teacher_probs(teacher: str, images: np.ndarray, run_dir: Path, name: str = TEACHER_FILE) -> np.ndarray:
+def cached_teacher_probs(teacher: str, images: np.ndarray, run_dir: Path, name: str = TEACHER_FILE,
+                         flips: int = len(VIEWS)) -> np.ndarray:
     path = run_dir / name
     if path.is_file():
         probs = np.load(path)
-        if len(probs) == len(images):
-            return probs
-    probs = teacher_probs(teacher, images)
+        if len(probs) == len(images) and probs.shape[1] >= flips:
+            return probs[:, :flips]
+    probs = teacher_probs(teacher, images, flips=flips)
     np.save(path, probs)
     return probs
 

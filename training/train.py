@@ -297,7 +297,7 @@ def train(cfg: Config) -> dict:
         check_members(cfg.teacher, cfg.size, cfg.seed, {n: int((ham.split == n).sum()) for n in SPLITS})
         teacher = cached_teacher_probs(cfg.teacher, arrays["train"], out)
         if cfg.select == "teacher":  # the validation images as they are: the first of the views
-            teacher_val = cached_teacher_probs(cfg.teacher, arrays["val"], out, TEACHER_VAL_FILE)[:, 0]
+            teacher_val = cached_teacher_probs(cfg.teacher, arrays["val"], out, TEACHER_VAL_FILE, flips=1)[:, 0]
         agree = float((teacher[:, 0].argmax(1) == labels["train"]).mean())
         print(f"teacher: {len(teacher)} training images x {teacher.shape[1]} flips; its top class is the label "
               f"for {agree:.1%}", flush=True)
