@@ -96,6 +96,8 @@ def test_extra_sources_learn_the_teacher_s_answer_alone_with_ham10000_s_class_ba
         assert matched == set(range(len(labels)))
     with pytest.raises(ValueError, match="--extra-target teacher"):
         Config(data="", out="", extra="e", extra_target="teacher")
+    with pytest.raises(ValueError, match="--sampling balanced"):
+        Config(data="", out="", teacher="t", extra="e", extra_target="teacher", sampling="balanced")
 
 
 def test_a_student_trains_on_the_teacher_s_answers_and_a_teacher_of_another_split_is_refused(teacher_run, tmp_path,

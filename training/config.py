@@ -193,6 +193,9 @@ class Config:
         if self.extra_target == "teacher" and not (self.teacher and (self.extra or self.bcn)):
             raise ValueError("--extra-target teacher gives the extra sources' images the teacher's answers: it needs "
                              "--teacher and --extra or --bcn")
+        if self.extra_target == "teacher" and self.sampling == "balanced":
+            raise ValueError("--extra-target teacher with --sampling balanced is not supported: the draw would "
+                             "pick the extra images by the labels they do not learn")
         if not 0 <= self.lesion_crop <= 1:
             raise ValueError(f"--lesion-crop is a share of the image side in [0, 1], not {self.lesion_crop}")
 
