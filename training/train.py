@@ -78,7 +78,7 @@ def trained_labels(labels: np.ndarray, cfg: Config, sources: np.ndarray | None =
     With ``--extra-target teacher`` the extra sources' labels are not trained on, so only HAM10000's
     (``sources``) set the class balance.
     """
-    if sources is not None and teacher_only(cfg, sources).any():
+    if sources is not None:
         labels = labels[~teacher_only(cfg, sources)]
     return drawn_labels(labels) if cfg.sampling == "balanced" else labels
 
