@@ -18,6 +18,7 @@ from model.labels import CLASSES
 from model.preprocessing import load_image, resize
 
 SPLITS = ("train", "val", "test")
+HAM_SOURCE = "ham10000"  # the `source` of HAM10000's rows in a run's split.csv; extra sources have their own
 
 
 def read_metadata(data_dir: str | Path) -> pd.DataFrame:

@@ -28,7 +28,7 @@ from model.runtime import sha256
 
 from .card import write_card
 from .config import SOUP_FILE, Config, before_options
-from .data import EXTRA_SOURCES, SPLITS, load_arrays
+from .data import EXTRA_SOURCES, HAM_SOURCE, SPLITS, load_arrays
 from .evaluate import (
     at_threshold,
     classification_metrics,
@@ -166,7 +166,7 @@ def model_section(run: ScoredRun) -> dict:
 def data_section(run: ScoredRun) -> dict:
     """The images each split holds (HAM10000's, and the extra training images, counted apart)."""
     meta = run.meta
-    ham = meta.source.eq("ham10000") if "source" in meta else pd.Series(True, index=meta.index)
+    ham = meta.source.eq(HAM_SOURCE) if "source" in meta else pd.Series(True, index=meta.index)
     return {
         "dataset": "HAM10000 (Tschandl et al., Sci. Data 5, 180161, 2018), CC BY-NC 4.0",
         "images": {n: int(((meta.split == n) & ham).sum()) for n in SPLITS},

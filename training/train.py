@@ -35,7 +35,7 @@ from .augment import (
 )
 from .averaging import load_average
 from .config import BALANCE, Config, epoch_weights
-from .data import SPLITS, load_arrays, read_bcn_train, read_isic2017_train, read_split
+from .data import HAM_SOURCE, SPLITS, load_arrays, read_bcn_train, read_isic2017_train, read_split
 from .distill import TEACHER_VAL_FILE, cached_teacher_probs, check_members, teacher_divergence
 from .distribute import check_batch, is_chief, make_strategy, remove_worker_dir, val_predictor, write_dir
 from .evaluate import (
@@ -85,14 +85,15 @@ def trained_labels(labels: np.ndarray, cfg: Config, sources: np.ndarray | None =
 
 def teacher_only(cfg: Config, sources: np.ndarray) -> np.ndarray:
     """Which training images learn the teacher's answer alone: the extra sources' with ``--extra-target teacher``."""
-    return (np.asarray(sources) != "ham10000") & (bool(cfg.teacher) and cfg.extra_target == "teacher")
+    return (np.asarray(sources) != HAM_SOURCE) & (bool(cfg.teacher) and cfg.extra_target == "teacher")
 
 
 def _datasets(arrays, labels, cfg: Config, boxes: np.ndarray | None = None, teacher: np.ndarray | None = None,
               sources: np.ndarray | None = None):
     """The augmented training set and plain val/test sets. ``boxes``: the training images' lesion
     boxes (``augment.box_fractions``), needed when ``cfg.lesion_crop`` is on; ``teacher``: (N, views,
-    classes) soft targets (``distill.teacher_probs``), blended into the label by ``cfg.distill``;
+    classes) soft targets (``distill.teacher_probs``), blended into the label by ``cfg.distill`` (the
+    teacher's answer alone for ``teacher_only`` images);
     ``sources``: each training image's source, for ``cfg.sampling`` balanced (an endless set then) and
     ``cfg.extra_target``."""
     rotation = keras.layers.RandomRotation(0.5, fill_mode="reflect", seed=cfg.training_seed) if cfg.rotate else None
@@ -263,7 +264,7 @@ def train(cfg: Config) -> dict:
         meta = pd.read_csv(split_path)
         print(f"resuming with the split saved in {split_path}")
     else:
-        meta = read_split(cfg.data, cfg.seed, cfg.limit).assign(source="ham10000")
+        meta = read_split(cfg.data, cfg.seed, cfg.limit).assign(source=HAM_SOURCE)
         if cfg.extra:
             extra = read_isic2017_train(cfg.extra)
             if cfg.limit:
@@ -293,7 +294,7 @@ def train(cfg: Config) -> dict:
     boxes = box_fractions(meta[meta.split == "train"], cfg.data) if cfg.lesion_crop > 0 else None
     teacher = teacher_val = None
     if cfg.teacher:
-        ham = meta[meta.source == "ham10000"] if "source" in meta else meta
+        ham = meta[meta.source == HAM_SOURCE] if "source" in meta else meta
         check_members(cfg.teacher, cfg.size, cfg.seed, {n: int((ham.split == n).sum()) for n in SPLITS})
         teacher = cached_teacher_probs(cfg.teacher, arrays["train"], out)
         if cfg.select == "teacher":  # the validation images as they are: the first of the views
@@ -302,10 +303,10 @@ def train(cfg: Config) -> dict:
         print(f"teacher: {len(teacher)} training images x {teacher.shape[1]} flips; its top class is the label "
               f"for {agree:.1%}", flush=True)
     train_meta = meta[meta.split == "train"]
-    sources = train_meta.source.to_numpy() if "source" in train_meta else np.full(len(train_meta), "ham10000")
+    sources = train_meta.source.to_numpy() if "source" in train_meta else np.full(len(train_meta), HAM_SOURCE)
     train_set, plain_sets = _datasets(arrays, labels, cfg, boxes, teacher, sources)
     # balanced sampling draws as many images an epoch as HAM10000's training split holds, whatever the extra sources
-    epoch_images = int((sources == "ham10000").sum()) if cfg.sampling == "balanced" else len(arrays["train"])
+    epoch_images = int((sources == HAM_SOURCE).sum()) if cfg.sampling == "balanced" else len(arrays["train"])
 
     with strategy.scope():  # variables made here are mirrored across the replicas
         network = build_network(cfg.size, cfg.weights, cfg.dropout, cfg.colour)

@@ -19,7 +19,7 @@ from model.card import read_json
 from model.runtime import KERAS_FILE
 
 from .config import Config, before_options
-from .data import card_split, read_split
+from .data import HAM_SOURCE, card_split, read_split
 from .network import build_network
 
 CURVES = "training_curves.png"
@@ -44,7 +44,7 @@ def unpack(export_dir: str | Path, data: str | Path, out: str | Path) -> Path:
     card_split(card, data, cfg.seed)  # raises if the data is not the copy the model was trained on
     out.mkdir(parents=True, exist_ok=False)
     (out / "config.json").write_text(json.dumps({**cfg.__dict__, "size": list(cfg.size)}, indent=2))
-    read_split(data, cfg.seed, cfg.limit).assign(source="ham10000").to_csv(out / "split.csv", index=False)
+    read_split(data, cfg.seed, cfg.limit).assign(source=HAM_SOURCE).to_csv(out / "split.csv", index=False)
     best = training["best_epoch"]
     state = {"history": [best], "phases_done": ["head", "finetune"], "best": best,
              "seconds": training.get("train_seconds", 0.0)}
