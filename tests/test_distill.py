@@ -100,6 +100,37 @@ def test_extra_sources_learn_the_teacher_s_answer_alone_with_ham10000_s_class_ba
         Config(data="", out="", teacher="t", extra="e", extra_target="teacher", sampling="balanced")
 
 
+def test_online_the_teacher_answers_for_each_image_as_augmented_and_mixed(teacher_run):
+    from model import load_classifier
+    from training.config import Config
+    from training.distill import online_teacher
+    from training.train import _datasets
+
+    out, cfg = teacher_run
+    export = str(out / "export")
+    runtime = load_classifier(export)
+    size, n = runtime.input_size, 12
+    rng = np.random.default_rng(0)
+    arrays = {name: rng.integers(0, 255, (n, *size, 3), np.uint8) for name in ("train", "val", "test")}
+    labels = np.arange(n) % len(CLASSES)
+    share = 0.25
+    student = Config(data="", out="", size=size, batch_size=4, balance="none", teacher=export, teach="online",
+                     distill=share, mix="mixup", mix_share=1.0)
+    teach = online_teacher(f"{export}+{export}", share)  # a model averaged with itself is the model
+    train, _ = _datasets(arrays, {k: labels for k in arrays}, student, teach=teach)
+    mixed = 0
+    for x, target, weight in train:
+        rest = (target.numpy() - share * runtime.run(x.numpy()).probs) / (1 - share)  # the label, mixed as x was
+        assert np.allclose(rest.sum(1), 1, atol=1e-5) and (rest > -1e-5).all() and np.allclose(weight, 1)
+        assert ((rest > 1e-4).sum(1) <= 2).all()  # one image, or a blend of two
+        mixed += int(((rest > 1e-4).sum(1) == 2).sum())
+    assert mixed > 0  # the teacher answered for blends, not only whole images
+    with pytest.raises(ValueError, match="needs --teacher"):
+        Config(data="", out="", teach="online")
+    with pytest.raises(ValueError, match="--teach online with --extra-target teacher"):
+        Config(data="", out="", teacher="t", extra="e", extra_target="teacher", teach="online")
+
+
 def test_a_student_trains_on_the_teacher_s_answers_and_a_teacher_of_another_split_is_refused(teacher_run, tmp_path,
                                                                                              monkeypatch):
     import training.train
@@ -119,6 +150,12 @@ def test_a_student_trains_on_the_teacher_s_answers_and_a_teacher_of_another_spli
     assert config["teacher"] == str(out / "export") and (student / "best.weights.h5").is_file()
     assert any(p.startswith("distilled from the mean of 1 models' probabilities (50% of the target")
                for p in recipe_phrases(config))
+    online = tmp_path / "online"
+    training.train.train(replace(cfg, out=str(online), teacher=str(out / "export"), teach="online", run_seed=1,
+                                 finetune_epochs=1, lesion_crop=0.5))  # online, the teacher answers for crops too
+    assert not (online / TEACHER_FILE).exists() and (online / "best.weights.h5").is_file()
+    assert "the teacher answering online for each augmented, mixed batch (consistent teaching)" in recipe_phrases(
+        json.loads((online / "config.json").read_text()))
     with pytest.raises(ValueError, match="another split"):
         training.train.train(replace(cfg, out=str(tmp_path / "other"), seed=1, teacher=str(out / "export")))
     with pytest.raises(ValueError, match="--distill"):

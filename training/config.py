@@ -21,6 +21,7 @@ MIX = ("none", "cutmix", "mixup")
 SAMPLING = ("none", "balanced")  # training.sampling
 SELECT = ("balanced_accuracy", "teacher")  # what keeps an epoch on validation (training.train)
 EXTRA_TARGETS = ("label", "teacher")  # what --extra / --bcn images learn from when there is a --teacher
+TEACH = ("offline", "online")  # when the --teacher answers: once per image and flip, or for each batch as augmented
 MIX_NAMES = {"cutmix": "CutMix (a random box of another training image, Beta(1, 1) area)",
              "mixup": "MixUp (a blend with another training image, Beta(0.2, 0.2) weight)"}
 EPOCH_PREFIX = "finetune.e"  # --keep-epochs / --average-from save phase 2's epoch N as finetune.eNN.weights.h5
@@ -127,6 +128,12 @@ class Config:
                               f"probabilities ({c['distill']:.0%} of the target; the rest the label)"))
     distill: float = option(0.5, "with --teacher: the teacher's share of the training target, the one-hot label "
                                  "the rest")
+    teach: str = option("offline", "with --teacher: when it answers, once per training image and flip before "
+                                   "training (offline), or for each batch as the student sees it, the same crop, "
+                                   "colour and mix of two images (online: consistent teaching, each epoch runs the "
+                                   "teacher's members too)",
+                        choices=TEACH, recipe=lambda c: c.get("teacher") and c.get("teach") == "online" and (
+                            "the teacher answering online for each augmented, mixed batch (consistent teaching)"))
     extra_target: str = option("label", "with --teacher and --extra or --bcn: what those sources' images learn, "
                                         "their label blended with the teacher's answer as HAM10000's do (label), or "
                                         "the teacher's answer alone, weighted by its expected class weight, with "
@@ -193,6 +200,11 @@ class Config:
         if self.extra_target == "teacher" and not (self.teacher and (self.extra or self.bcn)):
             raise ValueError("--extra-target teacher gives the extra sources' images the teacher's answers: it needs "
                              "--teacher and --extra or --bcn")
+        if self.teach == "online" and not self.teacher:
+            raise ValueError("--teach online runs the teacher on each batch: it needs --teacher")
+        if self.teach == "online" and self.extra_target == "teacher":
+            raise ValueError("--teach online with --extra-target teacher is not supported: every image's target "
+                             "blends the teacher's answer with its label by --distill")
         if self.extra_target == "teacher" and self.sampling == "balanced":
             raise ValueError("--extra-target teacher with --sampling balanced is not supported: the draw would "
                              "pick the extra images by the labels they do not learn")

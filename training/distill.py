@@ -4,17 +4,21 @@ Runs of one recipe disagree (one replicate moved melanoma recall by 0.2); the me
 probabilities takes that variance out, but costs every member to serve. A student trained on the
 ensemble's probabilities keeps one MobileNetV2 to serve, so every serving path stays as it is.
 
-The teacher answers once per training image and view, before training (offline distillation): the
-four flips the augmentation draws from, so the target matches what the student sees ("a good
-teacher is patient and consistent", Beyer et al., CVPR 2022). Crops and colour jitter are not
-matched: they change a lesion's appearance far less than the teacher's answers differ from labels.
+By default the teacher answers once per training image and view, before training (offline
+distillation): the four flips the augmentation draws from, so the target matches what the student
+sees in orientation ("a good teacher is patient and consistent", Beyer et al., CVPR 2022). With
+``--teach online`` (``online_teacher``) it answers for each batch as the student sees it, crop,
+colour jitter and mix of two images included, which that paper found a student needs to match its
+teacher over a long schedule; each epoch then runs the members too.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import tensorflow as tf
 
 from model.card import read_json
 from model.labels import CLASSES
@@ -64,6 +68,26 @@ def teacher_probs(teacher: str, images: np.ndarray, batch: int = 64, flips: int 
             chunk = np.ascontiguousarray(flipped[start:start + batch])
             out[start:start + batch, v] = np.mean([r.run_uint8(chunk).probs for r in runtimes], axis=0)
     return out
+
+
+def online_teacher(teacher: str, share: float) -> Callable:
+    """A batch map (scaled images, targets, weights) -> the same with each target ``share`` the teacher's
+    answer for that very image and the rest the target it had (the label, mixed as the image was).
+
+    The members run on LiteRT, as served, inside the tf.data pipeline, so they answer the next batch
+    while the student trains on this one.
+    """
+    runtimes = [load_classifier(m) for m in members(teacher)]
+
+    def answer(images: np.ndarray) -> np.ndarray:
+        return np.mean([r.run(images).probs for r in runtimes], axis=0).astype(np.float32)
+
+    def teach(images, targets, weights):
+        soft = tf.numpy_function(answer, [images], tf.float32)
+        soft.set_shape([None, len(CLASSES)])
+        return images, share * soft + (1 - share) * targets, weights
+
+    return teach
 
 
 def cached_teacher_probs(teacher: str, images: np.ndarray, run_dir: Path, name: str = TEACHER_FILE,

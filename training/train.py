@@ -36,7 +36,14 @@ from .augment import (
 from .averaging import load_average
 from .config import BALANCE, Config, epoch_weights
 from .data import HAM_SOURCE, SPLITS, load_arrays, read_bcn_train, read_isic2017_train, read_split
-from .distill import TEACHER_VAL_FILE, cached_teacher_probs, check_members, teacher_divergence
+from .distill import (
+    TEACHER_VAL_FILE,
+    cached_teacher_probs,
+    check_members,
+    members,
+    online_teacher,
+    teacher_divergence,
+)
 from .distribute import check_batch, is_chief, make_strategy, remove_worker_dir, val_predictor, write_dir
 from .evaluate import (
     classification_metrics,
@@ -89,13 +96,14 @@ def teacher_only(cfg: Config, sources: np.ndarray) -> np.ndarray:
 
 
 def _datasets(arrays, labels, cfg: Config, boxes: np.ndarray | None = None, teacher: np.ndarray | None = None,
-              sources: np.ndarray | None = None):
+              sources: np.ndarray | None = None, teach=None):
     """The augmented training set and plain val/test sets. ``boxes``: the training images' lesion
     boxes (``augment.box_fractions``), needed when ``cfg.lesion_crop`` is on; ``teacher``: (N, views,
     classes) soft targets (``distill.teacher_probs``), blended into the label by ``cfg.distill`` (the
     teacher's answer alone for ``teacher_only`` images);
     ``sources``: each training image's source, for ``cfg.sampling`` balanced (an endless set then) and
-    ``cfg.extra_target``."""
+    ``cfg.extra_target``; ``teach``: a batch map giving the targets the teacher's answers for the
+    batch as augmented and mixed (``distill.online_teacher``), instead of ``teacher``."""
     rotation = keras.layers.RandomRotation(0.5, fill_mode="reflect", seed=cfg.training_seed) if cfg.rotate else None
     if cfg.lesion_crop > 0 and boxes is None:
         raise ValueError("--lesion-crop needs the training images' lesion boxes")
@@ -139,7 +147,8 @@ def _datasets(arrays, labels, cfg: Config, boxes: np.ndarray | None = None, teac
     else:
         per_class = np.ones(len(CLASSES), np.float32)
     if teacher is not None and cfg.lesion_crop > 0:
-        raise ValueError("--teacher with --lesion-crop is not supported: the teacher answered for whole images")
+        raise ValueError("--teacher with --lesion-crop needs --teach online: offline, the teacher answered for "
+                         "whole images")
     weight = per_class[labels["train"]]
     share = np.full(len(weight), cfg.distill, np.float32)
     if teacher is not None and sources is not None:  # images without a trusted label: their expected class weight
@@ -163,6 +172,8 @@ def _datasets(arrays, labels, cfg: Config, boxes: np.ndarray | None = None, teac
     mix = mixer(cfg.mix, cfg.mix_share, cfg.training_seed)
     if mix is not None:
         train = train.map(mix, num_parallel_calls=tf.data.AUTOTUNE)
+    if teach is not None:  # one batch at a time: the members' interpreters already use every core
+        train = train.map(teach)
     train = train.prefetch(tf.data.AUTOTUNE)
     plain_sets = {
         name: tf.data.Dataset.from_tensor_slices(arrays[name])
@@ -292,19 +303,24 @@ def train(cfg: Config) -> dict:
         arrays[name] = load_arrays(list(part.path), size, cfg.workers, desc=f"loading {name}")
         labels[name] = part.label.to_numpy()
     boxes = box_fractions(meta[meta.split == "train"], cfg.data) if cfg.lesion_crop > 0 else None
-    teacher = teacher_val = None
+    teacher = teacher_val = teach = None
     if cfg.teacher:
         ham = meta[meta.source == HAM_SOURCE] if "source" in meta else meta
         check_members(cfg.teacher, cfg.size, cfg.seed, {n: int((ham.split == n).sum()) for n in SPLITS})
-        teacher = cached_teacher_probs(cfg.teacher, arrays["train"], out)
         if cfg.select == "teacher":  # the validation images as they are: the first of the views
             teacher_val = cached_teacher_probs(cfg.teacher, arrays["val"], out, TEACHER_VAL_FILE, flips=1)[:, 0]
-        agree = float((teacher[:, 0].argmax(1) == labels["train"]).mean())
-        print(f"teacher: {len(teacher)} training images x {teacher.shape[1]} flips; its top class is the label "
-              f"for {agree:.1%}", flush=True)
+        if cfg.teach == "online":
+            teach = online_teacher(cfg.teacher, cfg.distill)
+            print(f"teacher: {len(members(cfg.teacher))} members answering for each training batch as augmented",
+                  flush=True)
+        else:
+            teacher = cached_teacher_probs(cfg.teacher, arrays["train"], out)
+            agree = float((teacher[:, 0].argmax(1) == labels["train"]).mean())
+            print(f"teacher: {len(teacher)} training images x {teacher.shape[1]} flips; its top class is the label "
+                  f"for {agree:.1%}", flush=True)
     train_meta = meta[meta.split == "train"]
     sources = train_meta.source.to_numpy() if "source" in train_meta else np.full(len(train_meta), HAM_SOURCE)
-    train_set, plain_sets = _datasets(arrays, labels, cfg, boxes, teacher, sources)
+    train_set, plain_sets = _datasets(arrays, labels, cfg, boxes, teacher, sources, teach)
     # balanced sampling draws as many images an epoch as HAM10000's training split holds, whatever the extra sources
     epoch_images = int((sources == HAM_SOURCE).sum()) if cfg.sampling == "balanced" else len(arrays["train"])
 
