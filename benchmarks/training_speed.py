@@ -13,6 +13,10 @@ turn, so a machine shared with other work slows every backend alike. JAX and PyT
 the requirements (CI does not need them); install the CPU builds to compare:
 ``pip install jax==0.10.2 torch==2.13.0`` (ask for that exact torch: a bare ``torch`` pulls a
 CUDA build). A backend whose package is missing is reported as not installed.
+
+``--teacher A+B+C`` instead times what ``--teach online`` adds to a step: the members' answers for
+the same batch (LiteRT, as served), in turn with the float32 step, so that the table gives the cost
+of an online-taught epoch against the student's alone.
 """
 
 from __future__ import annotations
@@ -80,6 +84,24 @@ def images_per_second(policy: str, jit: bool, size: tuple[int, int], batch: int,
         return batch / float(np.median([timed_step(step) for _ in range(steps)]))
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def teacher_cost(teacher: str, size: tuple[int, int], batch: int, steps: int) -> list[tuple[str, float]]:
+    """Median images/s of the student's step, the teacher's answers for its batch, and both in turn."""
+    from training.distill import answerer
+
+    step, _ = fine_tuning_step("float32", False, size, batch)
+    answer = answerer(teacher)
+    x = np.random.default_rng(1).uniform(-1, 1, (batch, *size, 3)).astype(np.float32)
+    for _ in range(2):
+        step(), answer(x)
+    student, taught = [], []
+    for _ in range(steps):
+        student.append(timed_step(step))
+        taught.append(timed_step(lambda: answer(x)))
+    both = np.add(student, taught)
+    return [(name, batch / float(np.median(t))) for name, t in
+            (("student step", student), ("teacher's answers", taught), ("both, one after the other", both))]
 
 
 def serve_backend(backend: str, size: tuple[int, int], batch: int) -> None:
@@ -177,11 +199,22 @@ def main(argv: list[str] | None = None) -> None:
         "--backends", nargs="?", const=",".join(BACKENDS), metavar="LIST",
         help=f"instead of the policy table, compare Keras backends (default {','.join(BACKENDS)}); "
              "JAX and PyTorch: pip install jax==0.10.2 torch==2.13.0 (exactly that torch: CPU build)")
+    parser.add_argument("--teacher", metavar="A+B+C", help="instead of the policy table, time the online teacher's "
+                        "answers (--teach online) beside the student's step")
     parser.add_argument("--serve", choices=BACKENDS, help=argparse.SUPPRESS)  # the child side of --backends
     args = parser.parse_args(argv)
     size = tuple(int(v) for v in args.size.split("x"))
     if args.serve:
         return serve_backend(args.serve, size, args.batch_size)
+    if args.teacher:
+        print(f"fine-tuning MobileNetV2 at {args.size}, batch {args.batch_size}, float32, and the teacher "
+              f"{args.teacher} answering for the batch; median of {args.steps} steps in turn; {os.cpu_count()} cores")
+        rows = teacher_cost(args.teacher, size, args.batch_size, args.steps)
+        base = rows[0][1]
+        print("| what | images/s | time vs the student's step |\n|---|---|---|")
+        for name, speed in rows:
+            print(f"| {name} | {speed:.1f} | {base / speed:.2f}x |")
+        return
     if args.backends:
         backends = args.backends.split(",")
         if unknown := set(backends) - set(BACKENDS):

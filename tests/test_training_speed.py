@@ -1,4 +1,4 @@
-"""``python -m benchmarks.training_speed --backends``: a backend whose package is missing is reported, not a crash.
+"""``python -m benchmarks.training_speed``: a missing backend is reported, not a crash; the online teacher is timed.
 
 JAX and PyTorch are not in the requirements, so on CI they are absent; no timing is tested here.
 """
@@ -43,3 +43,16 @@ def test_speeds_are_relative_to_tensorflow():
     assert "| TensorFlow | 2 | False | 10.0 | 1.00x |" in table
     assert "| JAX | 0.1 | True | 13.0 | 1.30x |" in table
     assert "| PyTorch | failed: boom | - | - | - |" in table
+
+
+def test_the_online_teacher_s_cost_is_timed_beside_the_student_s_step(run_with_extra, capsys):
+    from model import load_classifier
+
+    export = str(run_with_extra / "export")
+    height, width = load_classifier(export).input_size
+    training_speed.main(["--teacher", f"{export}+{export}", "--size", f"{height}x{width}", "--batch-size", "4",
+                         "--steps", "2"])
+    rows = {line.split("|")[1].strip(): float(line.split("|")[2]) for line in capsys.readouterr().out.splitlines()
+            if line.startswith("| ") and not line.startswith("| what")}
+    assert set(rows) == {"student step", "teacher's answers", "both, one after the other"}
+    assert rows["both, one after the other"] < min(rows["student step"], rows["teacher's answers"])

@@ -70,6 +70,16 @@ def teacher_probs(teacher: str, images: np.ndarray, batch: int = 64, flips: int 
     return out
 
 
+def answerer(teacher: str) -> Callable[[np.ndarray], np.ndarray]:
+    """The members loaded once: scaled float32 (N, H, W, 3) images -> their mean probabilities (N, classes)."""
+    runtimes = [load_classifier(m) for m in members(teacher)]
+
+    def answer(images: np.ndarray) -> np.ndarray:
+        return np.mean([r.run(images).probs for r in runtimes], axis=0).astype(np.float32)
+
+    return answer
+
+
 def online_teacher(teacher: str, share: float) -> Callable:
     """A batch map (scaled images, targets, weights) -> the same with each target ``share`` the teacher's
     answer for that very image and the rest the target it had (the label, mixed as the image was).
@@ -77,10 +87,7 @@ def online_teacher(teacher: str, share: float) -> Callable:
     The members run on LiteRT, as served, inside the tf.data pipeline, so they answer the next batch
     while the student trains on this one.
     """
-    runtimes = [load_classifier(m) for m in members(teacher)]
-
-    def answer(images: np.ndarray) -> np.ndarray:
-        return np.mean([r.run(images).probs for r in runtimes], axis=0).astype(np.float32)
+    answer = answerer(teacher)
 
     def teach(images, targets, weights):
         soft = tf.numpy_function(answer, [images], tf.float32)
