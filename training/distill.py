@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from model.card import read_json
 from model.labels import CLASSES
+from model.preprocessing import scale
 from model.runtime import load_classifier
 
 from .external import ensemble_members
@@ -61,12 +62,11 @@ def views(images: np.ndarray) -> list[np.ndarray]:
 def teacher_probs(teacher: str, images: np.ndarray, batch: int = 64, flips: int = len(VIEWS)) -> np.ndarray:
     """(N, flips, classes): the members' mean probabilities for each image in the first ``flips`` of
     VIEWS, as served (``flips=1``: the images as they are)."""
-    runtimes = [load_classifier(m) for m in members(teacher)]
+    answer = answerer(teacher)
     out = np.zeros((len(images), flips, len(CLASSES)), np.float32)
     for v, flipped in enumerate(views(images)[:flips]):
         for start in range(0, len(images), batch):
-            chunk = np.ascontiguousarray(flipped[start:start + batch])
-            out[start:start + batch, v] = np.mean([r.run_uint8(chunk).probs for r in runtimes], axis=0)
+            out[start:start + batch, v] = answer(scale(flipped[start:start + batch].astype(np.float32)))
     return out
 
 
@@ -75,6 +75,8 @@ def answerer(teacher: str) -> Callable[[np.ndarray], np.ndarray]:
     runtimes = [load_classifier(m) for m in members(teacher)]
 
     def answer(images: np.ndarray) -> np.ndarray:
+        if images.shape[1:3] != runtimes[0].input_size:  # LiteRT would resize its input and answer anyway
+            raise ValueError(f"the teacher takes {runtimes[0].input_size} images, not {images.shape[1:3]}")
         return np.mean([r.run(images).probs for r in runtimes], axis=0).astype(np.float32)
 
     return answer
