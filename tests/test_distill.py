@@ -37,6 +37,8 @@ def test_the_teacher_answers_for_every_flip_as_served(teacher_run):
     assert np.allclose(probs[:, 0], runtime.run_uint8(images).probs, atol=1e-6)
     as_they_are = teacher_probs(export, images, flips=1)
     assert as_they_are.shape == (5, 1, len(CLASSES)) and np.allclose(as_they_are[:, 0], probs[:, 0], atol=1e-6)
+    with pytest.raises(ValueError, match="the teacher takes"):  # not answered at another size
+        teacher_probs(export, images[:, :32])
 
 
 def test_each_target_is_the_teacher_s_answer_for_the_flip_drawn_blended_with_the_label():
