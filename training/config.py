@@ -121,8 +121,9 @@ class Config:
                                recipe=lambda c: c["average_from"] and (
                                    f"the uniform average of fine-tuning epochs {c['average_from']} to the last "
                                    "(no epoch picked on validation)"))
-    teacher: str = option("", "export folders whose mean probabilities, per training image and flip, are soft "
-                              "targets (A+B+C: an ensemble distilled into this run); trained on the same split",
+    teacher: str = option("", "export folders whose mean probabilities are soft targets, per training image and "
+                              "flip or, with --teach online, per augmented batch (A+B+C: an ensemble distilled into "
+                              "this run); trained on the same split",
                           recipe=lambda c: c["teacher"] and (
                               f"distilled from the mean of {len(c['teacher'].split(ENSEMBLE_JOIN))} models' "
                               f"probabilities ({c['distill']:.0%} of the target; the rest the label)"))
