@@ -21,11 +21,14 @@ isolate()  # before Gradio is imported: its cache of uploads and outputs goes in
 import gradio as gr  # noqa: E402
 
 from app import batch, card, page, views  # noqa: E402
+from app.cache_writes import whole_writes  # noqa: E402
 from app.examples import EXAMPLES  # noqa: E402
 from app.examples import labels as example_labels  # noqa: E402
 from model import CLASSES, DESCRIPTIONS, ModelFileError, display_name  # noqa: E402
 from model.risk import DISCLAIMER  # noqa: E402
 from model.runtime import SHIPPED_DIR  # noqa: E402
+
+whole_writes()  # identical answers to concurrent requests share a cached image file: it must never be half-written
 
 MAX_UPLOAD = "20mb"
 # The disclaimer stays in view: a bar fixed to the bottom of the window (sticky did not hold
